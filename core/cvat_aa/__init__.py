@@ -1,0 +1,73 @@
+"""cvat-aa: auto-annotate CVAT tasks with ML models on your own machine.
+
+The public API. Functions follow cvat-sdk's auto-annotation protocol (``spec`` + ``detect``);
+see the plugin author guide in docs/.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .hookspecs import hookimpl
+from .interface import (
+    BadFunctionError,
+    BatchDetectionFunction,
+    DetectionAnnotation,
+    DetectionFunction,
+    DetectionFunctionContext,
+    DetectionFunctionSpec,
+    FrameContext,
+    attribute_spec,
+    checkbox_attribute_spec,
+    keypoint,
+    keypoint_spec,
+    label_spec,
+    mask,
+    number_attribute_spec,
+    polygon,
+    radio_attribute_spec,
+    rectangle,
+    select_attribute_spec,
+    shape,
+    skeleton,
+    skeleton_label_spec,
+    tag,
+    text_attribute_spec,
+)
+from .parameters import FunctionParameterError
+from .plugins import UnknownFunctionError, discover_functions, load_function
+
+try:
+    __version__ = version("cvat-aa")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "BadFunctionError",
+    "BatchDetectionFunction",
+    "DetectionAnnotation",
+    "DetectionFunction",
+    "DetectionFunctionContext",
+    "DetectionFunctionSpec",
+    "FrameContext",
+    "FunctionParameterError",
+    "UnknownFunctionError",
+    "__version__",
+    "attribute_spec",
+    "checkbox_attribute_spec",
+    "discover_functions",
+    "hookimpl",
+    "keypoint",
+    "keypoint_spec",
+    "label_spec",
+    "load_function",
+    "mask",
+    "number_attribute_spec",
+    "polygon",
+    "radio_attribute_spec",
+    "rectangle",
+    "select_attribute_spec",
+    "shape",
+    "skeleton",
+    "skeleton_label_spec",
+    "tag",
+    "text_attribute_spec",
+]

@@ -1,0 +1,400 @@
+"""The plugin manager, entry-point discovery, and loading functions by name, module or file.
+
+Environment variables:
+
+* ``CVAT_AA_LOAD_PLUGINS``: a comma-separated allowlist of entry-point names (functions and
+  hook plugins). When set, nothing else is loaded; set it to an empty string to load none.
+* ``CVAT_AA_DISABLE_PLUGINS``: a comma-separated blocklist of entry-point names.
+* ``CVAT_AA_TRACE_HOOKS``: when ``1``, every hook call is logged at DEBUG level.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import importlib_metadata
+import pluggy
+from cvat_sdk.auto_annotation import DetectionFunctionSpec as SdkDetectionFunctionSpec
+
+from . import hookspecs
+from .interface import BadFunctionError, DetectionAnnotation, validate_labels
+from .parameters import FunctionParameterError, check_factory_parameters
+
+__all__ = [
+    "FUNCTIONS_GROUP",
+    "HOOK_PLUGINS_GROUP",
+    "FunctionEntry",
+    "Hooks",
+    "UnknownFunctionError",
+    "discover_functions",
+    "get_plugin_manager",
+    "hooks",
+    "load_function",
+]
+
+FUNCTIONS_GROUP = "cvat_aa.functions"
+HOOK_PLUGINS_GROUP = "cvat_aa.plugins"
+LOAD_ENV = "CVAT_AA_LOAD_PLUGINS"
+DISABLE_ENV = "CVAT_AA_DISABLE_PLUGINS"
+TRACE_ENV = "CVAT_AA_TRACE_HOOKS"
+
+logger = logging.getLogger(__name__)
+
+
+class UnknownFunctionError(LookupError):
+    """No installed plugin, module or file matches the requested function."""
+
+
+def _name_list(value: str) -> set[str]:
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def is_enabled(name: str) -> bool:
+    """Whether the allowlist and blocklist environment variables let ``name`` load."""
+    allowed = os.environ.get(LOAD_ENV)
+    if allowed is not None and name not in _name_list(allowed):
+        return False
+    return name not in _name_list(os.environ.get(DISABLE_ENV, ""))
+
+
+def _entry_points(group: str) -> list[importlib_metadata.EntryPoint]:
+    return sorted(importlib_metadata.entry_points(group=group), key=lambda ep: ep.name)
+
+
+def _describe_dist(ep: importlib_metadata.EntryPoint) -> tuple[str | None, str | None]:
+    dist = ep.dist
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
+
+
+class _CoreImplementations:
+    """cvat-aa's own hook implementations: the ones that call the function being run."""
+
+    @hookspecs.hookimpl(trylast=True)
+    def cvat_aa_spec(self, function: Any) -> Any:
+        return function.spec
+
+    @hookspecs.hookimpl(trylast=True)
+    def cvat_aa_detect(
+        self, function: Any, contexts: Sequence[Any], images: Sequence[Any]
+    ) -> list[list[DetectionAnnotation]]:
+        detect_batch = getattr(function, "detect_batch", None)
+        if detect_batch is not None:
+            results = [list(r) for r in detect_batch(contexts, images)]
+            if len(results) != len(images):
+                raise BadFunctionError(
+                    f"detect_batch returned {len(results)} results for {len(images)} frames"
+                )
+            return results
+        return [list(function.detect(c, i)) for c, i in zip(contexts, images, strict=True)]
+
+
+def _make_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    pm.register(_CoreImplementations(), name="cvat_aa.core")
+    if os.environ.get(TRACE_ENV) == "1":
+        pm.trace.root.setwriter(lambda message: logger.debug("hook: %s", message.rstrip()))
+        pm.enable_tracing()
+    for ep in _entry_points(HOOK_PLUGINS_GROUP):
+        if not is_enabled(ep.name):
+            continue
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as ex:  # one broken plugin must not break the others
+            dist, version = _describe_dist(ep)
+            logger.warning(
+                "hook plugin %r from %s %s failed to load and is skipped: %s: %s",
+                ep.name,
+                dist,
+                version,
+                type(ex).__name__,
+                ex,
+            )
+    return pm
+
+
+_plugin_manager: pluggy.PluginManager | None = None
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, created (and hook plugins loaded) on first use."""
+    global _plugin_manager
+    if _plugin_manager is None:
+        _plugin_manager = _make_plugin_manager()
+    return _plugin_manager
+
+
+@attrs.frozen
+class Hooks:
+    """A typed façade over ``pm.hook``, so that call sites are checked."""
+
+    pm: pluggy.PluginManager
+
+    def spec(self, function: Any) -> SdkDetectionFunctionSpec:
+        spec = self.pm.hook.cvat_aa_spec(function=function)
+        if not isinstance(spec, SdkDetectionFunctionSpec):
+            raise BadFunctionError(
+                f"function spec is a {type(spec).__name__}, not a DetectionFunctionSpec"
+            )
+        # A cvat-sdk spec was validated by cvat-sdk, but a hook wrapper may have built
+        # its own; checking again is cheap and gives our error type.
+        validate_labels(spec.labels)
+        return spec
+
+    def detect(
+        self, function: Any, contexts: Sequence[Any], images: Sequence[Any]
+    ) -> list[list[DetectionAnnotation]]:
+        return self.pm.hook.cvat_aa_detect(function=function, contexts=contexts, images=images)
+
+    def run_started(self, run: Mapping[str, Any]) -> None:
+        self.pm.hook.cvat_aa_run_started(run=run)
+
+    def frames_done(self, frames: Sequence[int], annotations: int) -> None:
+        self.pm.hook.cvat_aa_frames_done(frames=frames, annotations=annotations)
+
+    def run_finished(self, summary: Mapping[str, Any]) -> None:
+        self.pm.hook.cvat_aa_run_finished(summary=summary)
+
+
+def hooks() -> Hooks:
+    """The typed façade over the process-wide plugin manager."""
+    return Hooks(get_plugin_manager())
+
+
+# --- functions -------------------------------------------------------------------------------
+
+
+def _is_function(obj: Any) -> bool:
+    return not isinstance(obj, type) and hasattr(obj, "spec") and callable(getattr(obj, "detect", None))
+
+
+def _factory_of(obj: Any) -> Callable[..., Any] | None:
+    """The factory an entry-point object stands for, or None if it is a function itself."""
+    if _is_function(obj):
+        return None
+    create = getattr(obj, "create", None)
+    if callable(create):
+        return create
+    if callable(obj) and not isinstance(obj, types.ModuleType):
+        return obj
+    raise BadFunctionError(
+        f"{obj!r} is not a function: it needs 'spec' and 'detect' attributes, or a"
+        " 'create(**params)' factory"
+    )
+
+
+def _summary_of(obj: Any, factory: Callable[..., Any] | None) -> str | None:
+    for candidate in (obj, factory):
+        doc = getattr(candidate, "__doc__", None)
+        if doc and not isinstance(candidate, (str, int)):
+            first = doc.strip().splitlines()[0].strip()
+            if first:
+                return first
+    return None
+
+
+def check_function(function: Any, *, name: str) -> Any:
+    """Check that ``function`` follows the protocol; return it."""
+    if not _is_function(function):
+        raise BadFunctionError(
+            f"function {name!r} has no 'spec' attribute or no 'detect' method;"
+            " a function needs both (see the plugin author guide)"
+        )
+    return function
+
+
+def instantiate(obj: Any, params: Mapping[str, Any], *, name: str) -> Any:
+    """Turn an entry-point object, module or file module into a function, given parameters."""
+    factory = _factory_of(obj)
+    if factory is None:
+        if params:
+            raise FunctionParameterError(
+                f"function {name!r} takes no parameters, got {', '.join(sorted(params))}"
+            )
+        return check_function(obj, name=name)
+    check_factory_parameters(factory, params, function_name=name)
+    try:
+        function = factory(**params)
+    except (FunctionParameterError, BadFunctionError):
+        raise
+    except (TypeError, ValueError, LookupError) as ex:
+        # Factories report bad values (an unknown model name, say) with these.
+        raise FunctionParameterError(f"function {name!r}: {ex}") from ex
+    return check_function(function, name=name)
+
+
+@attrs.define
+class FunctionEntry:
+    """One function found through the ``cvat_aa.functions`` entry-point group."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    entry_point: importlib_metadata.EntryPoint | None = attrs.field(repr=False, default=None)
+    summary: str | None = None
+    error: str | None = None
+    _object: Any = attrs.field(repr=False, default=None, alias="object")
+
+    @property
+    def status(self) -> str:
+        return "broken" if self.error else "ok"
+
+    def describe(self) -> str:
+        where = f"{self.distribution} {self.version}" if self.distribution else "no distribution"
+        return f"{self.name!r} (from {where})"
+
+    def load_object(self) -> Any:
+        """Import the entry point's object; raise BadFunctionError naming the plugin if broken."""
+        if self.error:
+            raise BadFunctionError(f"plugin {self.describe()} is broken: {self.error}")
+        return self._object
+
+    def parameters(self) -> list[dict[str, Any]]:
+        from .parameters import describe_factory_parameters
+
+        factory = _factory_of(self.load_object())
+        return [] if factory is None else describe_factory_parameters(factory)
+
+    def load(self, **params: Any) -> Any:
+        return instantiate(self.load_object(), params, name=self.name)
+
+
+def _load_entry(ep: importlib_metadata.EntryPoint) -> FunctionEntry:
+    dist, version = _describe_dist(ep)
+    entry = FunctionEntry(ep.name, dist, version, ep)
+    try:
+        obj = ep.load()
+        factory = _factory_of(obj)
+    except Exception as ex:  # a broken plugin is reported, not fatal
+        entry.error = f"{type(ex).__name__}: {ex}"
+        logger.debug("function plugin %s failed to load", entry.describe(), exc_info=True)
+        return entry
+    entry._object = obj
+    entry.summary = _summary_of(obj, factory)
+    if not entry.summary and ep.dist is not None:
+        entry.summary = ep.dist.metadata.get("Summary")
+    return entry
+
+
+def discover_functions(names: Iterable[str] | None = None) -> list[FunctionEntry]:
+    """Find (and import) the installed function plugins, each on its own.
+
+    Broken plugins come back with ``error`` set instead of raising. With ``names``, only
+    those entry points are imported.
+    """
+    wanted = None if names is None else set(names)
+    entries: dict[str, FunctionEntry] = {}
+    for ep in _entry_points(FUNCTIONS_GROUP):
+        if not is_enabled(ep.name) or (wanted is not None and ep.name not in wanted):
+            continue
+        if ep.name in entries:
+            first = entries[ep.name]
+            dist, version = _describe_dist(ep)
+            first.error = (
+                f"the name is registered twice: by {first.distribution} and by {dist} {version};"
+                " uninstall one of them"
+            )
+            continue
+        entries[ep.name] = _load_entry(ep)
+    return list(entries.values())
+
+
+def find_function(name: str) -> FunctionEntry:
+    """The installed function plugin called ``name``."""
+    found = discover_functions([name])
+    if found:
+        return found[0]
+    installed = sorted(ep.name for ep in _entry_points(FUNCTIONS_GROUP) if is_enabled(ep.name))
+    hint = f"installed: {', '.join(installed)}" if installed else "no function plugins are installed"
+    if name in {ep.name for ep in _entry_points(FUNCTIONS_GROUP)}:
+        hint = f"it is disabled by {LOAD_ENV}/{DISABLE_ENV}"
+    raise UnknownFunctionError(
+        f"no function named {name!r} ({hint}). Run 'cvat-aa functions list' to see them,"
+        " or pass --function-module/--function-file"
+    )
+
+
+def import_function_module(module_name: str) -> Any:
+    """Import a module to use as a function (``--function-module``)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as ex:
+        if ex.name and module_name.startswith(ex.name):
+            raise UnknownFunctionError(f"no module named {module_name!r} can be imported") from ex
+        raise BadFunctionError(
+            f"module {module_name!r} failed to import: {type(ex).__name__}: {ex}"
+        ) from ex
+    except Exception as ex:
+        raise BadFunctionError(
+            f"module {module_name!r} failed to import: {type(ex).__name__}: {ex}"
+        ) from ex
+
+
+def import_function_file(path: str | os.PathLike[str]) -> Any:
+    """Execute a Python file to use as a function (``--function-file``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UnknownFunctionError(f"function file {str(path)!r} does not exist")
+    module_name = f"__cvat_aa_function_{abs(hash(str(path.resolve())))}__"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise BadFunctionError(f"{str(path)!r} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    # Registered so that pickling and dataclasses inside the file work.
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as ex:
+        del sys.modules[module_name]
+        raise BadFunctionError(
+            f"function file {str(path)!r} failed to run: {type(ex).__name__}: {ex}"
+        ) from ex
+    return module
+
+
+def load_function(
+    source: Any = None,
+    /,
+    *,
+    function_module: str | None = None,
+    function_file: str | os.PathLike[str] | None = None,
+    **params: Any,
+) -> Any:
+    """Load a function in one call, as ``cvat-aa annotate`` does.
+
+    ``source`` is an installed plugin's name, a module name, a path to a ``.py`` file, or a
+    function object (returned as is, or its ``create`` called with ``params``). Keyword
+    ``params`` go to the function's factory. Raises ``UnknownFunctionError``,
+    ``FunctionParameterError`` or ``BadFunctionError`` with a message that says what to do.
+    """
+    given = [x for x in (source, function_module, function_file) if x is not None]
+    if len(given) != 1:
+        raise TypeError("load_function() takes exactly one of source, function_module, function_file")
+    if function_module is not None:
+        return instantiate(import_function_module(function_module), params, name=function_module)
+    if function_file is not None:
+        return instantiate(import_function_file(function_file), params, name=str(function_file))
+    if not isinstance(source, (str, os.PathLike)):
+        return instantiate(source, params, name=type(source).__name__)
+    text = os.fspath(source)
+    if text.endswith(".py") or os.sep in text:
+        return instantiate(import_function_file(text), params, name=text)
+    if text in {ep.name for ep in _entry_points(FUNCTIONS_GROUP)}:
+        return find_function(text).load(**params)
+    try:
+        module = import_function_module(text)
+    except UnknownFunctionError:
+        find_function(text)  # raises with the list of installed functions
+        raise
+    return instantiate(module, params, name=text)
