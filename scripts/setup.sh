@@ -6,10 +6,6 @@ PYTHON=${PYTHON:-python3.11}
 if [[ ! -x .venv/bin/python ]]; then
     "$PYTHON" -m venv .venv
 fi
+pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # torch/torchvision are pinned: these releases are on this machine's disk; others download GBs.
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -m pip install --quiet --disable-pip-version-check \
-    "torch==2.14.1" "torchvision==0.29.1" \
-    -e ".[test]" \
-    2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import cvat_aa" 
+"${pip[@]}" "torch==2.14.1" "torchvision==0.29.1" -e ".[test]"

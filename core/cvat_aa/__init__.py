@@ -6,6 +6,14 @@ see the plugin author guide in docs/.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .driver import (
+    AnnotationSummary,
+    FrameSelection,
+    FunctionFailedError,
+    NoDataError,
+    annotate_job,
+    annotate_task,
+)
 from .hookspecs import hookimpl
 from .interface import (
     BadFunctionError,
@@ -41,6 +49,12 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "AnnotationSummary",
+    "FrameSelection",
+    "FunctionFailedError",
+    "NoDataError",
+    "annotate_job",
+    "annotate_task",
     "BadFunctionError",
     "BatchDetectionFunction",
     "DetectionAnnotation",

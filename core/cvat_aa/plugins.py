@@ -27,7 +27,11 @@ from cvat_sdk.auto_annotation import DetectionFunctionSpec as SdkDetectionFuncti
 
 from . import hookspecs
 from .interface import BadFunctionError, DetectionAnnotation, validate_labels
-from .parameters import FunctionParameterError, check_factory_parameters
+from .parameters import (
+    FunctionParameterError,
+    check_factory_parameters,
+    describe_factory_parameters,
+)
 
 __all__ = [
     "FUNCTIONS_GROUP",
@@ -260,12 +264,6 @@ class FunctionEntry:
             raise BadFunctionError(f"plugin {self.describe()} is broken: {self.error}")
         return self._object
 
-    def parameters(self) -> list[dict[str, Any]]:
-        from .parameters import describe_factory_parameters
-
-        factory = _factory_of(self.load_object())
-        return [] if factory is None else describe_factory_parameters(factory)
-
     def load(self, **params: Any) -> Any:
         return instantiate(self.load_object(), params, name=self.name)
 
@@ -363,6 +361,44 @@ def import_function_file(path: str | os.PathLike[str]) -> Any:
     return module
 
 
+def resolve_function_source(
+    source: Any = None,
+    /,
+    *,
+    function_module: str | None = None,
+    function_file: str | os.PathLike[str] | None = None,
+) -> tuple[Any, str]:
+    """Find the object a function source names, before any parameters are applied.
+
+    Returns the object (a function, a module, or a factory) and a name for messages.
+    """
+    given = [x for x in (source, function_module, function_file) if x is not None]
+    if len(given) != 1:
+        raise TypeError("give exactly one of a source, function_module or function_file")
+    if function_module is not None:
+        return import_function_module(function_module), function_module
+    if function_file is not None:
+        return import_function_file(function_file), str(function_file)
+    if not isinstance(source, (str, os.PathLike)):
+        return source, getattr(source, "__name__", None) or type(source).__name__
+    text = os.fspath(source)
+    if text.endswith(".py") or os.sep in text:
+        return import_function_file(text), text
+    if text in {ep.name for ep in _entry_points(FUNCTIONS_GROUP)}:
+        return find_function(text).load_object(), text
+    try:
+        return import_function_module(text), text
+    except UnknownFunctionError:
+        find_function(text)  # raises with the list of installed functions
+        raise
+
+
+def function_parameters(obj: Any) -> list[dict[str, Any]]:
+    """The parameters that the factory behind ``obj`` accepts (none for a plain function)."""
+    factory = _factory_of(obj)
+    return [] if factory is None else describe_factory_parameters(factory)
+
+
 def load_function(
     source: Any = None,
     /,
@@ -378,23 +414,7 @@ def load_function(
     ``params`` go to the function's factory. Raises ``UnknownFunctionError``,
     ``FunctionParameterError`` or ``BadFunctionError`` with a message that says what to do.
     """
-    given = [x for x in (source, function_module, function_file) if x is not None]
-    if len(given) != 1:
-        raise TypeError("load_function() takes exactly one of source, function_module, function_file")
-    if function_module is not None:
-        return instantiate(import_function_module(function_module), params, name=function_module)
-    if function_file is not None:
-        return instantiate(import_function_file(function_file), params, name=str(function_file))
-    if not isinstance(source, (str, os.PathLike)):
-        return instantiate(source, params, name=type(source).__name__)
-    text = os.fspath(source)
-    if text.endswith(".py") or os.sep in text:
-        return instantiate(import_function_file(text), params, name=text)
-    if text in {ep.name for ep in _entry_points(FUNCTIONS_GROUP)}:
-        return find_function(text).load(**params)
-    try:
-        module = import_function_module(text)
-    except UnknownFunctionError:
-        find_function(text)  # raises with the list of installed functions
-        raise
-    return instantiate(module, params, name=text)
+    obj, name = resolve_function_source(
+        source, function_module=function_module, function_file=function_file
+    )
+    return instantiate(obj, params, name=name)

@@ -1,0 +1,132 @@
+"""``cvat-aa annotate``: run a function on a CVAT task or job and upload the results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from cvat_sdk.api_client import exceptions as api_exceptions
+from cvat_sdk.core.auth import configure_client_auth_arguments, make_client_from_cli
+from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
+
+from .. import __version__
+from ..driver import FrameSelection, annotate_job, annotate_task
+from ..driver.annotate import DEFAULT_BATCH_SIZE
+from .errors import NotFoundError, UsageError
+from .options import add_function_options, load_from_args
+
+__all__ = ["register"]
+
+logger = logging.getLogger(__name__)
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _frames(text: str) -> FrameSelection:
+    try:
+        return FrameSelection.parse(text)
+    except ValueError as ex:
+        raise argparse.ArgumentTypeError(str(ex)) from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "annotate",
+        help="annotate a CVAT task or job with a function",
+        description="Run a function on the frames of a CVAT task (or job) and upload the"
+        " annotations. Server and authentication options are cvat-cli's.",
+    )
+    parser.add_argument("task_id", nargs="?", type=int, metavar="TASK_ID", help="the task to annotate")
+    parser.add_argument("--job", type=int, metavar="JOB_ID", help="annotate this job instead of a task")
+    add_function_options(parser, named_option=True)
+    parser.add_argument(
+        "--clear-existing", action="store_true", help="replace existing annotations instead of adding"
+    )
+    parser.add_argument(
+        "--allow-unmatched-labels",
+        action="store_true",
+        help="drop output for function labels, sublabels or attributes the task lacks",
+    )
+    parser.add_argument(
+        "--conf-threshold", type=_threshold, metavar="X", help="confidence threshold, 0 to 1"
+    )
+    parser.add_argument(
+        "--conv-mask-to-poly", action="store_true", help="ask the function for polygons instead of masks"
+    )
+    parser.add_argument(
+        "--frames",
+        type=_frames,
+        metavar="SPEC",
+        help="only these task frames: numbers, ranges and stepped ranges, e.g. 0-99:5,120,200-210",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"frames per call to the function (default {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    configure_client_auth_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if (args.task_id is None) == (args.job is None):
+        raise UsageError("give either a TASK_ID or --job JOB_ID")
+    # Load the function before connecting: a bad name or parameter needs no server.
+    function, name, _ = load_from_args(args)
+
+    client = make_client_from_cli(args, logger=logging.getLogger("cvat_aa.client"))
+    client.api_client.default_headers["User-Agent"] = (
+        f"cvat_aa/{__version__} {client.api_client.default_headers['User-Agent']}"
+    )
+    with client:
+        client.check_server_version(fail_if_unsupported=False)
+        pbar = DeferredTqdmProgressReporter(
+            {"file": sys.stderr, "dynamic_ncols": True, "disable": None}
+        )
+        options = dict(
+            pbar=pbar,
+            clear_existing=args.clear_existing,
+            allow_unmatched_labels=args.allow_unmatched_labels,
+            conf_threshold=args.conf_threshold,
+            conv_mask_to_poly=args.conv_mask_to_poly,
+            frames=args.frames,
+            batch_size=args.batch_size,
+        )
+        target = f"job {args.job}" if args.job is not None else f"task {args.task_id}"
+        try:
+            if args.job is not None:
+                summary = annotate_job(client, args.job, function, **options)
+            else:
+                summary = annotate_task(client, args.task_id, function, **options)
+        except api_exceptions.NotFoundException:
+            raise NotFoundError(f"{target} was not found on {client.api_map.host}") from None
+
+    if args.json:
+        print(json.dumps({"function": name, **summary.to_dict()}, indent=2))
+    else:
+        print(summary.format())
+        print(f"See the result in CVAT: {client.api_map.host}/tasks/{summary.task_id}")
+    return 0

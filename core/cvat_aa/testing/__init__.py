@@ -1,0 +1,1 @@
+"""Test support: a CVAT-compatible server and pytest fixtures."""

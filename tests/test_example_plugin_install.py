@@ -1,0 +1,96 @@
+"""The example plugin in examples/ installs like any third-party plugin, and uninstalls cleanly.
+
+The test builds a throw-away virtual environment that sees this environment's packages
+(cvat-aa, cvat-sdk, OpenCV, pip, setuptools) without reinstalling them, installs the example
+into it with pip, and watches ``cvat-aa functions list --json`` there. It needs the example
+not to be installed in this environment; the example's own tests import it from source.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tomllib
+import venv
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "face-detection"
+DISTRIBUTION = "cvat-aa-face-detection"
+FUNCTION = "face_detection"
+
+
+def make_throwaway_venv(path: Path) -> Path:
+    """Create a venv at ``path`` that also sees this environment's site-packages; its python.
+
+    ``--system-site-packages`` would expose the base interpreter's packages, not this venv's.
+    Instead a ``.pth`` file adds this environment's site directories after the new venv's own,
+    with ``site.addsitedir`` so that their ``.pth`` files (editable installs) take effect too.
+    Packages installed into the new venv come first and leave this environment untouched.
+    """
+    venv.EnvBuilder(symlinks=True, with_pip=False).create(path)
+    python = path / "bin" / "python"
+    site_packages = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    outer = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
+    lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in outer)
+    (Path(site_packages) / "_outer_environment.pth").write_text(lines)
+    return python
+
+
+def run(python: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PIP_", "CVAT_AA_"))}
+    env.update(
+        PIP_NO_INDEX="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        # Only the example is imported: the listing stays fast and independent of whatever
+        # else this environment has installed.
+        CVAT_AA_LOAD_PLUGINS=FUNCTION,
+    )
+    result = subprocess.run([python, *args], check=False, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def listed_functions(python: Path) -> dict[str, dict]:
+    listing = json.loads(run(python, "-m", "cvat_aa", "functions", "list", "--json"))
+    return {entry["name"]: entry for entry in listing}
+
+
+@pytest.mark.slow
+def test_example_plugin_appears_when_installed_and_disappears_when_uninstalled(tmp_path):
+    try:
+        installed = metadata.distribution(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        installed = None
+    assert installed is None, (
+        f"{DISTRIBUTION} is installed in {sys.prefix}; this test needs it not to be."
+        f" Run: {sys.executable} -m pip uninstall -y {DISTRIBUTION}"
+    )
+    version = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]["version"]
+    # pip builds in the source tree; a copy keeps build/ and *.egg-info out of the repository.
+    source = shutil.copytree(
+        EXAMPLE,
+        tmp_path / "face-detection",
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache"),
+    )
+    python = make_throwaway_venv(tmp_path / "venv")
+
+    assert FUNCTION not in listed_functions(python)
+
+    run(python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", str(source))
+    entry = listed_functions(python)[FUNCTION]
+    assert entry["status"] == "ok", entry["error"]
+    assert (entry["distribution"], entry["version"]) == (DISTRIBUTION, version)
+    assert entry["summary"].startswith("Detect faces")
+
+    run(python, "-m", "pip", "uninstall", "--yes", DISTRIBUTION)
+    assert FUNCTION not in listed_functions(python)

@@ -1,0 +1,283 @@
+"""Discovery through entry points, loading by name/module/file, and the hooks."""
+
+from __future__ import annotations
+
+import logging
+
+import PIL.Image
+import pytest
+
+import cvat_aa
+from cvat_aa import plugins
+from cvat_aa.hookspecs import hookimpl
+
+FUNCTION_MODULE = """
+    import cvat_aa
+
+    spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("{label}", 0, type="rectangle")])
+
+    def detect(context, image):
+        return [cvat_aa.rectangle(0, [0, 0, image.width, image.height])]
+"""
+
+FACTORY_MODULE = """
+    '''Boxes the whole image; a test factory.'''
+    import cvat_aa
+
+    class Whole:
+        def __init__(self, label, margin):
+            self.spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec(label, 0)])
+            self.margin = margin
+
+        def detect(self, context, image):
+            m = self.margin
+            return [cvat_aa.rectangle(0, [m, m, image.width - m, image.height - m])]
+
+    def create(label: str = "thing", margin: int = 0):
+        return Whole(label, margin)
+"""
+
+
+def test_a_registered_function_is_listed_with_its_distribution(make_distribution):
+    make_distribution(
+        "cvat-aa-whole",
+        version="2.3",
+        modules={"whole_factory_a": FACTORY_MODULE},
+        entry_points={plugins.FUNCTIONS_GROUP: {"whole": "whole_factory_a"}},
+    )
+    [entry] = [e for e in cvat_aa.discover_functions() if e.name == "whole"]
+    assert (entry.distribution, entry.version, entry.status) == ("cvat-aa-whole", "2.3", "ok")
+    assert entry.summary == "Boxes the whole image; a test factory."
+
+
+def test_a_function_is_loaded_by_its_entry_point_name_with_parameters(make_distribution):
+    make_distribution(
+        "cvat-aa-whole",
+        modules={"whole_factory_b": FACTORY_MODULE},
+        entry_points={plugins.FUNCTIONS_GROUP: {"whole": "whole_factory_b:create"}},
+    )
+    function = cvat_aa.load_function("whole", label="box", margin=2)
+    assert function.spec.labels[0].name == "box"
+    [box] = function.detect(None, PIL.Image.new("RGB", (10, 8)))
+    assert box.points == [2, 2, 8, 6]
+
+
+def test_a_plugin_that_fails_to_import_is_listed_as_broken_and_others_still_work(make_distribution):
+    make_distribution(
+        "cvat-aa-broken",
+        version="0.1",
+        modules={"broken_plugin_c": "import does_not_exist_anywhere\n"},
+        entry_points={plugins.FUNCTIONS_GROUP: {"broken": "broken_plugin_c"}},
+    )
+    make_distribution(
+        "cvat-aa-fine",
+        modules={"fine_plugin_c": FUNCTION_MODULE.format(label="car")},
+        entry_points={plugins.FUNCTIONS_GROUP: {"fine": "fine_plugin_c"}},
+    )
+    entries = {e.name: e for e in cvat_aa.discover_functions()}
+    assert entries["broken"].status == "broken"
+    assert "does_not_exist_anywhere" in entries["broken"].error
+    assert entries["fine"].status == "ok"
+    with pytest.raises(cvat_aa.BadFunctionError, match=r"'broken' \(from cvat-aa-broken 0.1\) is broken"):
+        cvat_aa.load_function("broken")
+
+
+def test_an_entry_point_object_that_is_not_a_function_is_listed_as_broken(make_distribution):
+    make_distribution(
+        "cvat-aa-odd",
+        modules={"odd_plugin_d": "VALUE = 42\n"},
+        entry_points={plugins.FUNCTIONS_GROUP: {"odd": "odd_plugin_d:VALUE"}},
+    )
+    [entry] = [e for e in cvat_aa.discover_functions() if e.name == "odd"]
+    assert entry.status == "broken" and "is not a function" in entry.error
+
+
+def test_a_name_registered_twice_is_reported(make_distribution):
+    for n, dist in enumerate(["cvat-aa-one", "cvat-aa-two"]):
+        make_distribution(
+            dist,
+            modules={f"twice_plugin_{n}": FUNCTION_MODULE.format(label="car")},
+            entry_points={plugins.FUNCTIONS_GROUP: {"twice": f"twice_plugin_{n}"}},
+        )
+    [entry] = [e for e in cvat_aa.discover_functions() if e.name == "twice"]
+    assert entry.status == "broken" and "registered twice" in entry.error
+
+
+def test_the_allowlist_variable_loads_only_the_named_plugins(make_distribution, monkeypatch):
+    for name in ("keep", "drop"):
+        make_distribution(
+            f"cvat-aa-{name}",
+            modules={f"{name}_plugin_e": FUNCTION_MODULE.format(label=name)},
+            entry_points={plugins.FUNCTIONS_GROUP: {name: f"{name}_plugin_e"}},
+        )
+    monkeypatch.setenv("CVAT_AA_LOAD_PLUGINS", "keep")
+    assert [e.name for e in cvat_aa.discover_functions()] == ["keep"]
+    with pytest.raises(cvat_aa.UnknownFunctionError, match="disabled"):
+        cvat_aa.load_function("drop")
+
+
+def test_the_blocklist_variable_skips_a_plugin_that_breaks_start_up(make_distribution, monkeypatch):
+    make_distribution(
+        "cvat-aa-crash",
+        modules={"crash_plugin_f": "raise SystemError('boom at import')\n"},
+        entry_points={plugins.FUNCTIONS_GROUP: {"crash": "crash_plugin_f"}},
+    )
+    monkeypatch.setenv("CVAT_AA_DISABLE_PLUGINS", "crash")
+    assert "crash" not in [e.name for e in cvat_aa.discover_functions()]
+
+
+def test_an_unknown_name_lists_the_installed_functions(make_distribution):
+    make_distribution(
+        "cvat-aa-fine",
+        modules={"fine_plugin_g": FUNCTION_MODULE.format(label="car")},
+        entry_points={plugins.FUNCTIONS_GROUP: {"fine": "fine_plugin_g"}},
+    )
+    with pytest.raises(cvat_aa.UnknownFunctionError, match="no function named 'fnie'.*installed: .*fine"):
+        cvat_aa.load_function("fnie")
+
+
+def test_a_function_is_loaded_from_a_module_name(make_distribution):
+    make_distribution("cvat-aa-mod", modules={"module_function_h": FACTORY_MODULE})
+    function = cvat_aa.load_function(function_module="module_function_h", margin=1)
+    assert function.spec.labels[0].name == "thing"
+
+
+def test_a_function_is_loaded_from_a_file(tmp_path):
+    path = tmp_path / "my_function.py"
+    path.write_text(FACTORY_MODULE.replace("\n    ", "\n"))
+    function = cvat_aa.load_function(str(path), label="x")
+    assert function.spec.labels[0].name == "x"
+
+
+def test_a_file_that_raises_is_a_bad_function(tmp_path):
+    path = tmp_path / "bad.py"
+    path.write_text("1 / 0\n")
+    with pytest.raises(cvat_aa.BadFunctionError, match="bad.py' failed to run: ZeroDivisionError"):
+        cvat_aa.load_function(function_file=path)
+
+
+def test_parameters_for_a_function_without_factory_are_refused(make_distribution):
+    make_distribution("cvat-aa-plain", modules={"plain_function_i": FUNCTION_MODULE.format(label="a")})
+    with pytest.raises(cvat_aa.FunctionParameterError, match="takes no parameters"):
+        cvat_aa.load_function("plain_function_i", size=3)
+
+
+def test_a_wrong_parameter_error_lists_the_factorys_parameters(make_distribution):
+    make_distribution("cvat-aa-fac", modules={"factory_function_j": FACTORY_MODULE})
+    with pytest.raises(cvat_aa.FunctionParameterError, match="label: str = 'thing', margin: int = 0"):
+        cvat_aa.load_function("factory_function_j", colour="red")
+
+
+def test_a_factory_returning_something_without_spec_is_a_bad_function(make_distribution):
+    make_distribution("cvat-aa-nospec", modules={"nospec_k": "def create():\n    return object()\n"})
+    with pytest.raises(cvat_aa.BadFunctionError, match="no 'spec' attribute"):
+        cvat_aa.load_function("nospec_k")
+
+
+def test_an_object_following_cvat_sdks_protocol_is_accepted_as_is():
+    class SdkStyle:
+        spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("a", 0)])
+
+        def detect(self, context, image):
+            return []
+
+    function = SdkStyle()
+    assert cvat_aa.load_function(function) is function
+
+
+# --- hooks -------------------------------------------------------------------------------
+
+
+class _Counting:
+    def __init__(self):
+        self.spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("a", 0)])
+        self.batches = []
+
+    def detect(self, context, image):
+        return [cvat_aa.rectangle(0, [0, 0, 1, 1])]
+
+
+def _contexts(n):
+    return [cvat_aa.FrameContext(frame_name=f"{i}.jpg") for i in range(n)]
+
+
+def test_detect_hook_calls_the_function_frame_by_frame(fresh_plugin_manager):
+    results = plugins.hooks().detect(_Counting(), _contexts(3), [PIL.Image.new("RGB", (2, 2))] * 3)
+    assert [len(r) for r in results] == [1, 1, 1]
+
+
+def test_detect_hook_prefers_detect_batch_when_the_function_has_it(fresh_plugin_manager):
+    class Batching(_Counting):
+        def detect_batch(self, contexts, images):
+            self.batches.append(len(images))
+            return [[] for _ in images]
+
+    function = Batching()
+    plugins.hooks().detect(function, _contexts(4), [PIL.Image.new("RGB", (2, 2))] * 4)
+    assert function.batches == [4]
+
+
+def test_detect_batch_returning_the_wrong_count_is_a_bad_function(fresh_plugin_manager):
+    class Short(_Counting):
+        def detect_batch(self, contexts, images):
+            return [[]]
+
+    with pytest.raises(cvat_aa.BadFunctionError, match="1 results for 2 frames"):
+        plugins.hooks().detect(Short(), _contexts(2), [PIL.Image.new("RGB", (2, 2))] * 2)
+
+
+WRAPPER_PLUGIN = """
+    import cvat_aa
+
+    @cvat_aa.hookimpl(wrapper=True)
+    def cvat_aa_detect(function, contexts, images):
+        results = yield
+        # Drop boxes smaller than 2x2 pixels.
+        return [[a for a in frame if a.points[2] - a.points[0] >= 2] for frame in results]
+"""
+
+
+def test_a_hook_plugin_can_post_process_detections(make_distribution):
+    make_distribution(
+        "cvat-aa-filter",
+        modules={"filter_hooks_l": WRAPPER_PLUGIN},
+        entry_points={plugins.HOOK_PLUGINS_GROUP: {"filter": "filter_hooks_l"}},
+    )
+
+    class TwoBoxes(_Counting):
+        def detect(self, context, image):
+            return [cvat_aa.rectangle(0, [0, 0, 1, 1]), cvat_aa.rectangle(0, [0, 0, 5, 5])]
+
+    [frame] = plugins.hooks().detect(TwoBoxes(), _contexts(1), [PIL.Image.new("RGB", (8, 8))])
+    assert [a.points for a in frame] == [[0, 0, 5, 5]]
+
+
+def test_a_broken_hook_plugin_is_skipped_with_a_warning(make_distribution, caplog):
+    make_distribution(
+        "cvat-aa-badhooks",
+        version="0.2",
+        modules={"bad_hooks_m": "raise ImportError('no torch here')\n"},
+        entry_points={plugins.HOOK_PLUGINS_GROUP: {"badhooks": "bad_hooks_m"}},
+    )
+    with caplog.at_level(logging.WARNING, logger="cvat_aa.plugins"):
+        plugins.hooks()
+    assert "'badhooks' from cvat-aa-badhooks 0.2 failed to load" in caplog.text
+
+
+def test_the_spec_hook_returns_the_functions_spec(fresh_plugin_manager):
+    function = _Counting()
+    assert plugins.hooks().spec(function) is function.spec
+
+
+def test_the_spec_hook_rejects_a_non_spec(fresh_plugin_manager):
+    function = _Counting()
+    function.spec = {"labels": []}
+    with pytest.raises(cvat_aa.BadFunctionError, match="not a DetectionFunctionSpec"):
+        plugins.hooks().spec(function)
+
+
+def test_the_trace_variable_logs_every_hook_call(fresh_plugin_manager, monkeypatch, caplog):
+    monkeypatch.setenv("CVAT_AA_TRACE_HOOKS", "1")
+    with caplog.at_level(logging.DEBUG, logger="cvat_aa.plugins"):
+        plugins.hooks().spec(_Counting())
+    assert "cvat_aa_spec" in caplog.text
