@@ -2,15 +2,14 @@
 
 The test builds a throw-away virtual environment that sees this environment's packages
 (cvat-aa, cvat-sdk, OpenCV, pip, setuptools) without reinstalling them, installs the example
-into it with pip, and watches ``cvat-aa functions list --json`` there. It needs the example
-not to be installed in this environment; the example's own tests import it from source.
+into it with pip, and watches ``cvat-aa functions list --json`` there. Where this environment has
+the example installed, the throw-away venv sees this environment without it.
 """
 
 import json
 import os
 import shutil
 import subprocess
-import sys
 import sysconfig
 import tomllib
 import venv
@@ -24,13 +23,37 @@ DISTRIBUTION = "cvat-aa-face-detection"
 FUNCTION = "face_detection"
 
 
+def _outer_site_view(path: Path) -> list[Path]:
+    """This environment's site directories, as seen without the example distribution.
+
+    Each site directory becomes a directory of symbolic links to its entries, less the
+    entries that the example's own installation wrote (its RECORD), so the throw-away venv
+    starts without the example even where this environment has it installed (the README's
+    set-up installs it for the demo).
+    """
+    try:
+        own = {Path(str(f)).parts[0] for f in metadata.distribution(DISTRIBUTION).files or []}
+    except metadata.PackageNotFoundError:
+        own = set()
+    views = []
+    for n, site_dir in enumerate(dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])):
+        view = path / f"outer-site-{n}"
+        view.mkdir(parents=True)
+        for entry in Path(site_dir).iterdir():
+            if entry.name not in own:
+                (view / entry.name).symlink_to(entry)
+        views.append(view)
+    return views
+
+
 def make_throwaway_venv(path: Path) -> Path:
     """Create a venv at ``path`` that also sees this environment's site-packages; its python.
 
     ``--system-site-packages`` would expose the base interpreter's packages, not this venv's.
-    Instead a ``.pth`` file adds this environment's site directories after the new venv's own,
-    with ``site.addsitedir`` so that their ``.pth`` files (editable installs) take effect too.
-    Packages installed into the new venv come first and leave this environment untouched.
+    Instead a ``.pth`` file adds (a view of) this environment's site directories after the new
+    venv's own, with ``site.addsitedir`` so that their ``.pth`` files (editable installs) take
+    effect too. Packages installed into the new venv come first and leave this environment
+    untouched.
     """
     venv.EnvBuilder(symlinks=True, with_pip=False).create(path)
     python = path / "bin" / "python"
@@ -40,8 +63,8 @@ def make_throwaway_venv(path: Path) -> Path:
         capture_output=True,
         text=True,
     ).stdout.strip()
-    outer = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
-    lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in outer)
+    views = _outer_site_view(path.parent / "views")
+    lines = "".join(f"import site; site.addsitedir({str(d)!r})\n" for d in views)
     (Path(site_packages) / "_outer_environment.pth").write_text(lines)
     return python
 
@@ -67,14 +90,6 @@ def listed_functions(python: Path) -> dict[str, dict]:
 
 @pytest.mark.slow
 def test_example_plugin_appears_when_installed_and_disappears_when_uninstalled(tmp_path):
-    try:
-        installed = metadata.distribution(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        installed = None
-    assert installed is None, (
-        f"{DISTRIBUTION} is installed in {sys.prefix}; this test needs it not to be."
-        f" Run: {sys.executable} -m pip uninstall -y {DISTRIBUTION}"
-    )
     version = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]["version"]
     # pip builds in the source tree; a copy keeps build/ and *.egg-info out of the repository.
     source = shutil.copytree(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import cvat_aa
 import cvat_sdk.auto_annotation as sdk_aa
 import pytest
 from cvat_sdk import models
-
-import cvat_aa
 
 
 def test_bad_function_error_is_caught_as_cvat_sdks():

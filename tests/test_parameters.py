@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from cvat_cli._internal.parsers import parse_function_parameter as cvat_cli_parse
-
 from cvat_aa.parameters import (
     FunctionParameterError,
     check_factory_parameters,
     parse_function_parameter,
 )
+from cvat_cli._internal.parsers import parse_function_parameter as cvat_cli_parse
 
 
 @pytest.mark.parametrize(

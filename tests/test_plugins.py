@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import cvat_aa
 import PIL.Image
 import pytest
-
-import cvat_aa
 from cvat_aa import plugins
-from cvat_aa.hookspecs import hookimpl
 
 FUNCTION_MODULE = """
     import cvat_aa

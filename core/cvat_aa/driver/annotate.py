@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 from cvat_sdk import models
+from cvat_sdk.api_client.exceptions import ApiTypeError, ApiValueError
 from cvat_sdk.core import Client
 from cvat_sdk.core.progress import NullProgressReporter, ProgressReporter
 
@@ -17,6 +18,7 @@ from ..interface import BadFunctionError, FrameContext
 from ..plugins import Hooks, hooks, load_function
 from .frames import Frame, FrameSelection, FrameSource
 from .label_mapping import LabelMapper
+from .upload import AnnotationTarget, Uploader
 
 __all__ = ["AnnotationSummary", "FunctionFailedError", "annotate_job", "annotate_task"]
 
@@ -84,6 +86,11 @@ def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
+def _where(batch: Sequence[Frame]) -> str:
+    frames = ", ".join(f"{f.index} ({f.name})" for f in batch)
+    return f"frame{'s' if len(batch) > 1 else ''} {frames}"
+
+
 def _function_name(function: Any, given: Any) -> str:
     if isinstance(given, str):
         return given
@@ -102,11 +109,18 @@ class _Run:
     batch_size: int
     pbar: ProgressReporter
 
-    def detect(self, mapper: LabelMapper, source: FrameSource, target: dict[str, Any]):
-        tags: list[models.LabeledImageRequest] = []
-        shapes: list[models.LabeledShapeRequest] = []
+    def detect(
+        self, mapper: LabelMapper, source: FrameSource, target: AnnotationTarget, uploader: Uploader
+    ) -> Counter[str]:
         per_label: Counter[str] = Counter()
-        self.hooks.run_started({**target, "function": self.function_name, "frames": len(source)})
+        self.hooks.run_started(
+            {
+                "target": target.kind,
+                "target_id": target.id,
+                "function": self.function_name,
+                "frames": len(source),
+            }
+        )
         with self.pbar.task(total=len(source), unit="frames"):
             for batch in _batches(source.iter_frames(), self.batch_size):
                 contexts = [
@@ -121,10 +135,14 @@ class _Run:
                     results = self.hooks.detect(self.function, contexts, [f.image for f in batch])
                 except BadFunctionError:
                     raise
+                except (ApiTypeError, ApiValueError) as ex:
+                    # cvat-sdk's models refused a value the function gave them.
+                    raise BadFunctionError(
+                        f"the function built an invalid annotation on {_where(batch)}: {ex}"
+                    ) from ex
                 except Exception as ex:
-                    where = ", ".join(f"{f.index} ({f.name})" for f in batch)
                     raise FunctionFailedError(
-                        f"the function failed on frame{'s' if len(batch) > 1 else ''} {where}:"
+                        f"the function failed on {_where(batch)}:"
                         f" {type(ex).__name__}: {ex}",
                         [f.index for f in batch],
                     ) from ex
@@ -136,14 +154,40 @@ class _Run:
                 count = 0
                 for frame, annotations in zip(batch, results, strict=True):
                     frame_tags, frame_shapes = mapper.map_frame(annotations, frame.index)
-                    tags.extend(frame_tags)
-                    shapes.extend(frame_shapes)
+                    uploader.add(frame_tags, frame_shapes)
                     for annotation in (*frame_tags, *frame_shapes):
                         per_label[mapper.label_name(annotation.label_id)] += 1
                     count += len(frame_tags) + len(frame_shapes)
                 self.hooks.frames_done([f.index for f in batch], count)
                 self.pbar.advance(len(batch))
-        return tags, shapes, per_label
+        return per_label
+
+    def execute(
+        self,
+        mapper: LabelMapper,
+        source: FrameSource,
+        target: AnnotationTarget,
+        *,
+        clear_existing: bool,
+    ) -> Counter[str]:
+        """Detect and upload; on any failure, remove what was uploaded and re-raise."""
+        old_ids: list[int] = []
+        if clear_existing:
+            old = target.get()
+            old_ids = [a.id for a in (*old.tags, *old.shapes, *old.tracks)]
+        uploader = Uploader(target)
+        try:
+            per_label = self.detect(mapper, source, target, uploader)
+            uploader.close()
+        except BaseException:
+            uploader.abort()
+            uploader.rollback()
+            raise
+        if old_ids:
+            # Only now: a run that fails leaves the old annotations in place.
+            logger.info("Removing the %d annotations %s had before", len(old_ids), target.describe())
+            target.delete(old_ids)
+        return per_label
 
 
 def _prepare(
@@ -214,8 +258,11 @@ def annotate_task(
 
     Raises ``BadFunctionError`` (the function broke its contract), ``FunctionFailedError``
     (it raised on a frame), ``ValueError`` for bad arguments, ``NoDataError`` for a task
-    without data, and cvat-sdk's API exceptions for server errors. Nothing is uploaded
-    unless every selected frame was processed.
+    without data, and cvat-sdk's API exceptions for server errors.
+
+    Annotations are uploaded in pieces of whole frames while detection goes on. If the run
+    fails, what it uploaded is removed again, so the task is left as it was; with
+    ``clear_existing`` the old annotations are removed only after all new ones are uploaded.
     """
     started = time.monotonic()
     run = _prepare(
@@ -228,23 +275,11 @@ def annotate_task(
         pbar=pbar,
     )
     task = client.tasks.retrieve(task_id)
-    mapper = _mapper(run, task.get_labels())
     source = FrameSource.for_task(task, selection=_selection(frames))
-    tags, shapes, per_label = run.detect(
-        mapper, source, {"target": "task", "target_id": task_id}
+    mapper = _mapper(run, task.get_labels())
+    per_label = run.execute(
+        mapper, source, AnnotationTarget(client, "task", task_id), clear_existing=clear_existing
     )
-
-    logger.info("Uploading %d annotations to task %d", len(tags) + len(shapes), task_id)
-    if clear_existing:
-        client.tasks.api.update_annotations(
-            task_id, labeled_data_request=models.LabeledDataRequest(tags=tags, shapes=shapes)
-        )
-    else:
-        client.tasks.api.partial_update_annotations(
-            "create",
-            task_id,
-            patched_labeled_data_request=models.PatchedLabeledDataRequest(tags=tags, shapes=shapes),
-        )
     return _finish(run, "task", task_id, task_id, len(source), per_label, started)
 
 
@@ -278,23 +313,13 @@ def annotate_job(
     )
     job = client.jobs.retrieve(job_id)
     task = client.tasks.retrieve(job.task_id)
-    mapper = _mapper(run, task.get_labels())
     source = FrameSource.for_task(
         task, frame_range=(job.start_frame, job.stop_frame), selection=_selection(frames)
     )
-    tags, shapes, per_label = run.detect(mapper, source, {"target": "job", "target_id": job_id})
-
-    logger.info("Uploading %d annotations to job %d", len(tags) + len(shapes), job_id)
-    if clear_existing:
-        client.jobs.api.update_annotations(
-            job_id, labeled_data_request=models.LabeledDataRequest(tags=tags, shapes=shapes)
-        )
-    else:
-        client.jobs.api.partial_update_annotations(
-            "create",
-            job_id,
-            patched_labeled_data_request=models.PatchedLabeledDataRequest(tags=tags, shapes=shapes),
-        )
+    mapper = _mapper(run, task.get_labels())
+    per_label = run.execute(
+        mapper, source, AnnotationTarget(client, "job", job_id), clear_existing=clear_existing
+    )
     return _finish(run, "job", job_id, task.id, len(source), per_label, started)
 
 

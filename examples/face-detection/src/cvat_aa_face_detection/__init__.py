@@ -91,8 +91,8 @@ class FaceDetectionFunction:
         self, context: cvat_aa.DetectionFunctionContext, image: PIL.Image.Image
     ) -> list[models.LabeledShapeRequest]:
         gray = np.asarray(image.convert("L"))
-        # Evens out lighting, as OpenCV's own face detection tutorial does; the cascades were
-        # trained on equalized faces.
+        # As in OpenCV's face detection tutorial: equalizing makes dim and washed-out faces
+        # look like the well-lit ones the cascades respond to.
         gray = cv2.equalizeHist(gray)
         faces = self._faces.detectMultiScale(
             gray,

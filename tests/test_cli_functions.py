@@ -1,0 +1,132 @@
+"""`cvat-aa functions list|show`, `--version`, and how the CLI reports errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cvat_aa
+import pytest
+from cvat_aa import plugins
+from cvat_aa.cli import main
+
+SKELETON_FUNCTION = """
+    '''Finds people as skeletons.'''
+    import cvat_aa
+
+    def create(threshold: float = 0.5, model: str = "small"):
+        class F:
+            spec = cvat_aa.DetectionFunctionSpec(labels=[
+                cvat_aa.skeleton_label_spec("person", 0, [
+                    cvat_aa.keypoint_spec("nose", 0),
+                    cvat_aa.keypoint_spec("eye", 1, attributes=[cvat_aa.checkbox_attribute_spec("open", 0)]),
+                ]),
+                cvat_aa.label_spec("car", 1, type="rectangle", attributes=[
+                    cvat_aa.select_attribute_spec("colour", 0, ["red", "blue"]),
+                ]),
+            ])
+            def detect(self, context, image):
+                return []
+        return F()
+"""
+
+
+@pytest.fixture
+def installed(make_distribution):
+    make_distribution(
+        "cvat-aa-people",
+        version="1.2",
+        modules={"people_cli_a": SKELETON_FUNCTION},
+        entry_points={plugins.FUNCTIONS_GROUP: {"people": "people_cli_a"}},
+    )
+    make_distribution(
+        "cvat-aa-broken",
+        version="0.1",
+        modules={"broken_cli_a": "raise RuntimeError('needs a GPU driver')\n"},
+        entry_points={plugins.FUNCTIONS_GROUP: {"broken": "broken_cli_a"}},
+    )
+
+
+def test_list_shows_name_distribution_status_and_summary(installed, capsys):
+    assert main(["functions", "list"]) == 0
+    out = capsys.readouterr().out
+    people = next(line for line in out.splitlines() if line.startswith("people"))
+    assert "cvat-aa-people 1.2" in people and "ok" in people
+    assert "Finds people as skeletons." in people
+    broken = next(line for line in out.splitlines() if line.startswith("broken"))
+    assert "broken" in broken and "RuntimeError: needs a GPU driver" in broken
+
+
+def test_list_json_is_data_for_scripts(installed, capsys):
+    assert main(["functions", "list", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["people"] == {
+        "name": "people",
+        "distribution": "cvat-aa-people",
+        "version": "1.2",
+        "summary": "Finds people as skeletons.",
+        "status": "ok",
+        "error": None,
+    }
+    assert rows["broken"]["status"] == "broken"
+
+
+def test_show_prints_the_spec_as_a_tree(installed, capsys):
+    assert main(["functions", "show", "people"]) == 0
+    out = capsys.readouterr().out
+    assert "person  [skeleton]  id=0" in out
+    assert "- nose  [points]  id=0" in out
+    assert "@open (checkbox)" in out
+    assert "car  [rectangle]  id=1" in out and "@colour (select) ['red', 'blue']" in out
+    assert "threshold: float = 0.5" in out
+
+
+def test_show_json_has_labels_and_parameters(installed, capsys):
+    assert main(["functions", "show", "people", "-p", "model=str:big", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [label["name"] for label in data["labels"]] == ["person", "car"]
+    assert [s["name"] for s in data["labels"][0]["sublabels"]] == ["nose", "eye"]
+    assert [p["name"] for p in data["parameters"]] == ["threshold", "model"]
+
+
+def test_show_a_function_file(tmp_path, capsys):
+    path = tmp_path / "f.py"
+    path.write_text(SKELETON_FUNCTION.replace("\n    ", "\n"))
+    assert main(["functions", "show", "--function-file", str(path)]) == 0
+    assert "person  [skeleton]" in capsys.readouterr().out
+
+
+def test_show_an_unknown_function_is_a_usage_error_without_traceback(installed, capsys):
+    assert main(["functions", "show", "poeple"]) == 2
+    err = capsys.readouterr().err
+    assert "no function named 'poeple'" in err and "Traceback" not in err
+
+
+def test_show_a_broken_plugin_is_a_bad_function(installed, capsys):
+    assert main(["functions", "show", "broken"]) == 5
+    assert "needs a GPU driver" in capsys.readouterr().err
+
+
+def test_show_with_a_wrong_parameter_lists_the_parameters(installed, capsys):
+    assert main(["functions", "show", "people", "-p", "size=int:3"]) == 2
+    assert "threshold: float = 0.5, model: str = 'small'" in capsys.readouterr().err
+
+
+def test_a_malformed_parameter_is_a_usage_error(installed, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["functions", "show", "people", "-p", "size=3"])
+    assert exit_info.value.code == 2
+    assert "has no type" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback(installed, capsys):
+    assert main(["--debug", "functions", "show", "broken"]) == 5
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_version_and_module_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "cvat_aa", "--version"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == f"cvat-aa {cvat_aa.__version__}"
