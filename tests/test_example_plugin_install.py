@@ -31,12 +31,16 @@ def _outer_site_view(path: Path) -> list[Path]:
     starts without the example even where this environment has it installed (the README's
     set-up installs it for the demo).
     """
-    try:
-        own = {Path(str(f)).parts[0] for f in metadata.distribution(DISTRIBUTION).files or []}
-    except metadata.PackageNotFoundError:
-        own = set()
     views = []
     for n, site_dir in enumerate(dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])):
+        # Looked up in this site directory only: the example's tests put its source tree,
+        # which may hold an .egg-info, on sys.path.
+        own = {
+            Path(str(f)).parts[0]
+            for dist in metadata.distributions(path=[site_dir])
+            if dist.metadata["Name"] == DISTRIBUTION
+            for f in dist.files or []
+        }
         view = path / f"outer-site-{n}"
         view.mkdir(parents=True)
         for entry in Path(site_dir).iterdir():

@@ -8,6 +8,7 @@ from typing import Any
 
 import cvat_sdk
 import numpy as np
+import PIL.Image
 import pytest
 from cvat_aa.testing import TestServer
 from cvat_sdk import models
@@ -424,6 +425,7 @@ def test_jobs_retrieve_returns_the_job(cvat_client: cvat_sdk.Client, task) -> No
     job = cvat_client.jobs.retrieve(job_id)
     assert (job.id, job.task_id, job.frame_count) == (job_id, task.id, 2)
     assert len(job.get_meta().frames) == 2
+    assert PIL.Image.open(job.get_frame(5, quality="original")).size == (69, 48)
 
 
 def test_job_annotations_are_those_in_its_frames(

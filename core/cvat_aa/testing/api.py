@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import PIL.Image
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from . import auth, media, representations
@@ -245,8 +246,11 @@ class CvatApi:
                 )
             )
 
-        if self.faults.latency:
-            time.sleep(self.faults.latency)
+        # Latency and the time the request body takes at the bandwidth cap pass before the
+        # request is handled, as they would on a slow link.
+        delay = self.faults.latency + self.faults.transfer_delay(bytes_in)
+        if delay:
+            time.sleep(delay)
         if fault is not None and fault.kind == "close" and fault.when == "before":
             request.get_data()
             log(None, 0)
@@ -258,9 +262,6 @@ class CvatApi:
             )
         else:
             response = self.dispatch(request)
-        delay = self.faults.transfer_delay(bytes_in)
-        if delay:
-            time.sleep(delay)
         if fault is not None and fault.kind == "close" and fault.when == "after":
             log(None, 0)
             _drop_connection(environ)
@@ -298,6 +299,9 @@ class CvatApi:
             except auth.AuthError as e:
                 headers = {"WWW-Authenticate": 'Token realm="api"'} if e.status == 401 else None
                 return json_response(e.status, {"detail": e.detail}, headers)
+            except HTTPException as e:
+                # werkzeug's own errors: a client that disconnected mid-body, a bad form...
+                return json_response(e.code or 400, {"detail": e.description})
             except ConnectionError:
                 raise
             except Exception as e:

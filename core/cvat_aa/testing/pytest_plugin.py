@@ -18,6 +18,11 @@ Installing cvat-aa makes these fixtures available in every test suite:
     The id of a task on ``cvat_server`` with the demo photos (a person, a cat, a coffee cup,
     a rocket...) and the labels person, face, cat, dog, car and cup.
 
+cvat-sdk picks its default cache directory when it is imported, so the environment variables
+above do not reach clients made in the test process: use ``cvat_client``, or
+``cvat_server.make_client(cache_dir=cvat_cache_dir)``, or pass
+``cvat_sdk.Config(cache_dir=...)`` yourself.
+
 Example::
 
     def test_my_function_finds_the_cat(cvat_client, cvat_demo_task):

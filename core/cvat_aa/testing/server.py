@@ -62,7 +62,7 @@ class _TrackingApp:
         with self._lock:
             self._in_flight += 1
         try:
-            # Materialize the body here, so the count covers producing it as well.
+            # A generator, so the count also covers sending the body (slow under a bandwidth cap).
             yield from self.app(environ, start_response)
         finally:
             with self._lock:

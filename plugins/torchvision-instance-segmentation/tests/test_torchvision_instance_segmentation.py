@@ -12,11 +12,11 @@ from cvat_aa import FrameContext
 from cvat_aa_torchvision_instance_segmentation import TorchvisionInstanceSegmentationFunction
 from cvat_sdk.masks import decode_mask
 
+MODEL = "maskrcnn_resnet50_fpn"
+
 # Small model inputs and few detections per image keep the tests fast.
 SMALL_INPUT = {"min_size": 120, "max_size": 160, "box_detections_per_img": 10}
 WIDTH, HEIGHT = 160, 120
-
-MODEL = "maskrcnn_resnet50_fpn"
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,12 @@
 """Offline fixtures: a keypoint model with random weights, saved where torchvision caches weights."""
 
-import importlib.resources
 import os
 
 import PIL.Image
 import pytest
 import torch
 import torchvision
+from cvat_aa.testing import demo_images
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +40,8 @@ def weights_path(torch_home):
 
 
 def demo_image(name, size):
-    path = importlib.resources.files("cvat_aa.testing") / "demo_images" / name
+    """One of cvat-aa's demo photos, scaled down: small images keep the models fast."""
+    (path,) = (path for path in demo_images() if path.name == name)
     with PIL.Image.open(path) as image:
         return image.convert("RGB").resize(size)
 

@@ -10,6 +10,8 @@ import torch
 from cvat_aa import FrameContext
 from cvat_aa_torchvision_keypoint_detection import TorchvisionKeypointDetectionFunction
 
+MODEL = "keypointrcnn_resnet50_fpn"
+
 COCO_KEYPOINTS = [
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
     "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
@@ -18,8 +20,6 @@ COCO_KEYPOINTS = [
 
 # Small model inputs and few detections per image keep the tests fast.
 SMALL_INPUT = {"min_size": 120, "max_size": 160, "box_detections_per_img": 10}
-
-MODEL = "keypointrcnn_resnet50_fpn"
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,276 @@
+"""Benchmark: cvat-aa's driver against cvat-sdk's ``annotate_task``, side by side in one run.
+
+    .venv/bin/python benchmarks/driver_vs_sdk.py [--quick] [--out bench-results/driver_vs_sdk.json]
+
+The test server runs in this process behind a simulated link (20 ms added to every request,
+a 100 Mbit/s cap shared by all connections); each measured run is a fresh child process,
+so peak RSS is that run's alone and no cache is shared (cvat-sdk gets an empty cache dir).
+Tasks hold 640x480 JPEG frames made from the demo photos.
+
+Cases:
+  (a) 1,000 frames, a function without a model that reads every pixel (mean colour) and
+      returns one box per frame: the drivers' own cost;
+  (b) 200 frames, ssdlite320_mobilenet_v3_large with random weights on the CPU, and the same
+      model over the same frames already decoded in memory, in a plain loop (the floor);
+  (c) 200 and 2,000 frames with function (a), for peak memory.
+
+It prints a table and writes JSON with frames/s, wall time, peak RSS, requests, bytes and
+the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import PIL.Image
+import PIL.ImageOps
+import PIL.ImageStat
+
+ROOT = Path(__file__).resolve().parent.parent
+LATENCY_S = 0.020
+BANDWIDTH_BPS = 100e6 / 8
+SIZE = (640, 480)
+
+
+# --- the functions ------------------------------------------------------------------------
+
+
+class MeanColourFunction:
+    """Reads every pixel (mean colour) and returns one box per frame."""
+
+    def __init__(self) -> None:
+        import cvat_aa
+
+        self._cvat_aa = cvat_aa
+        self.spec = cvat_aa.DetectionFunctionSpec(
+            labels=[cvat_aa.label_spec("object", 0, type="rectangle")]
+        )
+
+    def detect(self, context, image):
+        r, g, b = PIL.ImageStat.Stat(image).mean
+        side = 10 + (r + g + b) / 30
+        return [self._cvat_aa.rectangle(0, [0.0, 0.0, side, side])]
+
+
+def model_function(weights_path: str):
+    import cvat_aa
+
+    return cvat_aa.load_function(
+        "torchvision_detection",
+        model_name="ssdlite320_mobilenet_v3_large",
+        weights_path=weights_path,
+        device="cpu",
+    )
+
+
+# --- child: one measured run --------------------------------------------------------------
+
+
+def child(args: argparse.Namespace) -> None:
+    if args.function == "mean":
+        function = MeanColourFunction()
+    else:
+        function = model_function(args.weights)
+
+    if args.driver == "floor":
+        images = [PIL.Image.open(p).convert("RGB") for p in sorted(Path(args.images).iterdir())]
+        images = images[: args.frames]
+        context = _Context()
+        started = time.perf_counter()
+        for image in images:
+            function.detect(context, image)
+        wall = time.perf_counter() - started
+    else:
+        from cvat_sdk import Client, Config
+
+        client = Client(f"{args.host}:{args.port}", config=Config(cache_dir=Path(args.cache)))
+        client.login((args.user, args.password))
+        with client:
+            started = time.perf_counter()
+            if args.driver == "sdk":
+                from cvat_sdk.auto_annotation import annotate_task
+
+                annotate_task(client, args.task, function)
+            else:
+                import cvat_aa
+
+                cvat_aa.annotate_task(client, args.task, function, batch_size=args.batch_size)
+            wall = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"wall_s": wall, "peak_rss_mib": peak_kib / 1024}))
+
+
+class _Context:
+    frame_name = "frame"
+    conf_threshold = None
+    conv_mask_to_poly = False
+
+
+# --- parent ---------------------------------------------------------------------------------
+
+
+def make_frames(folder: Path, count: int) -> list[Path]:
+    """640x480 JPEGs cropped from the demo photos at shifting offsets."""
+    from cvat_aa.testing import demo_images
+
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = [PIL.Image.open(p).convert("RGB") for p in demo_images()]
+    photos = [PIL.ImageOps.fit(p, (800, 600)) for p in photos]
+    paths = []
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        dx, dy = (i * 7) % 160, (i * 5) % 120
+        path = folder / f"frame_{i:06d}.jpg"
+        photo.crop((dx, dy, dx + SIZE[0], dy + SIZE[1])).save(path, quality=85)
+        paths.append(path)
+    return paths
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--driver", choices=["sdk", "ours", "floor"])
+    parser.add_argument("--function", choices=["mean", "model"])
+    parser.add_argument("--host"), parser.add_argument("--port", type=int)
+    parser.add_argument("--user"), parser.add_argument("--password")
+    parser.add_argument("--task", type=int), parser.add_argument("--cache")
+    parser.add_argument("--weights"), parser.add_argument("--images")
+    parser.add_argument("--frames", type=int)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="a tenth of the frames, for a smoke test")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (median)")
+    parser.add_argument("--out", default=str(ROOT / "bench-results" / "driver_vs_sdk.json"))
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return 0
+    return parent(args)
+
+
+def parent(args: argparse.Namespace) -> int:
+    import torch
+    import torchvision
+
+    from cvat_aa.testing import TestServer
+
+    scale = 10 if args.quick else 1
+    n_a, n_b, n_c_small, n_c_large = 1000 // scale, 200 // scale, 200 // scale, 2000 // scale
+    work = Path(tempfile.mkdtemp(prefix="cvat-aa-bench-"))
+    frames = make_frames(work / "frames", max(n_a, n_c_large))
+    weights = work / "ssdlite.pth"
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(
+        "ssdlite320_mobilenet_v3_large", weights=None, weights_backbone=None, num_classes=91
+    )
+    torch.save(model.state_dict(), weights)
+    coco = torchvision.models.get_model_weights("ssdlite320_mobilenet_v3_large").DEFAULT
+    labels = [{"name": "object", "type": "rectangle"}] + [
+        {"name": name} for name in dict.fromkeys(coco.meta["categories"]) if name != "N/A"
+    ]
+    frame_bytes = sum(p.stat().st_size for p in frames[:n_a]) / n_a
+
+    results: list[dict] = []
+    with TestServer(data_dir=work / "server") as server:
+        tasks = {
+            n: server.create_task(f"{n} frames", images=frames[:n], labels=labels)
+            for n in sorted({n_a, n_b, n_c_small, n_c_large})
+        }
+
+        def measure(case: str, driver: str, function: str, n: int) -> dict:
+            runs = []
+            for _ in range(args.repeat):
+                server.faults.latency = LATENCY_S
+                server.faults.bandwidth = BANDWIDTH_BPS
+                if driver != "floor":
+                    # Each run starts from an empty task, so uploads are the same size.
+                    server.set_annotations(tasks[n], {"tags": [], "shapes": [], "tracks": []})
+                server.request_log.clear()
+                command = [
+                    sys.executable, __file__, "--child", "--driver", driver, "--function", function,
+                    "--host", server.host, "--port", str(server.port), "--user", server.username,
+                    "--password", server.password, "--task", str(tasks[n]),
+                    "--cache", tempfile.mkdtemp(dir=work, prefix="cache-"), "--weights", str(weights),
+                    "--images", str(work / "frames"), "--frames", str(n),
+                    "--batch-size", str(args.batch_size),
+                ]
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise SystemExit(f"{case}/{driver} failed:\n{done.stderr[-3000:]}")
+                out = done.stdout
+                run = json.loads(out.strip().splitlines()[-1])
+                entries = list(server.request_log)
+                run.update(
+                    requests=len(entries),
+                    bytes_down=sum(e.bytes_out for e in entries),
+                    bytes_up=sum(e.bytes_in for e in entries),
+                )
+                runs.append(run)
+            runs.sort(key=lambda r: r["wall_s"])
+            row = dict(runs[len(runs) // 2], case=case, driver=driver, frames=n)
+            row["frames_per_s"] = n / row["wall_s"]
+            results.append(row)
+            print(
+                f"  {case:<4} {driver:<6} {n:>5} frames  {row['wall_s']:7.2f} s"
+                f"  {row['frames_per_s']:7.1f} frames/s  {row['peak_rss_mib']:7.1f} MiB",
+                flush=True,
+            )
+            return row
+
+        print(f"Simulated link: {LATENCY_S * 1000:.0f} ms per request, {BANDWIDTH_BPS * 8 / 1e6:.0f} Mbit/s;"
+              f" frames {SIZE[0]}x{SIZE[1]} JPEG, {frame_bytes / 1024:.0f} KiB on average")
+        a_sdk = measure("a", "sdk", "mean", n_a)
+        a_ours = measure("a", "ours", "mean", n_a)
+        b_sdk = measure("b", "sdk", "model", n_b)
+        b_ours = measure("b", "ours", "model", n_b)
+        b_floor = measure("b", "floor", "model", n_b)
+        c_small = measure("c", "ours", "mean", n_c_small)
+        c_large = measure("c", "ours", "mean", n_c_large)
+
+    ratios = {
+        "a_ours_vs_sdk_frames_per_s": a_ours["frames_per_s"] / a_sdk["frames_per_s"],
+        "b_ours_wall_vs_floor": b_ours["wall_s"] / b_floor["wall_s"],
+        "b_sdk_wall_vs_floor": b_sdk["wall_s"] / b_floor["wall_s"],
+        "c_peak_rss_large_vs_small": c_large["peak_rss_mib"] / c_small["peak_rss_mib"],
+    }
+    targets = {
+        "a_ours_vs_sdk_frames_per_s": (">=", 3.0),
+        "b_ours_wall_vs_floor": ("<=", 1.15),
+        "c_peak_rss_large_vs_small": ("<=", 1.10),
+    }
+    print("\nRatios:")
+    for name, value in ratios.items():
+        target = targets.get(name)
+        verdict = ""
+        if target:
+            op, bound = target
+            ok = value >= bound if op == ">=" else value <= bound
+            verdict = f"  (target {op} {bound}: {'met' if ok else 'NOT met'})"
+        print(f"  {name:<30} {value:6.2f}{verdict}")
+
+    report = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "link": {"latency_s": LATENCY_S, "bandwidth_bytes_per_s": BANDWIDTH_BPS},
+        "frame_size": SIZE,
+        "mean_frame_bytes": frame_bytes,
+        "quick": args.quick,
+        "runs": results,
+        "ratios": ratios,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nWrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
