@@ -1,11 +1,19 @@
-"""Annotating a task or a job: read frames, run the function, map labels, upload."""
+"""Annotating a task or a job: read frames, run the function, map labels, upload.
+
+The pipeline streams: worker threads fetch and decode frames ahead of the function, the
+function runs on batches, results are journaled and uploaded in pieces by a background
+thread while detection goes on. See ``frames``, ``upload`` and ``journal``.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -17,7 +25,9 @@ from cvat_sdk.core.progress import NullProgressReporter, ProgressReporter
 from ..interface import BadFunctionError, FrameContext
 from ..plugins import Hooks, hooks, load_function
 from .frames import Frame, FrameSelection, FrameSource
+from .journal import Journal, journal_key
 from .label_mapping import LabelMapper
+from .retry import RetryPolicy
 from .upload import AnnotationTarget, Uploader
 
 __all__ = ["AnnotationSummary", "FunctionFailedError", "annotate_job", "annotate_task"]
@@ -25,10 +35,15 @@ __all__ = ["AnnotationSummary", "FunctionFailedError", "annotate_job", "annotate
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 8
+DEFAULT_PREFETCH = 4
+
+FrameCallback = Callable[
+    [Frame, list[models.LabeledImageRequest], list[models.LabeledShapeRequest]], None
+]
 
 
 class FunctionFailedError(RuntimeError):
-    """The function raised an exception on a frame; nothing was uploaded."""
+    """The function raised an exception on a frame (or, with ``on_error="skip"``, on some)."""
 
     def __init__(self, message: str, frames: Sequence[int]) -> None:
         super().__init__(message)
@@ -44,26 +59,36 @@ class AnnotationSummary:
     target_id: int
     task_id: int
     frames: int
-    """Frames processed."""
+    """Frames processed (including frames a resumed run had finished before)."""
     annotations: int
-    """Tags and shapes uploaded."""
+    """Tags and shapes produced (and uploaded, unless ``dry_run``)."""
     per_label: dict[str, int]
-    """Annotations uploaded per task label name."""
+    """Annotations per task label name."""
     elapsed_s: float
+    failed_frames: dict[int, str] = attrs.field(factory=dict)
+    """Frames the function failed on, with why (only with ``on_error="skip"``)."""
+    resumed: bool = False
+    """Whether the run continued an interrupted one."""
+    dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
 
     def format(self) -> str:
         """A short human-readable report."""
+        verb = "Processed (dry run, nothing uploaded)" if self.dry_run else "Annotated"
         lines = [
-            f"Annotated {self.target} {self.target_id}: {self.frames} frames,"
+            f"{verb} {self.target} {self.target_id}: {self.frames} frames,"
             f" {self.annotations} annotations in {self.elapsed_s:.1f} s"
             + (f" ({self.frames / self.elapsed_s:.1f} frames/s)" if self.elapsed_s > 0 else "")
+            + (" (resumed)" if self.resumed else "")
         ]
         width = max((len(name) for name in self.per_label), default=0)
         for name, count in sorted(self.per_label.items(), key=lambda item: (-item[1], item[0])):
             lines.append(f"  {name:<{width}}  {count}")
+        if self.failed_frames:
+            lines.append(f"The function failed on {len(self.failed_frames)} frames:")
+            lines.extend(f"  frame {f}: {why}" for f, why in sorted(self.failed_frames.items()))
         return "\n".join(lines)
 
 
@@ -97,135 +122,254 @@ def _function_name(function: Any, given: Any) -> str:
     return getattr(function, "__name__", None) or type(function).__name__
 
 
+@attrs.frozen(kw_only=True)
+class _Options:
+    pbar: ProgressReporter
+    clear_existing: bool
+    allow_unmatched_labels: bool
+    conf_threshold: float | None
+    conv_mask_to_poly: bool
+    frames: FrameSelection | None
+    batch_size: int
+    prefetch: int
+    dry_run: bool
+    on_frame: FrameCallback | None
+    on_error: str
+    journal_dir: Path | None
+    journal_key: str | None
+    retry: RetryPolicy
+
+    def key_parts(self) -> dict[str, Any]:
+        """The options that change a run's results, for the journal key."""
+        return {
+            "clear_existing": self.clear_existing,
+            "allow_unmatched_labels": self.allow_unmatched_labels,
+            "conf_threshold": self.conf_threshold,
+            "conv_mask_to_poly": self.conv_mask_to_poly,
+            "frames": None if self.frames is None else self.frames.parts,
+        }
+
+
 @attrs.define
 class _Run:
     client: Client
     function: Any
     function_name: str
     hooks: Hooks
-    conf_threshold: float | None
-    conv_mask_to_poly: bool
-    allow_unmatched_labels: bool
-    batch_size: int
-    pbar: ProgressReporter
+    options: _Options
 
-    def detect(
-        self, mapper: LabelMapper, source: FrameSource, target: AnnotationTarget, uploader: Uploader
-    ) -> Counter[str]:
-        per_label: Counter[str] = Counter()
-        self.hooks.run_started(
-            {
-                "target": target.kind,
-                "target_id": target.id,
-                "function": self.function_name,
-                "frames": len(source),
-            }
-        )
-        with self.pbar.task(total=len(source), unit="frames"):
-            for batch in _batches(source.iter_frames(), self.batch_size):
-                contexts = [
-                    FrameContext(
-                        frame_name=f.name,
-                        conf_threshold=self.conf_threshold,
-                        conv_mask_to_poly=self.conv_mask_to_poly,
-                    )
-                    for f in batch
-                ]
-                try:
-                    results = self.hooks.detect(self.function, contexts, [f.image for f in batch])
-                except BadFunctionError:
-                    raise
-                except (ApiTypeError, ApiValueError) as ex:
-                    # cvat-sdk's models refused a value the function gave them.
-                    raise BadFunctionError(
-                        f"the function built an invalid annotation on {_where(batch)}: {ex}"
-                    ) from ex
-                except Exception as ex:
-                    raise FunctionFailedError(
-                        f"the function failed on {_where(batch)}:"
-                        f" {type(ex).__name__}: {ex}",
-                        [f.index for f in batch],
-                    ) from ex
-                if results is None or len(results) != len(batch):
-                    raise BadFunctionError(
-                        f"detection returned {'nothing' if results is None else len(results)}"
-                        f" results for a batch of {len(batch)} frames"
-                    )
-                count = 0
-                for frame, annotations in zip(batch, results, strict=True):
-                    frame_tags, frame_shapes = mapper.map_frame(annotations, frame.index)
-                    uploader.add(frame_tags, frame_shapes)
-                    for annotation in (*frame_tags, *frame_shapes):
-                        per_label[mapper.label_name(annotation.label_id)] += 1
-                    count += len(frame_tags) + len(frame_shapes)
-                self.hooks.frames_done([f.index for f in batch], count)
-                self.pbar.advance(len(batch))
-        return per_label
+    def _contexts(self, batch: Sequence[Frame]) -> list[FrameContext]:
+        return [
+            FrameContext(
+                frame_name=f.name,
+                conf_threshold=self.options.conf_threshold,
+                conv_mask_to_poly=self.options.conv_mask_to_poly,
+            )
+            for f in batch
+        ]
 
-    def execute(
+    def _detect(self, batch: Sequence[Frame]) -> list[Any]:
+        try:
+            results = self.hooks.detect(self.function, self._contexts(batch), [f.image for f in batch])
+        except BadFunctionError:
+            raise
+        except (ApiTypeError, ApiValueError) as ex:
+            # cvat-sdk's models refused a value the function gave them.
+            raise BadFunctionError(
+                f"the function built an invalid annotation on {_where(batch)}: {ex}"
+            ) from ex
+        except Exception as ex:
+            raise FunctionFailedError(
+                f"the function failed on {_where(batch)}: {type(ex).__name__}: {ex}",
+                [f.index for f in batch],
+            ) from ex
+        if results is None or len(results) != len(batch):
+            raise BadFunctionError(
+                f"detection returned {'nothing' if results is None else len(results)}"
+                f" results for a batch of {len(batch)} frames"
+            )
+        return list(results)
+
+    def _detect_or_skip(self, batch: list[Frame], journal: Journal) -> list[tuple[Frame, Any]]:
+        """Detect a batch; with on_error=skip, isolate and record the frames that fail."""
+        try:
+            return list(zip(batch, self._detect(batch), strict=True))
+        except FunctionFailedError as error:
+            if self.options.on_error != "skip":
+                raise
+            if len(batch) == 1:
+                cause = error.__cause__
+                why = f"{type(cause).__name__}: {cause}" if cause else str(error)
+                logger.warning("The function failed on frame %d (%s): %s", batch[0].index, batch[0].name, why)
+                journal.record_failure(batch[0].index, why)
+                return []
+            return [pair for frame in batch for pair in self._detect_or_skip([frame], journal)]
+
+    def process(
         self,
         mapper: LabelMapper,
         source: FrameSource,
-        target: AnnotationTarget,
-        *,
-        clear_existing: bool,
-    ) -> Counter[str]:
-        """Detect and upload; on any failure, remove what was uploaded and re-raise."""
-        old_ids: list[int] = []
-        if clear_existing:
-            old = target.get()
-            old_ids = [a.id for a in (*old.tags, *old.shapes, *old.tracks)]
-        uploader = Uploader(target)
-        try:
-            per_label = self.detect(mapper, source, target, uploader)
-            uploader.close()
-        except BaseException:
-            uploader.abort()
-            uploader.rollback()
-            raise
-        if old_ids:
-            # Only now: a run that fails leaves the old annotations in place.
-            logger.info("Removing the %d annotations %s had before", len(old_ids), target.describe())
-            target.delete(old_ids)
-        return per_label
+        journal: Journal,
+        uploader: Uploader | None,
+    ) -> None:
+        done = journal.finished_frames()
+        todo = FrameSource(
+            task=source.task,
+            frames=[(i, n) for i, n in source.frames if i not in done],
+            chunk_size=source.chunk_size,
+            is_video=source.is_video,
+            retry=source.retry,
+        )
+        if done:
+            logger.info("Resuming: %d of %d frames were finished before", len(source) - len(todo), len(source))
+        with self.options.pbar.task(total=len(source), unit="frames"):
+            self.options.pbar.advance(len(source) - len(todo))
+            frames = todo.iter_frames(prefetch=self.options.prefetch)
+            for batch in _batches(frames, self.options.batch_size):
+                mapped = []
+                count = 0
+                for frame, annotations in self._detect_or_skip(batch, journal):
+                    tags, shapes = mapper.map_frame(annotations, frame.index)
+                    mapped.append((frame, tags, shapes))
+                    count += len(tags) + len(shapes)
+                journal.record_frames((f.index, t, s) for f, t, s in mapped)
+                for frame, tags, shapes in mapped:
+                    if self.options.on_frame is not None:
+                        self.options.on_frame(frame, tags, shapes)
+                    if uploader is not None:
+                        uploader.add(frame.index, tags, shapes)
+                self.hooks.frames_done([f.index for f in batch], count)
+                self.options.pbar.advance(len(batch))
 
 
-def _prepare(
+def _per_label(journal: Journal, frames: set[int], names: Mapping[int, str]) -> tuple[int, Counter[str]]:
+    counts: Counter[str] = Counter()
+    processed = 0
+    for frame, status in journal.finished_frames().items():
+        if frame not in frames or status != "done":
+            continue
+        processed += 1
+        tags, shapes = journal.result(frame)
+        for annotation in (*tags, *shapes):
+            counts[names.get(annotation.label_id, str(annotation.label_id))] += 1
+    return processed, counts
+
+
+def _annotate(
     client: Client,
     function: Any,
     *,
-    conf_threshold: float | None,
-    conv_mask_to_poly: bool,
-    allow_unmatched_labels: bool,
-    batch_size: int,
-    pbar: ProgressReporter | None,
-) -> _Run:
-    if conf_threshold is not None and not 0 <= conf_threshold <= 1:
+    target_kind: str,
+    target_id: int,
+    options: _Options,
+) -> AnnotationSummary:
+    started = time.monotonic()
+    if options.conf_threshold is not None and not 0 <= options.conf_threshold <= 1:
         raise ValueError("conf_threshold must be None or a number between 0 and 1")
-    if batch_size < 1:
+    if options.batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    if options.on_error not in ("stop", "skip"):
+        raise ValueError("on_error must be 'stop' or 'skip'")
     loaded = load_function(function) if isinstance(function, str) else function
-    return _Run(
-        client=client,
-        function=loaded,
-        function_name=_function_name(loaded, function),
-        hooks=hooks(),
-        conf_threshold=conf_threshold,
-        conv_mask_to_poly=conv_mask_to_poly,
-        allow_unmatched_labels=allow_unmatched_labels,
-        batch_size=batch_size,
-        pbar=pbar or NullProgressReporter(),
-    )
+    run = _Run(client, loaded, _function_name(loaded, function), hooks(), options)
+    retry = options.retry
 
-
-def _mapper(run: _Run, task_labels: Sequence[models.Label]) -> LabelMapper:
+    if target_kind == "job":
+        job = retry.call(lambda: client.jobs.retrieve(target_id), what=f"reading job {target_id}")
+        task = retry.call(lambda: client.tasks.retrieve(job.task_id), what=f"reading task {job.task_id}")
+        frame_range: tuple[int, int] | None = (job.start_frame, job.stop_frame)
+    else:
+        task = retry.call(lambda: client.tasks.retrieve(target_id), what=f"reading task {target_id}")
+        frame_range = None
+    source = FrameSource.for_task(task, frame_range=frame_range, selection=options.frames, retry=retry)
+    task_labels = retry.call(task.get_labels, what=f"reading the labels of task {task.id}")
     spec = run.hooks.spec(run.function)
-    return LabelMapper(
+    mapper = LabelMapper(
         spec.labels,
         task_labels,
-        allow_unmatched_labels=run.allow_unmatched_labels,
-        conv_mask_to_poly=run.conv_mask_to_poly,
+        allow_unmatched_labels=options.allow_unmatched_labels,
+        conv_mask_to_poly=options.conv_mask_to_poly,
     )
+    target = AnnotationTarget(client, target_kind, target_id)
+
+    key_parts = {
+        "server": client.api_map.host,
+        "target": [target_kind, target_id],
+        "function": options.journal_key,
+        **options.key_parts(),
+    }
+    persistent = options.journal_dir is not None and options.journal_key is not None and not options.dry_run
+    scratch = None if persistent else tempfile.TemporaryDirectory(prefix="cvat-aa-run-")
+    journal = Journal.open(
+        Path(options.journal_dir if persistent else scratch.name),
+        journal_key(key_parts),
+        describe={**key_parts, "function_name": run.function_name},
+    )
+    logger.debug("Journal: %s (%s)", journal.path, "resumed" if journal.resumed else "new")
+    uploader = None
+    try:
+        run.hooks.run_started(
+            {"target": target_kind, "target_id": target_id, "function": run.function_name, "frames": len(source)}
+        )
+        if not options.dry_run:
+            if not journal.has_baseline():
+                existing = retry.call(target.get, what=f"reading the annotations of {target.describe()}")
+                journal.set_baseline(a.id for a in (*existing.tags, *existing.shapes, *existing.tracks))
+            uploader = Uploader(target, journal, retry=retry)
+            uploader.resolve_in_doubt()
+            for frame, tags, shapes in journal.unqueued_results():
+                uploader.add(frame, tags, shapes)
+        run.process(mapper, source, journal, uploader)
+        if uploader is not None:
+            uploader.close()
+            if options.clear_existing:
+                # Only now: a run that fails leaves the old annotations in place.
+                old = journal.baseline()
+                removed = retry.call(
+                    lambda: target.delete(sorted(old)), what=f"removing the old annotations of {target.describe()}"
+                )
+                logger.info("Removed the %d annotations %s had before", len(removed), target.describe())
+    except BaseException:
+        if uploader is not None:
+            uploader.abort()
+            uploader.rollback()
+        journal.close()
+        if scratch is not None:
+            scratch.cleanup()
+        raise
+
+    names = {label.id: label.name for label in task_labels}
+    processed, per_label = _per_label(journal, {i for i, _ in source.frames}, names)
+    failed = journal.failed_frames()
+    resumed = journal.resumed
+    journal.close(delete=True)
+    if scratch is not None:
+        scratch.cleanup()
+    summary = AnnotationSummary(
+        target=target_kind,
+        target_id=target_id,
+        task_id=task.id,
+        frames=processed,
+        annotations=sum(per_label.values()),
+        per_label=dict(per_label),
+        elapsed_s=round(time.monotonic() - started, 3),
+        failed_frames=failed,
+        resumed=resumed,
+        dry_run=options.dry_run,
+    )
+    run.hooks.run_finished(summary.to_dict())
+    return summary
+
+
+def _options(**kwargs: Any) -> _Options:
+    kwargs["pbar"] = kwargs["pbar"] or NullProgressReporter()
+    kwargs["frames"] = _selection(kwargs["frames"])
+    kwargs["retry"] = kwargs["retry"] or RetryPolicy()
+    if kwargs["journal_dir"] is not None:
+        kwargs["journal_dir"] = Path(kwargs["journal_dir"])
+    if isinstance(kwargs["journal_key"], Mapping):
+        kwargs["journal_key"] = json.dumps(kwargs["journal_key"], sort_keys=True, default=str)
+    return _Options(**kwargs)
 
 
 def annotate_task(
@@ -240,12 +384,19 @@ def annotate_task(
     conv_mask_to_poly: bool = False,
     frames: FrameSelection | str | Iterable[int] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    prefetch: int = DEFAULT_PREFETCH,
+    dry_run: bool = False,
+    on_frame: FrameCallback | None = None,
+    on_error: str = "stop",
+    journal_dir: str | Path | None = None,
+    journal_key: str | Mapping[str, Any] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> AnnotationSummary:
     """Run ``function`` on a task's frames and upload the annotations to the task.
 
     Keyword-compatible with ``cvat_sdk.auto_annotation.annotate_task`` 2.80: the same
     arguments mean the same things, and the same protocol violations raise
-    ``BadFunctionError`` before anything is uploaded. Beyond it:
+    ``BadFunctionError``. Beyond it:
 
     * ``function`` may also be the name of an installed function plugin (or a module name, or
       a path to a ``.py`` file), loaded without parameters;
@@ -253,34 +404,27 @@ def annotate_task(
     * ``frames`` selects frames: a ``FrameSelection``, a string such as ``"0-99:5,120"``, or
       an iterable of frame numbers; deleted frames are always skipped;
     * ``batch_size`` frames are passed to the function at a time (through ``detect_batch``
-      when the function has it);
+      when it has one); ``prefetch`` chunk (or frame) requests run ahead of the function;
+    * ``dry_run`` processes the frames and uploads nothing; ``on_frame(frame, tags, shapes)``
+      sees every frame's annotations, mapped to the task's labels;
+    * ``on_error="skip"`` records frames on which the function raises and goes on (they are
+      listed in the summary's ``failed_frames``); the default stops the run;
+    * with ``journal_dir`` and a ``journal_key`` (what identifies the function and its
+      parameters), the run is journaled there and a run with the same key, target and
+      options resumes where an interrupted one stopped;
+    * transient network and server failures are retried (``retry``);
     * the return value is an :class:`AnnotationSummary`.
-
-    Raises ``BadFunctionError`` (the function broke its contract), ``FunctionFailedError``
-    (it raised on a frame), ``ValueError`` for bad arguments, ``NoDataError`` for a task
-    without data, and cvat-sdk's API exceptions for server errors.
 
     Annotations are uploaded in pieces of whole frames while detection goes on. If the run
     fails, what it uploaded is removed again, so the task is left as it was; with
     ``clear_existing`` the old annotations are removed only after all new ones are uploaded.
+
+    Raises ``BadFunctionError`` (the function broke its contract), ``FunctionFailedError``
+    (it raised on a frame), ``ValueError`` for bad arguments, ``NoDataError`` for a task
+    without data, and cvat-sdk's API exceptions for server errors.
     """
-    started = time.monotonic()
-    run = _prepare(
-        client,
-        function,
-        conf_threshold=conf_threshold,
-        conv_mask_to_poly=conv_mask_to_poly,
-        allow_unmatched_labels=allow_unmatched_labels,
-        batch_size=batch_size,
-        pbar=pbar,
-    )
-    task = client.tasks.retrieve(task_id)
-    source = FrameSource.for_task(task, selection=_selection(frames))
-    mapper = _mapper(run, task.get_labels())
-    per_label = run.execute(
-        mapper, source, AnnotationTarget(client, "task", task_id), clear_existing=clear_existing
-    )
-    return _finish(run, "task", task_id, task_id, len(source), per_label, started)
+    options = _options(**{k: v for k, v in locals().items() if k not in ("client", "task_id", "function")})
+    return _annotate(client, function, target_kind="task", target_id=task_id, options=options)
 
 
 def annotate_job(
@@ -295,51 +439,18 @@ def annotate_job(
     conv_mask_to_poly: bool = False,
     frames: FrameSelection | str | Iterable[int] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    prefetch: int = DEFAULT_PREFETCH,
+    dry_run: bool = False,
+    on_frame: FrameCallback | None = None,
+    on_error: str = "stop",
+    journal_dir: str | Path | None = None,
+    journal_key: str | Mapping[str, Any] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> AnnotationSummary:
     """Like :func:`annotate_task`, for the frames of one job.
 
     ``frames`` numbers are task frame numbers; ``clear_existing`` replaces only the job's
     annotations.
     """
-    started = time.monotonic()
-    run = _prepare(
-        client,
-        function,
-        conf_threshold=conf_threshold,
-        conv_mask_to_poly=conv_mask_to_poly,
-        allow_unmatched_labels=allow_unmatched_labels,
-        batch_size=batch_size,
-        pbar=pbar,
-    )
-    job = client.jobs.retrieve(job_id)
-    task = client.tasks.retrieve(job.task_id)
-    source = FrameSource.for_task(
-        task, frame_range=(job.start_frame, job.stop_frame), selection=_selection(frames)
-    )
-    mapper = _mapper(run, task.get_labels())
-    per_label = run.execute(
-        mapper, source, AnnotationTarget(client, "job", job_id), clear_existing=clear_existing
-    )
-    return _finish(run, "job", job_id, task.id, len(source), per_label, started)
-
-
-def _finish(
-    run: _Run,
-    target: str,
-    target_id: int,
-    task_id: int,
-    frames: int,
-    per_label: Counter[str],
-    started: float,
-) -> AnnotationSummary:
-    summary = AnnotationSummary(
-        target=target,
-        target_id=target_id,
-        task_id=task_id,
-        frames=frames,
-        annotations=sum(per_label.values()),
-        per_label=dict(per_label),
-        elapsed_s=round(time.monotonic() - started, 3),
-    )
-    run.hooks.run_finished(summary.to_dict())
-    return summary
+    options = _options(**{k: v for k, v in locals().items() if k not in ("client", "job_id", "function")})
+    return _annotate(client, function, target_kind="job", target_id=job_id, options=options)

@@ -20,6 +20,8 @@ import attrs
 import PIL.Image
 from cvat_sdk.core.proxies.tasks import Task
 
+from .retry import RetryPolicy
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["Frame", "FrameSelection", "FrameSource", "NoDataError"]
@@ -91,6 +93,7 @@ class FrameSource:
     """(task frame number, frame name) for every frame to process, in order."""
     chunk_size: int
     is_video: bool
+    retry: RetryPolicy = attrs.Factory(RetryPolicy)
 
     @classmethod
     def for_task(
@@ -99,13 +102,15 @@ class FrameSource:
         *,
         frame_range: tuple[int, int] | None = None,
         selection: FrameSelection | None = None,
+        retry: RetryPolicy | None = None,
     ) -> FrameSource:
         """Select the frames of ``task`` (optionally only those in an inclusive range)."""
+        retry = retry or RetryPolicy()
         if not task.size or not task.data_chunk_size:
             raise NoDataError(
                 f"task {task.id} has no data; upload images or a video to it before annotating"
             )
-        meta = task.get_meta()
+        meta = retry.call(task.get_meta, what=f"reading the frame list of task {task.id}")
         deleted = set(meta.deleted_frames or [])
         is_video = str(task.data_original_chunk_type) == "video"
         first, last = frame_range if frame_range is not None else (0, task.size - 1)
@@ -118,18 +123,30 @@ class FrameSource:
             else:
                 name = meta.frames[index].name
             frames.append((index, name))
-        return cls(task=task, frames=frames, chunk_size=task.data_chunk_size, is_video=is_video)
+        return cls(
+            task=task, frames=frames, chunk_size=task.data_chunk_size, is_video=is_video, retry=retry
+        )
 
     def __len__(self) -> int:
         return len(self.frames)
 
     def _fetch_frame(self, index: int) -> PIL.Image.Image:
-        return _decode(self.task.get_frame(index, quality="original").read())
+        data = self.retry.call(
+            lambda: self.task.get_frame(index, quality="original").read(),
+            what=f"downloading frame {index}",
+        )
+        return _decode(data)
 
-    def _fetch_chunk(self, chunk: int, indexes: Sequence[int]) -> list[PIL.Image.Image]:
+    def _download_chunk(self, chunk: int) -> io.BytesIO:
         buffer = io.BytesIO()
         self.task.download_chunk(chunk, buffer, quality="original")
         buffer.seek(0)
+        return buffer
+
+    def _fetch_chunk(self, chunk: int, indexes: Sequence[int]) -> list[PIL.Image.Image]:
+        buffer = self.retry.call(
+            lambda: self._download_chunk(chunk), what=f"downloading chunk {chunk}"
+        )
         with zipfile.ZipFile(buffer) as archive:
             members = archive.infolist()
             # Frame f is member number f % chunk_size, whatever the member names are.

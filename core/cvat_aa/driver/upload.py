@@ -2,8 +2,13 @@
 
 A piece holds whole frames only, so a frame's annotations are never half-uploaded. Pieces are
 sent by one background thread, in order; the producer blocks when ``max_pending`` pieces are
-waiting, which bounds memory. The ids the server gives to created annotations are kept, so a
-run that fails can delete what it created and leave the task as it found it.
+waiting, which bounds memory. Every piece is journaled before it is sent and after the server
+accepted it, with the ids the server gave its annotations, so that:
+
+* a piece whose reply was lost (the connection broke after the server applied it) is found on
+  the server instead of being sent twice;
+* a failed run can remove what it uploaded and leave the task as it found it;
+* a killed run resumes without sending a piece again.
 """
 
 from __future__ import annotations
@@ -12,13 +17,15 @@ import json
 import logging
 import queue
 import threading
-from array import array
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 from cvat_sdk import models
 from cvat_sdk.core import Client
+
+from .journal import Journal
+from .retry import RetryPolicy
 
 __all__ = ["AnnotationTarget", "Uploader"]
 
@@ -58,26 +65,18 @@ class AnnotationTarget:
         body = json.loads(response.data or b"{}")
         return [a["id"] for a in (*body.get("tags", []), *body.get("shapes", [])) if "id" in a]
 
-    def replace(
-        self, tags: Sequence[models.LabeledImageRequest], shapes: Sequence[models.LabeledShapeRequest]
-    ) -> None:
-        """PUT: replace all annotations of the target."""
-        self._api.update_annotations(
-            self.id, labeled_data_request=models.LabeledDataRequest(tags=tags, shapes=shapes)
-        )
-
-    def delete(self, ids: Sequence[int]) -> int:
-        """Delete the tags, shapes and tracks with these ids; return how many were found."""
+    def delete(self, ids: Sequence[int]) -> set[int]:
+        """Delete the tags, shapes and tracks with these ids; return the ids that were there."""
         wanted = set(ids)
         if not wanted:
-            return 0
+            return set()
         current = self.get()
         request = models.PatchedLabeledDataRequest(
             tags=[models.LabeledImageRequest(**a.to_dict()) for a in current.tags if a.id in wanted],
             shapes=[models.LabeledShapeRequest(**a.to_dict()) for a in current.shapes if a.id in wanted],
             tracks=[models.LabeledTrackRequest(**a.to_dict()) for a in current.tracks if a.id in wanted],
         )
-        found = len(request.tags) + len(request.shapes) + len(request.tracks)
+        found = {a.id for a in (*request.tags, *request.shapes, *request.tracks)}
         if found:
             self._api.partial_update_annotations(
                 "delete", self.id, patched_labeled_data_request=request, _parse_response=False
@@ -85,33 +84,89 @@ class AnnotationTarget:
         return found
 
 
+@attrs.define
+class _Piece:
+    number: int
+    frames: list[int] = attrs.Factory(list)
+    tags: list[models.LabeledImageRequest] = attrs.Factory(list)
+    shapes: list[models.LabeledShapeRequest] = attrs.Factory(list)
+
+    @property
+    def size(self) -> int:
+        return len(self.tags) + len(self.shapes)
+
+
 _STOP = object()
 
 
 class Uploader:
-    """Sends frames' annotations to a target in pieces, from a background thread."""
+    """Sends frames' annotations to a target in journaled pieces, from a background thread."""
 
     def __init__(
         self,
         target: AnnotationTarget,
+        journal: Journal,
         *,
+        retry: RetryPolicy | None = None,
         piece_annotations: int = 2000,
         piece_frames: int = 200,
         max_pending: int = 2,
     ) -> None:
         self.target = target
+        self.journal = journal
+        self.retry = retry or RetryPolicy()
         self.piece_annotations = piece_annotations
         self.piece_frames = piece_frames
-        self.created = array("q")
-        """Ids of everything this uploader created, for :meth:`rollback`."""
         self.requests = 0
-        self._tags: list[models.LabeledImageRequest] = []
-        self._shapes: list[models.LabeledShapeRequest] = []
-        self._frames = 0
+        self._piece = _Piece(journal.next_piece())
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, max_pending))
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="cvat-aa-upload", daemon=True)
         self._thread.start()
+
+    # the server side of a piece
+
+    def _find_applied(self, frames: Sequence[int], count: int) -> list[int] | None:
+        """The ids of a piece's annotations if the server has them, None if it has none."""
+        wanted = set(frames)
+        known = self.journal.baseline() | self.journal.created_ids()
+        current = self.target.get()
+        new = [a.id for a in (*current.tags, *current.shapes) if a.frame in wanted and a.id not in known]
+        if len(new) == count:
+            return new
+        if not new:
+            return None
+        raise RuntimeError(
+            f"{self.target.describe()} changed while cvat-aa was uploading to it: frames"
+            f" {min(wanted)}-{max(wanted)} hold {len(new)} new annotations where {count} or none"
+            " were expected. Check the task, then run again."
+        )
+
+    def _send(self, piece: _Piece) -> None:
+        self.journal.piece_sending(piece.number, piece.frames, piece.size)
+        what = f"uploading frames {piece.frames[0]}-{piece.frames[-1]} to {self.target.describe()}"
+        ids = self.retry.call(
+            lambda: self.target.create(piece.tags, piece.shapes),
+            what=what,
+            on_ambiguous=lambda: self._find_applied(piece.frames, piece.size),
+        )
+        self.requests += 1
+        self.journal.piece_uploaded(piece.number, ids)
+
+    def resolve_in_doubt(self) -> None:
+        """Settle the pieces a killed run was sending: uploaded, or to be sent again."""
+        for number, frames, count in self.journal.pieces_in_doubt():
+            found = self.retry.call(
+                lambda f=frames, c=count: self._find_applied(f, c) or [],
+                what="checking an interrupted upload",
+            )
+            if found:
+                logger.info("Frames %d-%d had been uploaded before the run stopped", frames[0], frames[-1])
+                self.journal.piece_uploaded(number, found)
+            else:
+                self.journal.piece_not_sent(number)
+
+    # the producer side
 
     def _work(self) -> None:
         while True:
@@ -120,10 +175,8 @@ class Uploader:
                 return
             if self._error is not None:
                 continue  # drain: a failed upload ends the run; later pieces are not sent
-            tags, shapes = item
             try:
-                self.created.extend(self.target.create(tags, shapes))
-                self.requests += 1
+                self._send(item)
             except BaseException as ex:  # handed to the producer thread
                 self._error = ex
 
@@ -132,23 +185,27 @@ class Uploader:
             raise self._error
 
     def add(
-        self, tags: Sequence[models.LabeledImageRequest], shapes: Sequence[models.LabeledShapeRequest]
+        self,
+        frame: int,
+        tags: Sequence[models.LabeledImageRequest],
+        shapes: Sequence[models.LabeledShapeRequest],
     ) -> None:
         """Add one frame's annotations; a full piece is queued (blocking while the queue is full)."""
         self._check()
-        self._tags.extend(tags)
-        self._shapes.extend(shapes)
-        self._frames += 1
-        if (
-            len(self._tags) + len(self._shapes) >= self.piece_annotations
-            or self._frames >= self.piece_frames
-        ):
+        piece = self._piece
+        piece.frames.append(frame)
+        piece.tags.extend(tags)
+        piece.shapes.extend(shapes)
+        if piece.size >= self.piece_annotations or len(piece.frames) >= self.piece_frames:
             self._flush()
 
     def _flush(self) -> None:
-        if self._tags or self._shapes:
-            self._queue.put((self._tags, self._shapes))
-        self._tags, self._shapes, self._frames = [], [], 0
+        piece = self._piece
+        if piece.size:
+            self._queue.put(piece)
+            self._piece = _Piece(piece.number + 1)
+        else:
+            piece.frames.clear()
 
     def close(self) -> None:
         """Send what is left and wait for every piece; raise the first upload error."""
@@ -160,7 +217,6 @@ class Uploader:
 
     def abort(self) -> None:
         """Stop without sending what is left (the run failed)."""
-        self._tags, self._shapes = [], []
         if self._error is None:
             self._error = RuntimeError("upload aborted")
         if self._thread.is_alive():
@@ -168,16 +224,22 @@ class Uploader:
             self._thread.join()
 
     def rollback(self) -> None:
-        """Delete everything this uploader created (best effort; logged when it fails)."""
-        if not self.created:
+        """Remove everything this run uploaded (best effort; logged when it fails)."""
+        created = self.journal.created_ids()
+        if not created:
             return
         try:
-            removed = self.target.delete(self.created)
-            logger.info("Removed the %d annotations this run had uploaded", removed)
-        except Exception:
-            logger.error(
-                "Could not remove the %d annotations this run uploaded to %s before failing",
-                len(self.created),
-                self.target.describe(),
-                exc_info=logger.isEnabledFor(logging.DEBUG),
+            removed = self.retry.call(
+                lambda: self.target.delete(sorted(created)), what="removing this run's annotations"
             )
+        except Exception as ex:
+            logger.error(
+                "Could not remove the %d annotations this run uploaded to %s (%s); run the same"
+                " command again to finish the job",
+                len(created),
+                self.target.describe(),
+                type(ex).__name__,
+            )
+            return
+        self.journal.forget_created(created)
+        logger.info("Removed the %d annotations this run had uploaded", len(removed))
