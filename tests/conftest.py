@@ -10,6 +10,14 @@ import pytest
 from cvat_aa import plugins
 
 
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run journals go to a temporary state directory, never the user's."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    return state
+
+
 @pytest.fixture
 def fresh_plugin_manager(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the next hooks() call build a new plugin manager (and rediscover hook plugins)."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
+from pathlib import Path
 
 from cvat_sdk.api_client import exceptions as api_exceptions
 from cvat_sdk.core.auth import configure_client_auth_arguments, make_client_from_cli
@@ -13,8 +15,10 @@ from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
 
 from .. import __version__
 from ..driver import FrameSelection, annotate_job, annotate_task
-from ..driver.annotate import DEFAULT_BATCH_SIZE
-from .errors import NotFoundError, UsageError
+from ..driver.annotate import DEFAULT_BATCH_SIZE, DEFAULT_PREFETCH, DEFAULT_UPLOAD_FRAMES
+from ..driver.journal import default_journal_dir
+from ..plugins import find_function
+from .errors import ExitCode, NotFoundError, UsageError
 from .options import add_function_options, load_from_args
 
 __all__ = ["register"]
@@ -86,6 +90,43 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"frames per call to the function (default {DEFAULT_BATCH_SIZE})",
     )
+    parser.add_argument(
+        "--prefetch",
+        type=_positive,
+        default=DEFAULT_PREFETCH,
+        metavar="N",
+        help=f"chunk or frame downloads to run ahead of the function (default {DEFAULT_PREFETCH})",
+    )
+    parser.add_argument(
+        "--upload-frames",
+        type=_positive,
+        default=DEFAULT_UPLOAD_FRAMES,
+        metavar="N",
+        help=f"upload every N frames while the run goes on (default {DEFAULT_UPLOAD_FRAMES})",
+    )
+    parser.add_argument(
+        "--on-error",
+        choices=["stop", "skip"],
+        default="stop",
+        help="when the function raises on a frame: stop the run (default; nothing stays"
+        " uploaded), or skip the frame, go on, and list the failed frames at the end (exit 6)",
+    )
+    journal = parser.add_mutually_exclusive_group()
+    journal.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run (the default whenever a matching journal exists);"
+        " fail if there is none",
+    )
+    journal.add_argument(
+        "--no-journal", action="store_true", help="keep no journal: an interrupted run starts over"
+    )
+    parser.add_argument(
+        "--journal-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"where run journals are kept (default {default_journal_dir()})",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     configure_client_auth_arguments(parser)
     parser.set_defaults(run=run)
@@ -96,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either a TASK_ID or --job JOB_ID")
     # Load the function before connecting: a bad name or parameter needs no server.
     function, name, _ = load_from_args(args)
+    journal_dir = None if args.no_journal else (args.journal_dir or default_journal_dir())
 
     client = make_client_from_cli(args, logger=logging.getLogger("cvat_aa.client"))
     client.api_client.default_headers["User-Agent"] = (
@@ -114,6 +156,12 @@ def run(args: argparse.Namespace) -> int:
             conv_mask_to_poly=args.conv_mask_to_poly,
             frames=args.frames,
             batch_size=args.batch_size,
+            prefetch=args.prefetch,
+            upload_frames=args.upload_frames,
+            on_error=args.on_error,
+            journal_dir=journal_dir,
+            journal_key=_function_identity(args, name),
+            resume=True if args.resume else None,
         )
         target = f"job {args.job}" if args.job is not None else f"task {args.task_id}"
         try:
@@ -129,4 +177,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(summary.format())
         print(f"See the result in CVAT: {client.api_map.host}/tasks/{summary.task_id}")
-    return 0
+    return ExitCode.FUNCTION_FAILED if summary.failed_frames else ExitCode.OK
+
+
+def _function_identity(args: argparse.Namespace, name: str) -> dict[str, object]:
+    """What identifies the function for the run journal: source, parameters, version."""
+    identity: dict[str, object] = {"source": name, "parameters": dict(args.function_parameters)}
+    if args.function is not None:
+        entry = find_function(args.function)
+        identity["distribution"] = [entry.distribution, entry.version]
+    elif args.function_file is not None:
+        # A file's contents are its version.
+        identity["sha256"] = hashlib.sha256(Path(args.function_file).read_bytes()).hexdigest()
+    return identity

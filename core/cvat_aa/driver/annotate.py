@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_PREFETCH = 4
+DEFAULT_UPLOAD_FRAMES = 200
 
 FrameCallback = Callable[
     [Frame, list[models.LabeledImageRequest], list[models.LabeledShapeRequest]], None
@@ -132,11 +133,13 @@ class _Options:
     frames: FrameSelection | None
     batch_size: int
     prefetch: int
+    upload_frames: int
     dry_run: bool
     on_frame: FrameCallback | None
     on_error: str
     journal_dir: Path | None
     journal_key: str | None
+    resume: bool | None
     retry: RetryPolicy
 
     def key_parts(self) -> dict[str, Any]:
@@ -266,8 +269,8 @@ def _annotate(
     started = time.monotonic()
     if options.conf_threshold is not None and not 0 <= options.conf_threshold <= 1:
         raise ValueError("conf_threshold must be None or a number between 0 and 1")
-    if options.batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
+    if min(options.batch_size, options.prefetch, options.upload_frames) < 1:
+        raise ValueError("batch_size, prefetch and upload_frames must be at least 1")
     if options.on_error not in ("stop", "skip"):
         raise ValueError("on_error must be 'stop' or 'skip'")
     loaded = load_function(function) if isinstance(function, str) else function
@@ -306,6 +309,12 @@ def _annotate(
         describe={**key_parts, "function_name": run.function_name},
     )
     logger.debug("Journal: %s (%s)", journal.path, "resumed" if journal.resumed else "new")
+    if options.resume and not journal.resumed:
+        journal.close(delete=True)
+        raise ValueError(
+            f"there is no interrupted run of this function on {target.describe()} to resume"
+            " (with these parameters and options)"
+        )
     uploader = None
     try:
         run.hooks.run_started(
@@ -315,7 +324,7 @@ def _annotate(
             if not journal.has_baseline():
                 existing = retry.call(target.get, what=f"reading the annotations of {target.describe()}")
                 journal.set_baseline(a.id for a in (*existing.tags, *existing.shapes, *existing.tracks))
-            uploader = Uploader(target, journal, retry=retry)
+            uploader = Uploader(target, journal, retry=retry, piece_frames=options.upload_frames)
             uploader.resolve_in_doubt()
             for frame, tags, shapes in journal.unqueued_results():
                 uploader.add(frame, tags, shapes)
@@ -385,11 +394,13 @@ def annotate_task(
     frames: FrameSelection | str | Iterable[int] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     prefetch: int = DEFAULT_PREFETCH,
+    upload_frames: int = DEFAULT_UPLOAD_FRAMES,
     dry_run: bool = False,
     on_frame: FrameCallback | None = None,
     on_error: str = "stop",
     journal_dir: str | Path | None = None,
     journal_key: str | Mapping[str, Any] | None = None,
+    resume: bool | None = None,
     retry: RetryPolicy | None = None,
 ) -> AnnotationSummary:
     """Run ``function`` on a task's frames and upload the annotations to the task.
@@ -405,13 +416,14 @@ def annotate_task(
       an iterable of frame numbers; deleted frames are always skipped;
     * ``batch_size`` frames are passed to the function at a time (through ``detect_batch``
       when it has one); ``prefetch`` chunk (or frame) requests run ahead of the function;
+    * annotations are uploaded every ``upload_frames`` frames (or 2,000 annotations);
     * ``dry_run`` processes the frames and uploads nothing; ``on_frame(frame, tags, shapes)``
       sees every frame's annotations, mapped to the task's labels;
     * ``on_error="skip"`` records frames on which the function raises and goes on (they are
       listed in the summary's ``failed_frames``); the default stops the run;
     * with ``journal_dir`` and a ``journal_key`` (what identifies the function and its
       parameters), the run is journaled there and a run with the same key, target and
-      options resumes where an interrupted one stopped;
+      options resumes where an interrupted one stopped; ``resume=True`` insists on that;
     * transient network and server failures are retried (``retry``);
     * the return value is an :class:`AnnotationSummary`.
 
@@ -440,11 +452,13 @@ def annotate_job(
     frames: FrameSelection | str | Iterable[int] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     prefetch: int = DEFAULT_PREFETCH,
+    upload_frames: int = DEFAULT_UPLOAD_FRAMES,
     dry_run: bool = False,
     on_frame: FrameCallback | None = None,
     on_error: str = "stop",
     journal_dir: str | Path | None = None,
     journal_key: str | Mapping[str, Any] | None = None,
+    resume: bool | None = None,
     retry: RetryPolicy | None = None,
 ) -> AnnotationSummary:
     """Like :func:`annotate_task`, for the frames of one job.

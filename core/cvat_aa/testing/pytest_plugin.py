@@ -4,8 +4,9 @@ Installing cvat-aa makes these fixtures available in every test suite:
 
 ``cvat_server``
     A fresh :class:`~cvat_aa.testing.TestServer` per test, with its data under ``tmp_path``.
-    It also points ``XDG_CACHE_HOME`` and ``XDG_CONFIG_HOME`` at temporary directories, so
-    cvat-cli subprocesses neither read the user's saved profiles nor write to their cache.
+    It also points ``XDG_CACHE_HOME``, ``XDG_CONFIG_HOME`` and ``XDG_STATE_HOME`` at temporary
+    directories, so cvat-cli and cvat-aa subprocesses neither read the user's saved profiles
+    nor write to their cache or run journals.
 ``cvat_cache_dir``
     A temporary directory for cvat-sdk's cache (``Config.cache_dir``).
 ``cvat_client``
@@ -58,6 +59,7 @@ def cvat_server(
     home = tmp_path_factory.mktemp("cvat-home")
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
     with TestServer(data_dir=tmp_path_factory.mktemp("cvat-server")) as server:
         yield server
 
