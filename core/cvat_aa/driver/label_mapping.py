@@ -44,6 +44,19 @@ def _points_rule(shape_type: str, count: int) -> str | None:
     return None
 
 
+def _mask_problem(points: list[float]) -> str | None:
+    """Why mask points are not what cvat_sdk.masks.encode_mask makes, or None."""
+    if not all(float(p).is_integer() and p >= 0 for p in points):
+        return "holds values that are not non-negative whole numbers"
+    *runs, x1, y1, x2, y2 = (int(p) for p in points)
+    if x2 < x1 or y2 < y1:
+        return f"has an empty bounding box ({x1}, {y1}, {x2}, {y2})"
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    if sum(runs) != area:
+        return f"has run lengths covering {sum(runs)} pixels in a {area}-pixel bounding box"
+    return None
+
+
 def _check_one(shape: models.LabeledShapeRequest | models.SubLabeledShapeRequest, what: str) -> None:
     shape_type = shape.type.value
     points = list(getattr(shape, "points", []) or [])
@@ -54,6 +67,10 @@ def _check_one(shape: models.LabeledShapeRequest | models.SubLabeledShapeRequest
     if problem:
         raise BadFunctionError(
             f"function output {shape_type} {what} with {len(points)} coordinates; a {shape_type} {problem}"
+        )
+    if shape_type == "mask" and (problem := _mask_problem(points)):
+        raise BadFunctionError(
+            f"function output a mask that {problem}; build masks with cvat_sdk.masks.encode_mask"
         )
     rotation = getattr(shape, "rotation", None)
     if rotation is not None and not (math.isfinite(rotation) and 0 <= rotation <= 360):
