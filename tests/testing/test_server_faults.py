@@ -179,3 +179,42 @@ def test_request_log_holds_no_secrets(cvat_server: TestServer) -> None:
         client.tasks.list()
     logged = repr(cvat_server.request_log.entries())
     assert all(secret not in logged for secret in [*secrets, token])
+
+
+def test_random_failures_hit_about_the_given_share_of_requests(cvat_server):
+    import urllib3
+
+    cvat_server.faults.fail_randomly(0.3, statuses=(503,), closes=(), seed=7)
+    http = urllib3.PoolManager(retries=False)
+    statuses = [http.request("GET", f"{cvat_server.url}/api/server/about").status for _ in range(200)]
+    failed = statuses.count(503)
+    assert 30 <= failed <= 90
+    assert cvat_server.faults.injected["fail-503"] == failed
+    cvat_server.faults.fail_randomly(0)
+    assert http.request("GET", f"{cvat_server.url}/api/server/about").status == 200
+
+
+def test_the_bandwidth_cap_is_one_link_shared_by_concurrent_transfers(cvat_server, image_files):
+    import threading
+    import time
+
+    import urllib3
+
+    task = cvat_server.create_task("link", images=image_files * 4, labels=[{"name": "a"}], chunk_size=1)
+    http = urllib3.PoolManager(retries=False)
+    headers = urllib3.make_headers(basic_auth=f"{cvat_server.username}:{cvat_server.password}")
+    url = f"{cvat_server.url}/api/tasks/{task}/data/?type=chunk&quality=original&number="
+    size = len(http.request("GET", url + "0", headers=headers).data)
+    cvat_server.faults.bandwidth = size * 10  # one chunk takes 0.1 s
+
+    def fetch(n):
+        http.request("GET", url + str(n), headers=headers)
+
+    threads = [threading.Thread(target=fetch, args=(n,)) for n in range(8)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Eight chunks through one link take about 0.8 s, not the 0.1 s of eight separate links.
+    assert time.monotonic() - started >= 0.7

@@ -17,6 +17,7 @@ from .. import __version__
 from ..driver import FrameSelection, annotate_job, annotate_task
 from ..driver.annotate import DEFAULT_BATCH_SIZE, DEFAULT_PREFETCH, DEFAULT_UPLOAD_FRAMES
 from ..driver.journal import default_journal_dir
+from ..driver.retry import RetryPolicy
 from ..plugins import find_function
 from .errors import ExitCode, NotFoundError, UsageError
 from .options import add_function_options, load_from_args
@@ -139,7 +140,10 @@ def run(args: argparse.Namespace) -> int:
     function, name, _ = load_from_args(args)
     journal_dir = None if args.no_journal else (args.journal_dir or default_journal_dir())
 
-    client = make_client_from_cli(args, logger=logging.getLogger("cvat_aa.client"))
+    client = RetryPolicy().call(
+        lambda: make_client_from_cli(args, logger=logging.getLogger("cvat_aa.client")),
+        what="logging in",
+    )
     client.api_client.default_headers["User-Agent"] = (
         f"cvat_aa/{__version__} {client.api_client.default_headers['User-Agent']}"
     )

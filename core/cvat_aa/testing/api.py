@@ -248,7 +248,7 @@ class CvatApi:
 
         # Latency and the time the request body takes at the bandwidth cap pass before the
         # request is handled, as they would on a slow link.
-        delay = self.faults.latency + self.faults.transfer_delay(bytes_in)
+        delay = self.faults.latency + self.faults.reserve_link(bytes_in)
         if delay:
             time.sleep(delay)
         if fault is not None and fault.kind == "close" and fault.when == "before":

@@ -3,9 +3,11 @@
 A test reaches them as ``server.faults`` and ``server.request_log``::
 
     server.faults.latency = 0.05                     # seconds added to every request
-    server.faults.bandwidth = 1_000_000              # bytes per second, in and out
+    server.faults.bandwidth = 1_000_000              # bytes per second, one link for all
     server.faults.fail_next(2, status=503, method="GET", path=r"/data/$")
     server.faults.close_connection_next(1, when="after", method="PATCH")
+    server.faults.fail_randomly(0.1, seed=1)         # 10% of requests: 5xx or dropped
+    server.faults.injected                           # Counter of what was injected
     ...
     assert [e.status for e in server.request_log.entries(method="PATCH")] == [None, 200]
 
@@ -17,11 +19,13 @@ cookie, password or token.
 
 from __future__ import annotations
 
+import random
 import re
 import threading
 import time
-from collections.abc import Iterator
-from typing import Literal
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 
 import attrs
 
@@ -84,6 +88,27 @@ class RequestLog:
 
 
 @attrs.define
+class _RandomFaults:
+    rate: float
+    kinds: list[tuple[str, Any]]
+    method: str | None
+    path: re.Pattern[str] | None
+    rng: random.Random
+
+    def draw(self, method: str, path: str) -> Fault | None:
+        if (self.method is not None and self.method != method) or (
+            self.path is not None and self.path.search(path) is None
+        ):
+            return None
+        if self.rng.random() >= self.rate:
+            return None
+        kind, value = self.rng.choice(self.kinds)
+        if kind == "fail":
+            return Fault("fail", 1, status=value)
+        return Fault("close", 1, when=value)
+
+
+@attrs.define
 class Fault:
     """A pending fault; ``remaining`` counts the requests it still applies to."""
 
@@ -120,6 +145,10 @@ class FaultInjector:
         self._latency = 0.0
         self._bandwidth: float | None = None
         self._faults: list[Fault] = []
+        self._random: _RandomFaults | None = None
+        self._link_free_at = 0.0
+        self.injected: Counter[str] = Counter()
+        """How many faults of each kind ("fail-503", "close-after"...) were injected."""
 
     @property
     def latency(self) -> float:
@@ -178,6 +207,34 @@ class FaultInjector:
             raise ValueError("when must be 'before' or 'after'")
         self._add(Fault("close", count, when=when, method=_method(method), path=_regex(path)))
 
+    def fail_randomly(
+        self,
+        rate: float,
+        *,
+        statuses: Sequence[int] = (500, 502, 503, 504),
+        closes: Sequence[Literal["before", "after"]] = ("before", "after"),
+        method: str | None = None,
+        path: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Fail each matching request with probability ``rate`` (0 turns it off).
+
+        A failure is drawn evenly from the ``statuses`` (answered, unapplied) and the
+        connection ``closes`` (before or after the request is applied). ``seed`` makes the
+        sequence repeatable.
+        """
+        if not 0 <= rate <= 1:
+            raise ValueError("rate must be between 0 and 1")
+        kinds = [("fail", s) for s in statuses] + [("close", w) for w in closes]
+        if rate and not kinds:
+            raise ValueError("give at least one status or close")
+        with self._lock:
+            self._random = (
+                _RandomFaults(rate, kinds, _method(method), _regex(path), random.Random(seed))
+                if rate
+                else None
+            )
+
     def _add(self, fault: Fault) -> None:
         if fault.remaining < 1:
             raise ValueError("count must be at least 1")
@@ -195,6 +252,7 @@ class FaultInjector:
             self._faults.clear()
             self._latency = 0.0
             self._bandwidth = None
+            self._random = None
 
     def take(self, method: str, path: str) -> Fault | None:
         """Consumes the first pending fault that matches a request, if any."""
@@ -204,19 +262,37 @@ class FaultInjector:
                     fault.remaining -= 1
                     if fault.remaining == 0:
                         self._faults.remove(fault)
+                    self.injected[fault.label if fault.kind == "close" else f"fail-{fault.status}"] += 1
                     return fault
-        return None
+            drawn = self._random.draw(method, path) if self._random else None
+            if drawn is not None:
+                self.injected[drawn.label if drawn.kind == "close" else f"fail-{drawn.status}"] += 1
+            return drawn
 
     def transfer_delay(self, size: int) -> float:
         """Seconds that ``size`` bytes take at the bandwidth cap."""
         bandwidth = self._bandwidth
         return size / bandwidth if bandwidth else 0.0
 
+    def reserve_link(self, size: int) -> float:
+        """Book ``size`` bytes on the shared link; the seconds to wait until they are through.
+
+        The cap is one link shared by every connection, as a real network link is: bytes of
+        concurrent transfers queue behind each other.
+        """
+        delay = self.transfer_delay(size)
+        if not delay:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            self._link_free_at = max(self._link_free_at, now) + delay
+            return self._link_free_at - now
+
     def throttled(self, body: bytes, piece: int = 64 * 1024) -> Iterator[bytes]:
-        """Yields ``body`` in pieces, each after the time it takes at the bandwidth cap."""
+        """Yields ``body`` in pieces, each once the shared link has carried it."""
         for start in range(0, len(body), piece):
             chunk = body[start : start + piece]
-            delay = self.transfer_delay(len(chunk))
-            if delay:
-                time.sleep(delay)
+            wait = self.reserve_link(len(chunk))
+            if wait:
+                time.sleep(wait)
             yield chunk

@@ -90,13 +90,15 @@ def _load_stock_model(name: str) -> YOLO:
             f" access, download {name} on a machine that has it and pass the file:"
             f" -p model=str:/path/to/{name}"
         ) from ex
+    except Exception as ex:
+        raise ValueError(f"Ultralytics could not load the stock model {name!r}: {_brief(ex)}") from ex
 
 
 def _brief(error: Exception) -> str:
     """Ultralytics' messages, without their decorations and advice for its own CLI."""
-    text = " ".join(str(error).replace("ERROR ", "").split())
-    text = "".join(ch for ch in text if ord(ch) < 0x2000).strip()
-    return text.split(" Recommended fixes")[0] or type(error).__name__
+    text = str(error).removeprefix("ERROR").lstrip(" \N{CROSS MARK}\N{VARIATION SELECTOR-16}")
+    text = " ".join(text.split()).split(" Recommended fixes")[0]
+    return text or type(error).__name__
 
 
 def keypoint_names(model: YOLO) -> dict[int, list[str]]:

@@ -1,0 +1,346 @@
+"""The "CVAT for images 1.1" XML format: writing it, and reading it back.
+
+The layout is the one CVAT's own exporter writes (``cvat/apps/dataset_manager/formats/cvat.py``),
+so CVAT imports the file into a task with the same labels:
+
+* ``<annotations>`` holds ``<version>1.1</version>``, a ``<meta>`` with a ``<task>`` that
+  lists the labels (name, color, type, attributes; a skeleton's ``<svg>``, and its sublabels
+  as labels of their own with a ``<parent>``), and one ``<image id name width height>`` per
+  frame, annotated or not. ``id`` is the frame number; CVAT matches an image to a task frame
+  by ``name`` and falls back to ``id``.
+* Shapes are ``<box xtl ytl xbr ybr>``, ``<polygon points>``, ``<polyline points>``,
+  ``<points points>`` (points as ``x,y;x,y``), ``<ellipse cx cy rx ry>``, ``<cuboid xtl1 ...>``,
+  ``<mask rle left top width height>`` and ``<skeleton>`` with a ``<points>`` child per
+  element; tags are ``<tag>``. Every one has ``label`` and ``source``; shapes other than
+  skeletons have ``occluded``; top-level shapes have ``z_order``; ``rotation`` is written
+  when it is not 0, ``group_id`` when the shape is grouped; skeleton elements have
+  ``outside``. Attribute values are ``<attribute name="...">value</attribute>`` children.
+  Coordinates have two decimals.
+* A mask's ``rle`` is the run-length encoding of the mask cropped to its bounding box,
+  row by row, as comma-separated run lengths that alternate background and foreground,
+  starting with background (a first run of 0 when the top-left pixel is set); ``left`` and
+  ``top`` are the box's first column and row, ``width`` and ``height`` its size. cvat-sdk's
+  mask ``points`` (``cvat_sdk.masks.encode_mask``) are the same runs followed by
+  ``[left, top, right, bottom]`` with inclusive ``right`` and ``bottom``, so
+  ``width = right - left + 1`` and ``height = bottom - top + 1``.
+
+The format has no place for a shape's ``score``; COCO files keep it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import xml.etree.ElementTree as ET
+from typing import IO, Any
+
+from cvat_sdk import models
+
+from ..annotations import AnnotationSet, FrameAnnotations
+from ..labels import LabelCatalog, LabelInfo
+
+__all__ = ["read_cvat_xml", "write_cvat_xml"]
+
+_SHAPE_ELEMENTS = {
+    "rectangle": "box",
+    "polygon": "polygon",
+    "polyline": "polyline",
+    "points": "points",
+    "ellipse": "ellipse",
+    "cuboid": "cuboid",
+    "mask": "mask",
+    "skeleton": "skeleton",
+}
+_SHAPE_TYPES = {element: shape_type for shape_type, element in _SHAPE_ELEMENTS.items()}
+_CUBOID_CORNERS = ("tl1", "bl1", "tr1", "br1", "tl2", "bl2", "tr2", "br2")
+
+
+def _number(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def _type(shape: Any) -> str:
+    return str(getattr(shape.type, "value", shape.type))
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+    element = ET.SubElement(parent, tag)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _default_svg(label: LabelInfo) -> str:
+    """Nodes in a row, as a placeholder for a skeleton whose spec has no svg (no edges)."""
+    count = max(len(label.sublabels), 1)
+    return "".join(
+        f'<circle r="0.75" cx="{(i + 0.5) * 100 / count:.4f}" cy="50" data-type="element node"'
+        f' data-element-id="{i + 1}" data-node-id="{i + 1}"'
+        f' data-label-name="{sublabel.name}"></circle>'
+        for i, sublabel in enumerate(label.sublabels)
+    )
+
+
+def _label_meta(parent: ET.Element, label: LabelInfo, parent_name: str | None = None) -> None:
+    element = _sub(parent, "label")
+    _sub(element, "name", label.name)
+    _sub(element, "color", label.color)
+    _sub(element, "type", label.type)
+    attributes = _sub(element, "attributes")
+    for attribute in label.attributes:
+        node = _sub(attributes, "attribute")
+        _sub(node, "name", attribute.name)
+        _sub(node, "mutable", str(attribute.mutable))
+        _sub(node, "input_type", attribute.input_type)
+        _sub(node, "default_value", attribute.default_value)
+        _sub(node, "values", "\n".join(attribute.values))
+    if label.type == "skeleton":
+        _sub(element, "svg", label.svg or _default_svg(label))
+    if parent_name is not None:
+        _sub(element, "parent", parent_name)
+    for sublabel in label.sublabels:
+        _label_meta(parent, sublabel, label.name)
+
+
+def _meta(annotations: AnnotationSet, task_name: str, now: str) -> ET.Element:
+    meta = ET.Element("meta")
+    task = _sub(meta, "task")
+    frames = annotations.frames
+    for tag, text in (
+        ("name", task_name),
+        ("size", str(len(frames))),
+        ("mode", "annotation"),
+        ("overlap", "0"),
+        ("bugtracker", ""),
+        ("created", now),
+        ("updated", now),
+        ("subset", "default"),
+        ("start_frame", str(min((f.index for f in frames), default=0))),
+        ("stop_frame", str(max((f.index for f in frames), default=0))),
+        ("frame_filter", ""),
+    ):
+        _sub(task, tag, text)
+    labels = _sub(task, "labels")
+    for label in annotations.labels:
+        _label_meta(labels, label)
+    _sub(meta, "dumped", now)
+    return meta
+
+
+def _add_attributes(element: ET.Element, annotation: Any, label: LabelInfo) -> None:
+    for value in getattr(annotation, "attributes", None) or []:
+        attribute = label.attribute(value.spec_id)
+        if attribute is None:
+            raise ValueError(f"label {label.name!r} has no attribute with id {value.spec_id}")
+        _sub(element, "attribute", str(value.value)).set("name", attribute.name)
+
+
+def _geometry(shape: Any, shape_type: str) -> dict[str, str]:
+    points = [float(p) for p in getattr(shape, "points", None) or []]
+    if shape_type == "rectangle":
+        return dict(zip(("xtl", "ytl", "xbr", "ybr"), map(_number, points), strict=True))
+    if shape_type == "ellipse":
+        cx, cy, right, top = points
+        return {"cx": _number(cx), "cy": _number(cy), "rx": _number(right - cx), "ry": _number(cy - top)}
+    if shape_type == "cuboid":
+        geometry = {}
+        for corner, (x, y) in zip(_CUBOID_CORNERS, zip(points[::2], points[1::2]), strict=True):
+            geometry[f"x{corner}"] = _number(x)
+            geometry[f"y{corner}"] = _number(y)
+        return geometry
+    if shape_type == "mask":
+        *runs, left, top, right, bottom = (int(p) for p in points)
+        return {
+            "rle": ", ".join(str(run) for run in runs),
+            "left": str(left),
+            "top": str(top),
+            "width": str(right - left + 1),
+            "height": str(bottom - top + 1),
+        }
+    if shape_type == "skeleton":
+        return {}
+    return {"points": ";".join(f"{_number(x)},{_number(y)}" for x, y in zip(points[::2], points[1::2]))}
+
+
+def _shape_element(
+    parent: ET.Element, shape: Any, label: LabelInfo, *, element_of: LabelInfo | None = None
+) -> None:
+    shape_type = _type(shape)
+    if shape_type not in _SHAPE_ELEMENTS:
+        raise ValueError(f"CVAT for images cannot hold a shape of type {shape_type!r}")
+    attributes: dict[str, str] = {"label": label.name, "source": str(getattr(shape, "source", None) or "auto")}
+    if element_of is not None:
+        attributes["outside"] = str(int(bool(getattr(shape, "outside", False))))
+    if shape_type != "skeleton":
+        attributes["occluded"] = str(int(bool(getattr(shape, "occluded", False))))
+    attributes.update(_geometry(shape, shape_type))
+    rotation = float(getattr(shape, "rotation", None) or 0)
+    if rotation and shape_type in ("rectangle", "ellipse"):
+        attributes["rotation"] = _number(rotation)
+    if element_of is None:
+        attributes["z_order"] = str(int(getattr(shape, "z_order", None) or 0))
+    group = getattr(shape, "group", None)
+    if group:
+        attributes["group_id"] = str(group)
+    element = ET.SubElement(parent, _SHAPE_ELEMENTS[shape_type], attributes)
+    for child in getattr(shape, "elements", None) or []:
+        sublabel = label.sublabel(child.label_id)
+        if sublabel is None:
+            raise ValueError(f"skeleton {label.name!r} has no sublabel with id {child.label_id}")
+        _shape_element(element, child, sublabel, element_of=label)
+    _add_attributes(element, shape, label)
+
+
+def _label(labels: LabelCatalog, label_id: int) -> LabelInfo:
+    label = labels.get(label_id)
+    if label is None:
+        raise ValueError(f"an annotation refers to label id {label_id}, which is not in the labels")
+    return label
+
+
+def _image_element(frame: FrameAnnotations, labels: LabelCatalog) -> ET.Element:
+    image = ET.Element(
+        "image",
+        {"id": str(frame.index), "name": frame.name, "width": str(frame.width), "height": str(frame.height)},
+    )
+    for shape in frame.shapes:
+        _shape_element(image, shape, _label(labels, shape.label_id))
+    for tag in frame.tags:
+        label = _label(labels, tag.label_id)
+        attributes = {"label": label.name, "source": str(getattr(tag, "source", None) or "auto")}
+        if getattr(tag, "group", None):
+            attributes["group_id"] = str(tag.group)
+        _add_attributes(ET.SubElement(image, "tag", attributes), tag, label)
+    return image
+
+
+def _serialize(element: ET.Element, level: int) -> str:
+    ET.indent(element, space="  ", level=level)
+    return "  " * level + ET.tostring(element, encoding="unicode") + "\n"
+
+
+def write_cvat_xml(
+    destination: str | os.PathLike[str] | IO[str],
+    annotations: AnnotationSet,
+    *,
+    task_name: str = "cvat-aa",
+) -> None:
+    """Write ``annotations`` as a "CVAT for images 1.1" file (a path or a text stream).
+
+    ``task_name`` goes into the meta's ``<task><name>``. Images are written one at a time.
+    """
+    if isinstance(destination, (str, os.PathLike)):
+        with open(destination, "w", encoding="utf-8") as stream:
+            write_cvat_xml(stream, annotations, task_name=task_name)
+        return
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    destination.write('<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n')
+    destination.write("  <version>1.1</version>\n")
+    destination.write(_serialize(_meta(annotations, task_name, now), 1))
+    for frame in sorted(annotations.frames, key=lambda f: f.index):
+        destination.write(_serialize(_image_element(frame, annotations.labels), 1))
+    destination.write("</annotations>\n")
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _points(text: str) -> list[float]:
+    return [float(value) for pair in text.split(";") if pair for value in pair.split(",")]
+
+
+def _read_geometry(element: ET.Element, shape_type: str) -> list[float]:
+    a = element.attrib
+    if shape_type == "rectangle":
+        return [float(a["xtl"]), float(a["ytl"]), float(a["xbr"]), float(a["ybr"])]
+    if shape_type == "ellipse":
+        cx, cy = float(a["cx"]), float(a["cy"])
+        return [cx, cy, cx + float(a["rx"]), cy - float(a["ry"])]
+    if shape_type == "cuboid":
+        return [float(a[f"{axis}{corner}"]) for corner in _CUBOID_CORNERS for axis in "xy"]
+    if shape_type == "mask":
+        left, top = int(a["left"]), int(a["top"])
+        runs = [int(run) for run in a["rle"].split(",") if run.strip()]
+        return [*runs, left, top, left + int(a["width"]) - 1, top + int(a["height"]) - 1]
+    if shape_type == "skeleton":
+        return []
+    return _points(a["points"])
+
+
+def _read_attributes(element: ET.Element, label: LabelInfo) -> list[models.AttributeValRequest]:
+    values = []
+    for node in element.findall("attribute"):
+        attribute = label.attribute_named(node.get("name", ""))
+        if attribute is None:
+            raise ValueError(f"label {label.name!r} has no attribute {node.get('name')!r}")
+        values.append(models.AttributeValRequest(spec_id=attribute.id, value=node.text or ""))
+    return values
+
+
+def _common(element: ET.Element, frame: int, label: LabelInfo) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "frame": frame,
+        "label_id": label.id,
+        "source": element.get("source", "manual"),
+        "attributes": _read_attributes(element, label),
+    }
+    if element.get("group_id"):
+        fields["group"] = int(element.get("group_id"))
+    return fields
+
+
+def _read_shape(element: ET.Element, frame: int, label: LabelInfo) -> models.LabeledShapeRequest:
+    shape_type = _SHAPE_TYPES[element.tag]
+    fields = _common(element, frame, label)
+    fields["points"] = _read_geometry(element, shape_type)
+    fields["z_order"] = int(element.get("z_order", 0))
+    if shape_type != "skeleton":
+        fields["occluded"] = element.get("occluded") == "1"
+    if element.get("rotation"):
+        fields["rotation"] = float(element.get("rotation"))
+    if shape_type == "skeleton":
+        fields["elements"] = [_read_element(child, frame, label) for child in element.findall("points")]
+    return models.LabeledShapeRequest(type=shape_type, **fields)
+
+
+def _read_element(element: ET.Element, frame: int, skeleton: LabelInfo) -> models.SubLabeledShapeRequest:
+    sublabel = skeleton.sublabel_named(element.get("label", ""))
+    if sublabel is None:
+        raise ValueError(f"skeleton {skeleton.name!r} has no sublabel {element.get('label')!r}")
+    return models.SubLabeledShapeRequest(
+        type="points",
+        points=_points(element.attrib["points"]),
+        occluded=element.get("occluded") == "1",
+        outside=element.get("outside") == "1",
+        **_common(element, frame, sublabel),
+    )
+
+
+def _read_image(image: ET.Element, labels: LabelCatalog) -> FrameAnnotations:
+    index = int(image.attrib["id"])
+    tags, shapes = [], []
+    for element in image:
+        if element.tag == "tag":
+            label = labels.named(element.attrib["label"])
+            tags.append(models.LabeledImageRequest(**_common(element, index, label)))
+        elif element.tag in _SHAPE_TYPES:
+            shapes.append(_read_shape(element, index, labels.named(element.attrib["label"])))
+    return FrameAnnotations(
+        index, image.attrib["name"], int(image.attrib["width"]), int(image.attrib["height"]), tags, shapes
+    )
+
+
+def read_cvat_xml(
+    source: str | os.PathLike[str] | IO[str] | IO[bytes], labels: LabelCatalog
+) -> AnnotationSet:
+    """Read a "CVAT for images 1.1" file into annotations for ``labels``.
+
+    Names are resolved as CVAT resolves them when it imports the file into a task with these
+    labels: labels, sublabels and attributes by name. A name the labels lack raises
+    ``ValueError`` (``KeyError`` for a label). Shapes have no ``score`` (the format has none).
+    """
+    root = ET.parse(source).getroot()
+    if root.tag != "annotations" or root.findtext("version") != "1.1":
+        raise ValueError("not a 'CVAT for images 1.1' file: expected <annotations><version>1.1")
+    frames = [_read_image(image, labels) for image in root.findall("image")]
+    return AnnotationSet(labels, frames)
