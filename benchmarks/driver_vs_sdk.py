@@ -105,8 +105,29 @@ def child(args: argparse.Namespace) -> None:
 
                 cvat_aa.annotate_task(client, args.task, function, batch_size=args.batch_size)
             wall = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"wall_s": wall, "peak_rss_mib": peak_kib / 1024}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "peak_rss_mib": _peak_rss_kib() / 1024,
+                "client_cpu_s": usage.ru_utime + usage.ru_stime,
+            }
+        )
+    )
+
+
+def _peak_rss_kib() -> int:
+    """This process image's peak RSS (VmHWM).
+
+    Not getrusage's ru_maxrss: Linux carries that over from the parent through fork and exec,
+    so every child would report at least the parent's size.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 class _Context:
@@ -116,6 +137,12 @@ class _Context:
 
 
 # --- parent ---------------------------------------------------------------------------------
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process: the test server's, while a child runs."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def make_frames(folder: Path, count: int) -> list[Path]:
@@ -202,13 +229,16 @@ def parent(args: argparse.Namespace) -> int:
                     "--images", str(work / "frames"), "--frames", str(n),
                     "--batch-size", str(args.batch_size),
                 ]
+                server_cpu = _cpu_seconds()
                 done = subprocess.run(command, capture_output=True, text=True)
+                server_cpu = _cpu_seconds() - server_cpu
                 if done.returncode != 0:
                     raise SystemExit(f"{case}/{driver} failed:\n{done.stderr[-3000:]}")
                 out = done.stdout
                 run = json.loads(out.strip().splitlines()[-1])
                 entries = list(server.request_log)
                 run.update(
+                    server_cpu_s=server_cpu,
                     requests=len(entries),
                     bytes_down=sum(e.bytes_out for e in entries),
                     bytes_up=sum(e.bytes_in for e in entries),
@@ -220,7 +250,9 @@ def parent(args: argparse.Namespace) -> int:
             results.append(row)
             print(
                 f"  {case:<4} {driver:<6} {n:>5} frames  {row['wall_s']:7.2f} s"
-                f"  {row['frames_per_s']:7.1f} frames/s  {row['peak_rss_mib']:7.1f} MiB",
+                f"  {row['frames_per_s']:7.1f} frames/s  {row['peak_rss_mib']:7.1f} MiB"
+                f"  cpu {row['client_cpu_s']:6.1f} s + server {row['server_cpu_s']:5.1f} s"
+                f"  {row['requests']:5d} requests  {(row['bytes_down'] + row['bytes_up']) / 2**20:6.1f} MiB moved",
                 flush=True,
             )
             return row

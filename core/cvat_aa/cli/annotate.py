@@ -1,4 +1,7 @@
-"""``cvat-aa annotate``: run a function on a CVAT task or job and upload the results."""
+"""``cvat-aa annotate``: run a function on a CVAT task or job and upload the results.
+
+With ``--images`` it runs on local files instead (see ``local_run``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import sys
 from pathlib import Path
 
 from cvat_sdk.api_client import exceptions as api_exceptions
+from cvat_sdk.core import Client
 from cvat_sdk.core.auth import configure_client_auth_arguments, make_client_from_cli
 from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
 
@@ -18,7 +22,10 @@ from ..driver import FrameSelection, annotate_job, annotate_task
 from ..driver.annotate import DEFAULT_BATCH_SIZE, DEFAULT_PREFETCH, DEFAULT_UPLOAD_FRAMES
 from ..driver.journal import default_journal_dir
 from ..driver.retry import RetryPolicy
+from ..labels import LabelCatalog
 from ..plugins import find_function
+from ..preview import PreviewWriter
+from . import local_run
 from .errors import ExitCode, NotFoundError, UsageError
 from .options import add_function_options, load_from_args
 
@@ -59,10 +66,22 @@ def register(commands: argparse._SubParsersAction) -> None:
         "annotate",
         help="annotate a CVAT task or job with a function",
         description="Run a function on the frames of a CVAT task (or job) and upload the"
-        " annotations. Server and authentication options are cvat-cli's.",
+        " annotations, or on local images and videos (--images) and write them to a file."
+        " Server and authentication options are cvat-cli's.",
     )
     parser.add_argument("task_id", nargs="?", type=int, metavar="TASK_ID", help="the task to annotate")
     parser.add_argument("--job", type=int, metavar="JOB_ID", help="annotate this job instead of a task")
+    local_run.add_options(parser)
+    parser.add_argument(
+        "--preview",
+        metavar="DIR",
+        help="draw the annotations onto the frames: PNG files and an index.html gallery in DIR",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with a task or job: process the frames (and write --preview) but upload nothing",
+    )
     add_function_options(parser, named_option=True)
     parser.add_argument(
         "--clear-existing", action="store_true", help="replace existing annotations instead of adding"
@@ -82,7 +101,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--frames",
         type=_frames,
         metavar="SPEC",
-        help="only these task frames: numbers, ranges and stepped ranges, e.g. 0-99:5,120,200-210",
+        help="only these frames (task frame numbers, or an --images run's): numbers, ranges and"
+        " stepped ranges, e.g. 0-99:5,120,200-210",
     )
     parser.add_argument(
         "--batch-size",
@@ -134,8 +154,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if (args.task_id is None) == (args.job is None):
-        raise UsageError("give either a TASK_ID or --job JOB_ID")
+    if sum(given is not None for given in (args.task_id, args.job, args.images)) != 1:
+        raise UsageError("give one of a TASK_ID, --job JOB_ID or --images PATH...")
+    if args.images is not None:
+        return local_run.run(args)
+    local_run.check_task_run(args)
     # Load the function before connecting: a bad name or parameter needs no server.
     function, name, _ = load_from_args(args)
     journal_dir = None if args.no_journal else (args.journal_dir or default_journal_dir())
@@ -168,20 +191,47 @@ def run(args: argparse.Namespace) -> int:
             resume=True if args.resume else None,
         )
         target = f"job {args.job}" if args.job is not None else f"task {args.task_id}"
+        preview = None
         try:
+            if args.preview is not None:
+                preview = _task_preview(client, args, target)
+                options["on_frame"] = preview.add
             if args.job is not None:
-                summary = annotate_job(client, args.job, function, **options)
+                summary = annotate_job(client, args.job, function, dry_run=args.dry_run, **options)
             else:
-                summary = annotate_task(client, args.task_id, function, **options)
+                summary = annotate_task(client, args.task_id, function, dry_run=args.dry_run, **options)
         except api_exceptions.NotFoundException:
             raise NotFoundError(f"{target} was not found on {client.api_map.host}") from None
+        finally:
+            if preview is not None:
+                preview.close()
 
     if args.json:
-        print(json.dumps({"function": name, **summary.to_dict()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "function": name,
+                    **summary.to_dict(),
+                    "preview": str(preview.index_path) if preview is not None else None,
+                },
+                indent=2,
+            )
+        )
     else:
         print(summary.format())
-        print(f"See the result in CVAT: {client.api_map.host}/tasks/{summary.task_id}")
+        if preview is not None:
+            print(f"Preview: {preview.index_path}")
+        if not args.dry_run:
+            print(f"See the result in CVAT: {client.api_map.host}/tasks/{summary.task_id}")
     return ExitCode.FUNCTION_FAILED if summary.failed_frames else ExitCode.OK
+
+
+def _task_preview(client: Client, args: argparse.Namespace, target: str) -> PreviewWriter:
+    """A preview of a task run: annotations arrive with task label ids, named by the task."""
+    task_id = args.task_id if args.job is None else client.jobs.retrieve(args.job).task_id
+    labels = LabelCatalog.from_task_labels(client.tasks.retrieve(task_id).get_labels())
+    title = f"{target}{' (dry run)' if args.dry_run else ''}"
+    return PreviewWriter(args.preview, labels, title=title)
 
 
 def _function_identity(args: argparse.Namespace, name: str) -> dict[str, object]:

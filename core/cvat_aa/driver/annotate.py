@@ -245,19 +245,6 @@ class _Run:
                 self.options.pbar.advance(len(batch))
 
 
-def _per_label(journal: Journal, frames: set[int], names: Mapping[int, str]) -> tuple[int, Counter[str]]:
-    counts: Counter[str] = Counter()
-    processed = 0
-    for frame, status in journal.finished_frames().items():
-        if frame not in frames or status != "done":
-            continue
-        processed += 1
-        tags, shapes = journal.result(frame)
-        for annotation in (*tags, *shapes):
-            counts[names.get(annotation.label_id, str(annotation.label_id))] += 1
-    return processed, counts
-
-
 def _annotate(
     client: Client,
     function: Any,
@@ -347,8 +334,9 @@ def _annotate(
             scratch.cleanup()
         raise
 
+    processed, by_id = journal.label_counts({i for i, _ in source.frames})
     names = {label.id: label.name for label in task_labels}
-    processed, per_label = _per_label(journal, {i for i, _ in source.frames}, names)
+    per_label = Counter({names.get(i, str(i)): n for i, n in by_id.items()})
     failed = journal.failed_frames()
     resumed = journal.resumed
     journal.close(delete=True)

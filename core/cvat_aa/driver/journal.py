@@ -18,6 +18,7 @@ import logging
 import os
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -163,9 +164,17 @@ class Journal:
             tags, shapes = _from_json(result)
             yield frame, tags, shapes
 
-    def result(self, frame: int) -> tuple[list[models.LabeledImageRequest], list[models.LabeledShapeRequest]]:
-        [(text,)] = self._query("SELECT result FROM frames WHERE frame = ?", (frame,))
-        return _from_json(text)
+    def label_counts(self, frames: set[int]) -> tuple[int, Counter[int]]:
+        """(frames done, annotations per label id) over ``frames``, without building models."""
+        counts: Counter[int] = Counter()
+        done = 0
+        for frame, result in self._query("SELECT frame, result FROM frames WHERE status = 'done'"):
+            if frame not in frames:
+                continue
+            done += 1
+            data = json.loads(result)
+            counts.update(a["label_id"] for a in (*data["tags"], *data["shapes"]))
+        return done, counts
 
     # pieces
 

@@ -23,8 +23,9 @@ from cvat_aa import (
     label_spec,
     skeleton_label_spec,
 )
+from cvat_aa.torchvision_support import resolve_device
 
-from . import annotations
+from . import conversion
 from .loading import keypoint_names, load_model
 
 if TYPE_CHECKING:
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["LABEL_TYPES", "UltralyticsYoloFunction", "create"]
 
 logger = logging.getLogger(__name__)
+
+# Scores are float32, about 6e-8 apart near 1.
+_CONF_MARGIN = 1e-6
 
 #: The CVAT label type of each Ultralytics task that this function runs.
 LABEL_TYPES = {
@@ -73,8 +77,6 @@ class UltralyticsYoloFunction:
         imgsz: int | None = None,
         iou: float | None = None,
     ) -> None:
-        from cvat_aa.torchvision_support import resolve_device
-
         if imgsz is not None and (isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz <= 0):
             raise ValueError(f"imgsz must be a positive whole number of pixels, not {imgsz!r}")
         if iou is not None and (isinstance(iou, bool) or not isinstance(iou, (int, float)) or not 0 <= iou <= 1):
@@ -158,28 +160,48 @@ class UltralyticsYoloFunction:
     def predict(
         self, images: Sequence[PIL.Image.Image], conf_threshold: float | None
     ) -> list[Results]:
-        """Run the model on RGB images; one ``Results`` per image, in the same order."""
+        """Run the model on RGB images; one ``Results`` per image, in the same order.
+
+        With a threshold, the results may still hold detections scoring a hair below it;
+        :meth:`to_annotations` drops them.
+        """
         args = dict(self._predict_args)
         # Classification has no confidence threshold in Ultralytics; to_annotations applies it.
         if conf_threshold is not None and self.task != "classify":
-            args["conf"] = conf_threshold
+            # Ultralytics keeps scores above its `conf`, the protocol those at the threshold
+            # too: asking for a little less (more than float32 rounding) keeps them all.
+            args["conf"] = max(conf_threshold - _CONF_MARGIN, 0.0)
         return self.model.predict(list(images), **args)
 
     def to_annotations(
         self, context: DetectionFunctionContext, result: Results
     ) -> list[DetectionAnnotation]:
-        """Turn one image's ``Results`` into annotations, as the model's task asks."""
+        """Turn one image's ``Results`` into annotations, as the model's task asks.
+
+        Detections scoring below the context's threshold are dropped first.
+        """
         if self.task == "classify":
-            return annotations.tags(result, context.conf_threshold)
+            return conversion.tags(result, context.conf_threshold)
+        result = self._above_threshold(result, context.conf_threshold)
         if self.task == "segment":
             if getattr(context, "conv_mask_to_poly", False):
-                return annotations.polygons(result)
-            return annotations.masks(result)
+                return conversion.polygons(result)
+            return conversion.masks(result)
         if self.task == "obb":
-            return annotations.rotated_rectangles(result)
+            return conversion.rotated_rectangles(result)
         if self.task == "pose":
-            return annotations.skeletons(result)
-        return annotations.rectangles(result)
+            return conversion.skeletons(result)
+        return conversion.rectangles(result)
+
+    def _above_threshold(self, result: Results, conf_threshold: float | None) -> Results:
+        if conf_threshold is None:
+            return result
+        detections = result.obb if self.task == "obb" else result.boxes
+        if detections is None:
+            return result
+        # In float64, as the threshold is: float32 would round it.
+        keep = detections.conf.double() >= conf_threshold
+        return result if bool(keep.all()) else result[keep]
 
 
 create = UltralyticsYoloFunction

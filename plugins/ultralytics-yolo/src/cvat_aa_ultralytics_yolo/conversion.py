@@ -137,7 +137,8 @@ def _keypoints(
 ) -> list[models.SubLabeledShapeRequest]:
     if scores is None:
         return [
-            keypoint(point_id, list(xy), score=skeleton_score) for point_id, xy in enumerate(points)
+            keypoint(point_id, list(xy), occluded=False, score=skeleton_score)
+            for point_id, xy in enumerate(points)
         ]
     return [
         keypoint(point_id, list(xy), occluded=score < KEYPOINT_VISIBILITY, score=score)

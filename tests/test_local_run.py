@@ -1,0 +1,274 @@
+"""Running a function on local images and videos: inputs, frame names, validation."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import av
+import cvat_aa
+import numpy as np
+import PIL.Image
+import pytest
+from cvat_aa import FunctionFailedError
+from cvat_aa.local import ImageInputError, annotate_images, find_media
+from cvat_aa.testing import demo_images
+from sample_annotations import SampleFunction
+
+
+class Boxes:
+    """A box around the whole frame; records what it was given."""
+
+    spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("thing", 7, type="rectangle")])
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, tuple[int, int]]] = []
+
+    def detect(self, context, image):
+        self.seen.append((context.frame_name, image.mode, image.size))
+        return [cvat_aa.rectangle(7, [0, 0, image.width, image.height], score=0.5)]
+
+
+class BatchBoxes(Boxes):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def detect_batch(self, contexts, images):
+        self.batches.append(len(images))
+        return [self.detect(c, i) for c, i in zip(contexts, images)]
+
+
+def make_video(path: Path, frames: int = 5, size: tuple[int, int] = (64, 48)) -> Path:
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(frames):
+            image = np.full((size[1], size[0], 3), i * 40, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def image(path: Path, size: tuple[int, int] = (30, 20), mode: str = "RGB") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PIL.Image.new(mode, size).save(path)
+    return path
+
+
+def names(result) -> list[tuple[int, str]]:
+    return [(f.index, f.name) for f in result.annotations.frames]
+
+
+def test_a_folder_gives_its_images_in_name_order(tmp_path):
+    for name in ("b.png", "a.jpg", "c.webp"):
+        image(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    image(tmp_path / "sub" / "d.png")
+    result = annotate_images(Boxes(), [tmp_path])
+    assert names(result) == [(0, "a.jpg"), (1, "b.png"), (2, "c.webp")]
+
+
+def test_the_demo_images_are_annotated_with_their_sizes():
+    function = Boxes()
+    result = annotate_images(function, demo_images())
+    assert [(f.name, f.width, f.height) for f in result.annotations.frames] == [
+        (p.name, *PIL.Image.open(p).size) for p in demo_images()
+    ]
+    assert [size for _, _, size in function.seen] == [PIL.Image.open(p).size for p in demo_images()]
+
+
+def test_a_glob_names_images_by_their_path_below_its_fixed_folder(tmp_path):
+    image(tmp_path / "photos" / "2023" / "x.png")
+    image(tmp_path / "photos" / "2024" / "x.png")
+    image(tmp_path / "photos" / "y.jpg")
+    result = annotate_images(Boxes(), [str(tmp_path / "photos" / "**" / "*.png")])
+    assert names(result) == [(0, "2023/x.png"), (1, "2024/x.png")]
+
+
+def test_frames_are_numbered_across_inputs_in_the_order_given(tmp_path):
+    make_video(tmp_path / "clip.mp4", frames=3)
+    image(tmp_path / "z.png")
+    image(tmp_path / "dir" / "a.png")
+    result = annotate_images(Boxes(), [tmp_path / "z.png", tmp_path / "clip.mp4", tmp_path / "dir"])
+    assert names(result) == [
+        (0, "z.png"),
+        (1, "clip.mp4/frame_000000"),
+        (2, "clip.mp4/frame_000001"),
+        (3, "clip.mp4/frame_000002"),
+        (4, "a.png"),
+    ]
+
+
+def test_video_frames_are_decoded_in_order(tmp_path):
+    function = Boxes()
+    result = annotate_images(function, [make_video(tmp_path / "clip.mp4", frames=5, size=(64, 48))])
+    assert names(result) == [(i, f"clip.mp4/frame_{i:06d}") for i in range(5)]
+    assert {(f.width, f.height) for f in result.annotations.frames} == {(64, 48)}
+    assert {mode for _, mode, _ in function.seen} == {"RGB"}
+
+
+def test_a_frame_selection_keeps_the_frame_numbers(tmp_path):
+    video = make_video(tmp_path / "clip.mp4", frames=6)
+    result = annotate_images(Boxes(), [video], frames="1-5:2")
+    assert names(result) == [(1, "clip.mp4/frame_000001"), (3, "clip.mp4/frame_000003"), (5, "clip.mp4/frame_000005")]
+    assert [s.frame for f in result.annotations.frames for s in f.shapes] == [1, 3, 5]
+
+
+def test_images_are_given_upright_and_in_rgb(tmp_path):
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    PIL.Image.new("L", (40, 20)).save(tmp_path / "sideways.jpg", exif=exif)
+    function = Boxes()
+    result = annotate_images(function, [tmp_path / "sideways.jpg"])
+    assert function.seen == [("sideways.jpg", "RGB", (20, 40))]
+    frame = result.annotations.frames[0]
+    assert (frame.width, frame.height) == (20, 40)
+
+
+def test_annotations_carry_the_spec_ids_the_frame_number_and_the_source_auto(tmp_path):
+    image(tmp_path / "a.png")
+    image(tmp_path / "b.png")
+    result = annotate_images(Boxes(), [tmp_path])
+    shapes = [s.to_dict() for f in result.annotations.frames for s in f.shapes]
+    assert shapes == [
+        {"type": "rectangle", "label_id": 7, "frame": i, "points": [0.0, 0.0, 30.0, 20.0], "score": 0.5, "source": "auto"}
+        for i in range(2)
+    ]
+    assert result.annotations.labels.name(7) == "thing"
+    assert result.annotations.per_label() == {"thing": 2}
+
+
+def test_every_kind_of_annotation_passes_validation(tmp_path):
+    result = annotate_images(SampleFunction(), [image(tmp_path / "a.png", (100, 100))])
+    assert result.annotations.count == 9
+
+
+def test_frames_are_passed_in_batches(tmp_path):
+    for i in range(5):
+        image(tmp_path / f"{i}.png")
+    function = BatchBoxes()
+    annotate_images(function, [tmp_path], batch_size=2)
+    assert function.batches == [2, 2, 1]
+
+
+def test_on_frame_sees_each_frame_with_its_image_and_annotations(tmp_path):
+    image(tmp_path / "a.png", (30, 20))
+    seen = []
+    annotate_images(Boxes(), [tmp_path], on_frame=lambda frame, tags, shapes: seen.append((frame.index, frame.name, frame.image.size, len(tags), len(shapes))))
+    assert seen == [(0, "a.png", (30, 20), 0, 1)]
+
+
+def test_a_file_given_twice_is_read_once(tmp_path):
+    image(tmp_path / "a.png")
+    result = annotate_images(Boxes(), [tmp_path, tmp_path / "a.png"])
+    assert names(result) == [(0, "a.png")]
+
+
+def test_the_summary_counts_frames_and_labels(tmp_path):
+    image(tmp_path / "a.png")
+    summary = annotate_images(Boxes(), [tmp_path]).to_dict()
+    assert {k: summary[k] for k in ("function", "frames", "annotations", "per_label")} == {
+        "function": "Boxes",
+        "frames": 1,
+        "annotations": 1,
+        "per_label": {"thing": 1},
+    }
+
+
+# --- what goes wrong ---------------------------------------------------------------------------
+
+
+def test_a_path_that_names_nothing_is_an_input_error(tmp_path):
+    with pytest.raises(ImageInputError, match="no file or folder"):
+        find_media([tmp_path / "missing"])
+
+
+def test_a_folder_without_images_is_an_input_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ImageInputError, match="has no images"):
+        find_media([tmp_path])
+
+
+def test_a_glob_that_matches_nothing_is_an_input_error(tmp_path):
+    with pytest.raises(ImageInputError, match="match"):
+        find_media([str(tmp_path / "*.png")])
+
+
+def test_two_files_with_the_same_frame_name_are_an_input_error(tmp_path):
+    image(tmp_path / "a" / "x.png")
+    image(tmp_path / "b" / "x.png")
+    with pytest.raises(ImageInputError, match="both be named 'x.png'"):
+        find_media([tmp_path / "a", tmp_path / "b"])
+
+
+def test_a_file_that_is_not_an_image_is_an_input_error(tmp_path):
+    (tmp_path / "fake.png").write_text("not a png")
+    with pytest.raises(ImageInputError, match="cannot read the image"):
+        annotate_images(Boxes(), [tmp_path / "fake.png"])
+
+
+def test_a_video_without_pyav_says_how_to_install_it(tmp_path, monkeypatch):
+    video = make_video(tmp_path / "clip.mp4")
+    monkeypatch.setitem(sys.modules, "av", None)
+    with pytest.raises(ImageInputError, match=r"pip install 'cvat-aa\[video\]'"):
+        find_media([video])
+
+
+def test_input_errors_come_before_the_function_is_loaded(tmp_path):
+    with pytest.raises(ImageInputError):
+        annotate_images("no_such_function_anywhere", [tmp_path / "missing.png"])
+
+
+class Broken:
+    spec = cvat_aa.DetectionFunctionSpec(
+        labels=[cvat_aa.label_spec("thing", 0, type="rectangle"), cvat_aa.label_spec("blob", 1, type="mask")]
+    )
+
+    def __init__(self, output) -> None:
+        self.output = output
+
+    def detect(self, context, image):
+        return self.output()
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        (lambda: [cvat_aa.rectangle(5, [0, 0, 1, 1])], "unknown label ID"),
+        (lambda: [cvat_aa.polygon(0, [0, 0, 1, 0, 1, 1])], "expected 'rectangle'"),
+        (lambda: [cvat_aa.rectangle(0, [0, 0, 1])], "coordinates"),
+        (lambda: [cvat_aa.rectangle(0, [0, 0, 1, 1], score=2)], "score"),
+        (lambda: [None], "type 'NoneType'"),
+    ],
+    ids=["unknown-label", "wrong-type", "points", "score", "not-an-annotation"],
+)
+def test_output_is_validated_as_in_a_task_run(tmp_path, output, message):
+    with pytest.raises(cvat_aa.BadFunctionError, match=message):
+        annotate_images(Broken(output), [image(tmp_path / "a.png")])
+
+
+def test_a_mask_with_conv_mask_to_poly_is_refused(tmp_path):
+    from cvat_sdk.masks import encode_mask
+
+    function = Broken(lambda: [cvat_aa.mask(1, encode_mask(np.ones((20, 30), dtype=bool)))])
+    with pytest.raises(cvat_aa.BadFunctionError, match="shape of type 'mask' \\(expected 'polygon'\\)"):
+        annotate_images(function, [image(tmp_path / "a.png")], conv_mask_to_poly=True)
+
+
+def test_a_function_that_raises_fails_the_run_naming_the_frame(tmp_path):
+    def explode():
+        raise RuntimeError("model exploded")
+
+    with pytest.raises(FunctionFailedError, match=r"frame 0 \(a.png\): RuntimeError: model exploded"):
+        annotate_images(Broken(explode), [image(tmp_path / "a.png")])
+
+
+def test_bad_arguments_are_value_errors(tmp_path):
+    image(tmp_path / "a.png")
+    with pytest.raises(ValueError, match="conf_threshold"):
+        annotate_images(Boxes(), [tmp_path], conf_threshold=2)
+    with pytest.raises(ValueError, match="batch_size"):
+        annotate_images(Boxes(), [tmp_path], batch_size=0)
