@@ -18,19 +18,19 @@ from typing import Any
 
 import attrs
 from cvat_sdk import models
-from cvat_sdk.api_client.exceptions import ApiTypeError, ApiValueError
 from cvat_sdk.core import Client
 from cvat_sdk.core.progress import NullProgressReporter, ProgressReporter
 
-from ..interface import BadFunctionError, FrameContext
+from ..interface import FrameContext
 from ..plugins import Hooks, hooks, load_function
+from .detection import Executor, FunctionFailedError, LocalExecutor
 from .frames import Frame, FrameSelection, FrameSource
 from .journal import Journal, journal_key
 from .label_mapping import LabelMapper
 from .retry import RetryPolicy
 from .upload import AnnotationTarget, Uploader
 
-__all__ = ["AnnotationSummary", "FunctionFailedError", "annotate_job", "annotate_task"]
+__all__ = ["AnnotationSummary", "annotate_job", "annotate_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +41,6 @@ DEFAULT_UPLOAD_FRAMES = 200
 FrameCallback = Callable[
     [Frame, list[models.LabeledImageRequest], list[models.LabeledShapeRequest]], None
 ]
-
-
-class FunctionFailedError(RuntimeError):
-    """The function raised an exception on a frame (or, with ``on_error="skip"``, on some)."""
-
-    def __init__(self, message: str, frames: Sequence[int]) -> None:
-        super().__init__(message)
-        self.frames = list(frames)
 
 
 @attrs.frozen(kw_only=True)
@@ -112,11 +104,6 @@ def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
-def _where(batch: Sequence[Frame]) -> str:
-    frames = ", ".join(f"{f.index} ({f.name})" for f in batch)
-    return f"frame{'s' if len(batch) > 1 else ''} {frames}"
-
-
 def _function_name(function: Any, given: Any) -> str:
     if isinstance(given, str):
         return given
@@ -141,6 +128,7 @@ class _Options:
     journal_key: str | None
     resume: bool | None
     retry: RetryPolicy
+    executor: Executor | None
 
     def key_parts(self) -> dict[str, Any]:
         """The options that change a run's results, for the journal key."""
@@ -160,6 +148,7 @@ class _Run:
     function_name: str
     hooks: Hooks
     options: _Options
+    executor: Executor
 
     def _contexts(self, batch: Sequence[Frame]) -> list[FrameContext]:
         return [
@@ -171,42 +160,24 @@ class _Run:
             for f in batch
         ]
 
-    def _detect(self, batch: Sequence[Frame]) -> list[Any]:
-        try:
-            results = self.hooks.detect(self.function, self._contexts(batch), [f.image for f in batch])
-        except BadFunctionError:
-            raise
-        except (ApiTypeError, ApiValueError) as ex:
-            # cvat-sdk's models refused a value the function gave them.
-            raise BadFunctionError(
-                f"the function built an invalid annotation on {_where(batch)}: {ex}"
-            ) from ex
-        except Exception as ex:
-            raise FunctionFailedError(
-                f"the function failed on {_where(batch)}: {type(ex).__name__}: {ex}",
-                [f.index for f in batch],
-            ) from ex
-        if results is None or len(results) != len(batch):
-            raise BadFunctionError(
-                f"detection returned {'nothing' if results is None else len(results)}"
-                f" results for a batch of {len(batch)} frames"
-            )
-        return list(results)
-
-    def _detect_or_skip(self, batch: list[Frame], journal: Journal) -> list[tuple[Frame, Any]]:
-        """Detect a batch; with on_error=skip, isolate and record the frames that fail."""
-        try:
-            return list(zip(batch, self._detect(batch), strict=True))
-        except FunctionFailedError as error:
-            if self.options.on_error != "skip":
-                raise
-            if len(batch) == 1:
-                cause = error.__cause__
-                why = f"{type(cause).__name__}: {cause}" if cause else str(error)
-                logger.warning("The function failed on frame %d (%s): %s", batch[0].index, batch[0].name, why)
-                journal.record_failure(batch[0].index, why)
-                return []
-            return [pair for frame in batch for pair in self._detect_or_skip([frame], journal)]
+    def _detect_or_skip(
+        self, batch: list[Frame], outcome: list[Any] | BaseException, journal: Journal
+    ) -> list[tuple[Frame, Any]]:
+        """A batch's (frame, annotations); with on_error=skip, isolate and record failed frames."""
+        if not isinstance(outcome, BaseException):
+            return list(zip(batch, outcome, strict=True))
+        if not isinstance(outcome, FunctionFailedError) or self.options.on_error != "skip":
+            raise outcome
+        if len(batch) == 1:
+            why = outcome.reason
+            logger.warning("The function failed on frame %d (%s): %s", batch[0].index, batch[0].name, why)
+            journal.record_failure(batch[0].index, why)
+            return []
+        return [
+            pair
+            for single, single_outcome in self.executor.detect(self.function, ([f] for f in batch), self._contexts)
+            for pair in self._detect_or_skip(single, single_outcome, journal)
+        ]
 
     def process(
         self,
@@ -228,10 +199,13 @@ class _Run:
         with self.options.pbar.task(total=len(source), unit="frames"):
             self.options.pbar.advance(len(source) - len(todo))
             frames = todo.iter_frames(prefetch=self.options.prefetch)
-            for batch in _batches(frames, self.options.batch_size):
+            outcomes = self.executor.detect(
+                self.function, _batches(frames, self.options.batch_size), self._contexts
+            )
+            for batch, outcome in outcomes:
                 mapped = []
                 count = 0
-                for frame, annotations in self._detect_or_skip(batch, journal):
+                for frame, annotations in self._detect_or_skip(batch, outcome, journal):
                     tags, shapes = mapper.map_frame(annotations, frame.index)
                     mapped.append((frame, tags, shapes))
                     count += len(tags) + len(shapes)
@@ -261,7 +235,9 @@ def _annotate(
     if options.on_error not in ("stop", "skip"):
         raise ValueError("on_error must be 'stop' or 'skip'")
     loaded = load_function(function) if isinstance(function, str) else function
-    run = _Run(client, loaded, _function_name(loaded, function), hooks(), options)
+    run = _Run(
+        client, loaded, _function_name(loaded, function), hooks(), options, options.executor or LocalExecutor()
+    )
     retry = options.retry
 
     if target_kind == "job":
@@ -390,6 +366,7 @@ def annotate_task(
     journal_key: str | Mapping[str, Any] | None = None,
     resume: bool | None = None,
     retry: RetryPolicy | None = None,
+    executor: Executor | None = None,
 ) -> AnnotationSummary:
     """Run ``function`` on a task's frames and upload the annotations to the task.
 
@@ -413,6 +390,8 @@ def annotate_task(
       parameters), the run is journaled there and a run with the same key, target and
       options resumes where an interrupted one stopped; ``resume=True`` insists on that;
     * transient network and server failures are retried (``retry``);
+    * ``executor`` runs the function (default: in this process, batch after batch); the
+      driver keeps mapping, validation, journaling and uploads to itself;
     * the return value is an :class:`AnnotationSummary`.
 
     Annotations are uploaded in pieces of whole frames while detection goes on. If the run
@@ -448,6 +427,7 @@ def annotate_job(
     journal_key: str | Mapping[str, Any] | None = None,
     resume: bool | None = None,
     retry: RetryPolicy | None = None,
+    executor: Executor | None = None,
 ) -> AnnotationSummary:
     """Like :func:`annotate_task`, for the frames of one job.
 
