@@ -15,4 +15,5 @@ fi
     -e plugins/torchvision-keypoint-detection \
     -e plugins/torchvision-instance-segmentation \
     -e plugins/torchvision-classification \
+    -e plugins/ultralytics-yolo \
     -e examples/face-detection

@@ -22,7 +22,7 @@ def ultralytics_env(tmp_path_factory):
     """Keep Ultralytics offline and its settings file out of the user's config directory."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("ultralytics-config")))
-        patch.setenv("YOLO_OFFLINE", "1")
+        patch.setenv("YOLO_OFFLINE", "true")
         yield
 
 
@@ -51,17 +51,24 @@ def build_model(config, path, *, names, kpt_shape=None, kpt_names=None):
     so that the model finds objects.
     """
     from ultralytics import YOLO
+    from ultralytics.data.augment import classify_transforms
 
     torch.manual_seed(0)
     yolo = YOLO(config)
     extra = {} if kpt_shape is None else {"data_kpt_shape": kpt_shape}
     model = type(yolo.model)(config, nc=len(names), verbose=False, **extra)
+    # What Ultralytics' trainers record on the models they save.
     model.args, model.task = yolo.model.args, yolo.model.task
     model.names = dict(enumerate(names))
+    if kpt_shape is not None:
+        model.kpt_shape = list(kpt_shape)
     if kpt_names is not None:
         model.kpt_names = kpt_names
+    if model.task == "classify":
+        model.transforms = classify_transforms(IMGSZ)
     head = model.model[-1]
-    for branch in getattr(head, "cv3", []):
+    # NMS-free heads (YOLO26) score boxes with their own one-to-one branches.
+    for branch in [*getattr(head, "cv3", []), *getattr(head, "one2one_cv3", [])]:
         with torch.no_grad():
             branch[-1].bias.fill_(-6.0)
             branch[-1].bias[0] = -1.0

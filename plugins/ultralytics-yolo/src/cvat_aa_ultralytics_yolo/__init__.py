@@ -77,10 +77,7 @@ class UltralyticsYoloFunction:
         imgsz: int | None = None,
         iou: float | None = None,
     ) -> None:
-        if imgsz is not None and (isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz <= 0):
-            raise ValueError(f"imgsz must be a positive whole number of pixels, not {imgsz!r}")
-        if iou is not None and (isinstance(iou, bool) or not isinstance(iou, (int, float)) or not 0 <= iou <= 1):
-            raise ValueError(f"iou must be a number from 0 to 1, not {iou!r}")
+        _check_options(imgsz, iou)
         self.device = resolve_device(device)
         self.model = load_model(model)
         self.task: str = self.model.task
@@ -202,6 +199,14 @@ class UltralyticsYoloFunction:
         # In float64, as the threshold is: float32 would round it.
         keep = detections.conf.double() >= conf_threshold
         return result if bool(keep.all()) else result[keep]
+
+
+def _check_options(imgsz: object, iou: object) -> None:
+    # bool is an int subclass, but True pixels is a mistake.
+    if imgsz is not None and (type(imgsz) is not int or imgsz <= 0):
+        raise ValueError(f"imgsz must be a positive whole number of pixels, not {imgsz!r}")
+    if iou is not None and (type(iou) not in (int, float) or not 0 <= iou <= 1):
+        raise ValueError(f"iou must be a number from 0 to 1, not {iou!r}")
 
 
 create = UltralyticsYoloFunction

@@ -28,9 +28,9 @@ __all__ = [
     "tags",
 ]
 
-#: A keypoint whose confidence is below this is marked occluded. Pose models learn the
-#: confidence as the probability that the point is visible; Ultralytics draws points at or
-#: above 0.5 and leaves the others out.
+#: A keypoint whose confidence is below this is marked occluded. Ultralytics' pose models
+#: learn the confidence as the probability that the point is labelled in the image (COCO's
+#: visibility 1 or 2); below one half, the model rather thinks that it cannot be seen.
 KEYPOINT_VISIBILITY = 0.5
 #: Scaling a mask to the original image blends its pixels; those at or above this are in it.
 MASK_LEVEL = 0.5
@@ -127,7 +127,11 @@ def skeletons(result: Results) -> list[DetectionAnnotation]:
     return [
         skeleton(int(label), _keypoints(points, scores, score), score=score)
         for points, scores, label, score in zip(
-            keypoints.xy.tolist(), point_scores, boxes.cls.tolist(), boxes.conf.tolist(), strict=True
+            keypoints.xy.tolist(),
+            point_scores,
+            boxes.cls.tolist(),
+            boxes.conf.tolist(),
+            strict=True,
         )
     ]
 
@@ -156,4 +160,3 @@ def tags(result: Results, conf_threshold: float | None) -> list[DetectionAnnotat
     if probs is None or (conf_threshold is not None and float(probs.top1conf) < conf_threshold):
         return []
     return [tag(int(probs.top1))]
-

@@ -28,7 +28,7 @@ COCO_KEYPOINT_NAMES = (
 )  # fmt: skip
 
 # Ultralytics' switch for its network use: the connectivity probe it runs on import, usage
-# analytics, and installing missing requirements.
+# analytics, and installing missing requirements. Early 8.4 releases accept only "true".
 _OFFLINE_ENV = "YOLO_OFFLINE"
 
 
@@ -58,7 +58,7 @@ def _load_file(path: Path) -> YOLO:
             " saved in their PyTorch format (exported formats such as ONNX are not supported)"
         )
     if "ultralytics" not in sys.modules:
-        os.environ.setdefault(_OFFLINE_ENV, "1")
+        os.environ.setdefault(_OFFLINE_ENV, "true")
     from ultralytics import YOLO
 
     try:
@@ -91,7 +91,9 @@ def _load_stock_model(name: str) -> YOLO:
             f" -p model=str:/path/to/{name}"
         ) from ex
     except Exception as ex:
-        raise ValueError(f"Ultralytics could not load the stock model {name!r}: {_brief(ex)}") from ex
+        raise ValueError(
+            f"Ultralytics could not load the stock model {name!r}: {_brief(ex)}"
+        ) from ex
 
 
 def _brief(error: Exception) -> str:
@@ -108,7 +110,8 @@ def keypoint_names(model: YOLO) -> dict[int, list[str]]:
     COCO's names when they have 17 keypoints (as the stock pose models do) and ``kp0``,
     ``kp1``... otherwise. Ultralytics' placeholder names ("0", "1"...) count as none.
     """
-    count = int(model.model.kpt_shape[0])
+    # The pose head's own shape: the model's attribute is missing in some Ultralytics versions.
+    count = int(model.model.model[-1].kpt_shape[0])
     own = getattr(model.model, "kpt_names", None) or {}
     placeholders = [str(i) for i in range(count)]
     if count == len(COCO_KEYPOINT_NAMES):

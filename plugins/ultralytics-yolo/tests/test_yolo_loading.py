@@ -118,6 +118,10 @@ def test_a_pt_file_that_is_no_ultralytics_model_is_a_clear_error(tmp_path):
 
 
 def test_a_model_of_a_task_that_gives_no_annotations_is_refused(model_file):
+    from ultralytics.cfg import TASKS
+
+    if "depth" not in TASKS:
+        pytest.skip("this Ultralytics version has no depth models")
     with pytest.raises(FunctionParameterError, match="is a 'depth' model; this function runs"):
         cvat_aa.load_function("ultralytics_yolo", model=model_file("depth"), device="cpu")
 

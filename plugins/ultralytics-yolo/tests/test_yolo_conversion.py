@@ -33,7 +33,9 @@ def model_outputs(monkeypatch):
     def inject(function, **outputs):
         from ultralytics.engine.results import Results
 
-        tensors = {key: torch.as_tensor(value, dtype=torch.float32) for key, value in outputs.items()}
+        tensors = {
+            key: torch.as_tensor(value, dtype=torch.float32) for key, value in outputs.items()
+        }
 
         def predict(images, **kwargs):
             calls.append(kwargs)
@@ -222,7 +224,9 @@ def square_mask(height, width, top, left, size):
 
 def test_masks_cover_the_models_mask_pixels(yolo_function, model_outputs, photo):
     function = yolo_function("segment")
-    masks = torch.stack([square_mask(HEIGHT, WIDTH, 10, 20, 30), square_mask(HEIGHT, WIDTH, 70, 100, 5)])
+    masks = torch.stack(
+        [square_mask(HEIGHT, WIDTH, 10, 20, 30), square_mask(HEIGHT, WIDTH, 70, 100, 5)]
+    )
     model_outputs(
         function,
         boxes=[box(20, 10, 50, 40, 0.875, 2), box(100, 70, 105, 75, 0.5, 0)],
@@ -245,7 +249,9 @@ def test_masks_are_scaled_from_the_models_letterboxed_input_to_the_image(
     # the same square, 4 rows lower in the input, is where it was in the image.
     function = yolo_function("segment")
     model_outputs(
-        function, boxes=[box(20, 10, 50, 40, 0.875, 0)], masks=square_mask(128, WIDTH, 14, 20, 30)[None]
+        function,
+        boxes=[box(20, 10, 50, 40, 0.875, 0)],
+        masks=square_mask(128, WIDTH, 14, 20, 30)[None],
     )
     (shape,) = function.detect(context(), photo)
     decoded = decode_mask(shape.points, image_width=WIDTH, image_height=HEIGHT)
