@@ -41,18 +41,35 @@ SPEC = cvat_aa.DetectionFunctionSpec(
         cvat_aa.skeleton_label_spec(
             "cat",
             15,
-            [cvat_aa.keypoint_spec("head", 0), cvat_aa.keypoint_spec("body", 1), cvat_aa.keypoint_spec("tail", 2)],
+            [
+                cvat_aa.keypoint_spec("head", 0),
+                cvat_aa.keypoint_spec("body", 1),
+                cvat_aa.keypoint_spec("tail", 2),
+            ],
             svg=CAT_SVG,
         ),
         cvat_aa.label_spec(
-            "sunny", 16, type="tag", attributes=[cvat_aa.radio_attribute_spec("strength", 0, ["low", "high"])]
+            "sunny",
+            16,
+            type="tag",
+            attributes=[cvat_aa.radio_attribute_spec("strength", 0, ["low", "high"])],
         ),
         cvat_aa.label_spec("ball", 17, type="ellipse"),
         cvat_aa.label_spec("crate", 18, type="cuboid"),
     ]
 )
 
-KINDS = ("rectangle", "polygon", "polyline", "points", "mask", "skeleton", "tag", "ellipse", "cuboid")
+KINDS = (
+    "rectangle",
+    "polygon",
+    "polyline",
+    "points",
+    "mask",
+    "skeleton",
+    "tag",
+    "ellipse",
+    "cuboid",
+)
 
 
 def _attribute(spec_id: int, value: str) -> models.AttributeValRequest:
@@ -77,7 +94,9 @@ def sample_annotations(width: int, height: int, kinds: tuple[str, ...] = KINDS) 
                 _attribute(3, 'a <b> & "c"'),
             ],
         ),
-        "polygon": lambda: cvat_aa.polygon(11, [60, 60, 90, 60, 90, 90, 60, 90], occluded=True, z_order=2, group=4),
+        "polygon": lambda: cvat_aa.polygon(
+            11, [60, 60, 90, 60, 90, 90, 60, 90], occluded=True, z_order=2, group=4
+        ),
         "polyline": lambda: cvat_aa.shape(12, type="polyline", points=[1, 90, 30, 70, 60, 95]),
         "points": lambda: cvat_aa.shape(13, type="points", points=[10, 10, 20, 20]),
         "mask": lambda: cvat_aa.mask(14, encode_mask(bitmap), score=0.5),
@@ -93,7 +112,9 @@ def sample_annotations(width: int, height: int, kinds: tuple[str, ...] = KINDS) 
         "tag": lambda: cvat_aa.tag(16, attributes=[_attribute(0, "high")]),
         "ellipse": lambda: cvat_aa.shape(17, type="ellipse", points=[50, 50, 60, 45], rotation=10),
         "cuboid": lambda: cvat_aa.shape(
-            18, type="cuboid", points=[10, 50, 10, 70, 30, 50, 30, 70, 15, 45, 15, 65, 35, 45, 35, 65]
+            18,
+            type="cuboid",
+            points=[10, 50, 10, 70, 30, 50, 30, 70, 15, 45, 15, 65, 35, 45, 35, 65],
         ),
     }
     return [made[kind]() for kind in kinds]

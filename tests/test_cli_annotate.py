@@ -140,7 +140,7 @@ def test_a_function_that_raises_exits_6_naming_the_frame(cvat_server, site, task
 
 def test_task_and_job_together_is_a_usage_error(cvat_server, site, task):
     result = cvat_aa(cvat_server, site, "annotate", str(task), "--job", "1", "--function", "boxes")
-    assert result.returncode == 2 and "either a TASK_ID or --job" in result.stderr
+    assert result.returncode == 2 and "give one of a TASK_ID, --job JOB_ID or --images" in result.stderr
 
 
 def test_an_unreachable_server_exits_1_with_one_line(site, task, cvat_server):

@@ -65,7 +65,9 @@ def test_annotation_ids_are_unique_and_refer_to_existing_images_and_categories(d
     images = {i["id"] for i in document["images"]}
     categories = {c["id"] for c in document["categories"]}
     for annotation in annotations:
-        assert {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation"} <= set(annotation)
+        assert {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation"} <= set(
+            annotation
+        )
         assert annotation["image_id"] in images
         assert annotation["category_id"] in categories
 
@@ -187,7 +189,12 @@ def test_the_document_is_plain_json(result):
 
 @pytest.mark.parametrize(
     ("name", "given", "expected"),
-    [("a.xml", None, "cvat"), ("a.JSON", None, "coco"), ("a.txt", "coco", "coco"), ("a.json", "cvat", "cvat")],
+    [
+        ("a.xml", None, "cvat"),
+        ("a.JSON", None, "coco"),
+        ("a.txt", "coco", "coco"),
+        ("a.json", "cvat", "cvat"),
+    ],
 )
 def test_the_format_comes_from_the_option_or_the_extension(name, given, expected):
     assert format_for(name, given) == expected

@@ -99,7 +99,11 @@ REQUIRED = {
     "mask": {"label", "source", "occluded", "rle", "left", "top", "width", "height", "z_order"},
     "ellipse": {"label", "source", "occluded", "cx", "cy", "rx", "ry", "z_order"},
     "cuboid": {"label", "source", "occluded", "z_order"}
-    | {f"{axis}{corner}" for corner in ("tl1", "bl1", "tr1", "br1", "tl2", "bl2", "tr2", "br2") for axis in "xy"},
+    | {
+        f"{axis}{corner}"
+        for corner in ("tl1", "bl1", "tr1", "br1", "tl2", "bl2", "tr2", "br2")
+        for axis in "xy"
+    },
     "skeleton": {"label", "source", "z_order"},
     "tag": {"label", "source"},
 }
@@ -123,12 +127,21 @@ def test_rotation_is_written_only_when_it_is_not_zero(root):
 
 def test_group_and_occlusion_are_written(root):
     polygon = root.find("image/polygon")
-    assert (polygon.get("occluded"), polygon.get("z_order"), polygon.get("group_id")) == ("1", "2", "4")
+    assert (polygon.get("occluded"), polygon.get("z_order"), polygon.get("group_id")) == (
+        "1",
+        "2",
+        "4",
+    )
 
 
 def test_coordinates_have_two_decimals(root):
     box = root.find("image/box")
-    assert (box.get("xtl"), box.get("ytl"), box.get("xbr"), box.get("ybr")) == ("5.00", "6.00", "50.50", "40.25")
+    assert (box.get("xtl"), box.get("ytl"), box.get("xbr"), box.get("ybr")) == (
+        "5.00",
+        "6.00",
+        "50.50",
+        "40.25",
+    )
     assert root.find("image/polyline").get("points") == "1.00,90.00;30.00,70.00;60.00,95.00"
 
 
@@ -145,7 +158,11 @@ def test_a_mask_is_the_rle_of_its_box_with_left_top_width_height(root):
     *runs, left, top, right, bottom = encode_mask(bitmap)
     assert [int(r) for r in mask.get("rle").split(", ")] == runs
     assert (mask.get("left"), mask.get("top")) == (str(left), str(top))
-    assert (mask.get("width"), mask.get("height")) == (str(right - left + 1), str(bottom - top + 1)) == ("30", "20")
+    assert (
+        (mask.get("width"), mask.get("height"))
+        == (str(right - left + 1), str(bottom - top + 1))
+        == ("30", "20")
+    )
     # Background first: the box's top-left pixel is set, so the first run is empty.
     assert runs[0] == 0 and sum(runs) == 30 * 20
 
@@ -182,7 +199,9 @@ def test_reading_the_file_back_gives_the_same_annotations(result, xml_path, kind
         (f.index, f.name, f.width, f.height) for f in result.annotations.frames
     ]
     for frame in original:
-        assert [a for a in again[frame] if a["kind"] == kind] == [a for a in original[frame] if a["kind"] == kind]
+        assert [a for a in again[frame] if a["kind"] == kind] == [
+            a for a in original[frame] if a["kind"] == kind
+        ]
         assert len(again[frame]) == len(KINDS)
 
 

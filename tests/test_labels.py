@@ -16,7 +16,9 @@ def test_a_colour_chosen_from_a_name_is_the_same_every_time():
 
 
 def test_a_label_keeps_its_own_colour():
-    catalog = LabelCatalog.from_spec([cvat_aa.label_spec("car", 0, color="#123456"), cvat_aa.label_spec("bus", 1)])
+    catalog = LabelCatalog.from_spec(
+        [cvat_aa.label_spec("car", 0, color="#123456"), cvat_aa.label_spec("bus", 1)]
+    )
     assert catalog.named("car").color == "#123456"
     assert catalog.named("bus").color == stable_color("bus")
 
@@ -60,7 +62,10 @@ def test_task_labels_are_read_with_their_colours_sublabels_and_svg(cvat_server, 
                 "name": "cat",
                 "type": "skeleton",
                 "svg": svg,
-                "sublabels": [{"name": "head", "type": "points"}, {"name": "tail", "type": "points"}],
+                "sublabels": [
+                    {"name": "head", "type": "points"},
+                    {"name": "tail", "type": "points"},
+                ],
             },
         ],
     )
@@ -73,13 +78,19 @@ def test_task_labels_are_read_with_their_colours_sublabels_and_svg(cvat_server, 
 
 
 def test_with_conv_mask_to_poly_a_mask_label_is_a_polygon_label():
-    catalog = LabelCatalog.from_spec([cvat_aa.label_spec("blob", 0, type="mask")], conv_mask_to_poly=True)
+    catalog = LabelCatalog.from_spec(
+        [cvat_aa.label_spec("blob", 0, type="mask")], conv_mask_to_poly=True
+    )
     assert catalog.named("blob").type == "polygon"
 
 
 def test_attributes_keep_their_ids_types_values_and_defaults():
     label = LabelCatalog.from_spec(
-        [cvat_aa.label_spec("car", 0, attributes=[cvat_aa.select_attribute_spec("colour", 3, ["red", "blue"])])]
+        [
+            cvat_aa.label_spec(
+                "car", 0, attributes=[cvat_aa.select_attribute_spec("colour", 3, ["red", "blue"])]
+            )
+        ]
     ).named("car")
     attribute = label.attribute(3)
     assert (attribute.name, attribute.input_type, attribute.values, attribute.default_value) == (

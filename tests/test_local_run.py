@@ -113,7 +113,11 @@ def test_video_frames_are_decoded_in_order(tmp_path):
 def test_a_frame_selection_keeps_the_frame_numbers(tmp_path):
     video = make_video(tmp_path / "clip.mp4", frames=6)
     result = annotate_images(Boxes(), [video], frames="1-5:2")
-    assert names(result) == [(1, "clip.mp4/frame_000001"), (3, "clip.mp4/frame_000003"), (5, "clip.mp4/frame_000005")]
+    assert names(result) == [
+        (1, "clip.mp4/frame_000001"),
+        (3, "clip.mp4/frame_000003"),
+        (5, "clip.mp4/frame_000005"),
+    ]
     assert [s.frame for f in result.annotations.frames for s in f.shapes] == [1, 3, 5]
 
 
@@ -134,7 +138,14 @@ def test_annotations_carry_the_spec_ids_the_frame_number_and_the_source_auto(tmp
     result = annotate_images(Boxes(), [tmp_path])
     shapes = [s.to_dict() for f in result.annotations.frames for s in f.shapes]
     assert shapes == [
-        {"type": "rectangle", "label_id": 7, "frame": i, "points": [0.0, 0.0, 30.0, 20.0], "score": 0.5, "source": "auto"}
+        {
+            "type": "rectangle",
+            "label_id": 7,
+            "frame": i,
+            "points": [0.0, 0.0, 30.0, 20.0],
+            "score": 0.5,
+            "source": "auto",
+        }
         for i in range(2)
     ]
     assert result.annotations.labels.name(7) == "thing"
@@ -157,7 +168,13 @@ def test_frames_are_passed_in_batches(tmp_path):
 def test_on_frame_sees_each_frame_with_its_image_and_annotations(tmp_path):
     image(tmp_path / "a.png", (30, 20))
     seen = []
-    annotate_images(Boxes(), [tmp_path], on_frame=lambda frame, tags, shapes: seen.append((frame.index, frame.name, frame.image.size, len(tags), len(shapes))))
+    annotate_images(
+        Boxes(),
+        [tmp_path],
+        on_frame=lambda frame, tags, shapes: seen.append(
+            (frame.index, frame.name, frame.image.size, len(tags), len(shapes))
+        ),
+    )
     assert seen == [(0, "a.png", (30, 20), 0, 1)]
 
 
@@ -224,7 +241,10 @@ def test_input_errors_come_before_the_function_is_loaded(tmp_path):
 
 class Broken:
     spec = cvat_aa.DetectionFunctionSpec(
-        labels=[cvat_aa.label_spec("thing", 0, type="rectangle"), cvat_aa.label_spec("blob", 1, type="mask")]
+        labels=[
+            cvat_aa.label_spec("thing", 0, type="rectangle"),
+            cvat_aa.label_spec("blob", 1, type="mask"),
+        ]
     )
 
     def __init__(self, output) -> None:
@@ -254,7 +274,9 @@ def test_a_mask_with_conv_mask_to_poly_is_refused(tmp_path):
     from cvat_sdk.masks import encode_mask
 
     function = Broken(lambda: [cvat_aa.mask(1, encode_mask(np.ones((20, 30), dtype=bool)))])
-    with pytest.raises(cvat_aa.BadFunctionError, match="shape of type 'mask' \\(expected 'polygon'\\)"):
+    with pytest.raises(
+        cvat_aa.BadFunctionError, match="shape of type 'mask' \\(expected 'polygon'\\)"
+    ):
         annotate_images(function, [image(tmp_path / "a.png")], conv_mask_to_poly=True)
 
 
@@ -262,7 +284,9 @@ def test_a_function_that_raises_fails_the_run_naming_the_frame(tmp_path):
     def explode():
         raise RuntimeError("model exploded")
 
-    with pytest.raises(FunctionFailedError, match=r"frame 0 \(a.png\): RuntimeError: model exploded"):
+    with pytest.raises(
+        FunctionFailedError, match=r"frame 0 \(a.png\): RuntimeError: model exploded"
+    ):
         annotate_images(Broken(explode), [image(tmp_path / "a.png")])
 
 

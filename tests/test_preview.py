@@ -24,10 +24,17 @@ LABELS = LabelCatalog.from_spec(
         cvat_aa.label_spec("car", 0, type="rectangle", color=RED),
         cvat_aa.label_spec("blob", 1, type="mask", color="#0000ff"),
         cvat_aa.skeleton_label_spec(
-            "cat", 2, [cvat_aa.keypoint_spec("head", 0), cvat_aa.keypoint_spec("body", 1)], svg=CAT_SVG, color="#00ff00"
+            "cat",
+            2,
+            [cvat_aa.keypoint_spec("head", 0), cvat_aa.keypoint_spec("body", 1)],
+            svg=CAT_SVG,
+            color="#00ff00",
         ),
         cvat_aa.skeleton_label_spec(
-            "dog", 3, [cvat_aa.keypoint_spec("head", 0), cvat_aa.keypoint_spec("body", 1)], color="#00ff00"
+            "dog",
+            3,
+            [cvat_aa.keypoint_spec("head", 0), cvat_aa.keypoint_spec("body", 1)],
+            color="#00ff00",
         ),
         cvat_aa.label_spec("sunny", 4, type="tag"),
     ]
@@ -38,13 +45,19 @@ def grey(size: tuple[int, int] = (200, 200)) -> PIL.Image.Image:
     return PIL.Image.new("RGB", size, GREY)
 
 
-def colour_near(image: PIL.Image.Image, x: int, y: int, colour: tuple[int, int, int], radius: int = 1) -> bool:
-    pixels = np.asarray(image)[max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1]
+def colour_near(
+    image: PIL.Image.Image, x: int, y: int, colour: tuple[int, int, int], radius: int = 1
+) -> bool:
+    pixels = np.asarray(image)[
+        max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1
+    ]
     return bool((np.abs(pixels.astype(int) - colour).sum(axis=-1) < 30).any())
 
 
 def box(points, **kwargs) -> models.LabeledShapeRequest:
-    return models.LabeledShapeRequest(type="rectangle", frame=0, label_id=0, points=points, **kwargs)
+    return models.LabeledShapeRequest(
+        type="rectangle", frame=0, label_id=0, points=points, **kwargs
+    )
 
 
 def test_a_box_is_outlined_in_its_label_colour():
@@ -75,7 +88,9 @@ def test_a_caption_names_the_label_and_score_above_the_shape():
     assert colour_near(plain, 52, 45, (255, 0, 0))
     # The score makes the caption longer.
     plain_red = (np.abs(np.asarray(plain.crop(above)).astype(int) - (255, 0, 0)).sum(-1) < 30).sum()
-    scored_red = (np.abs(np.asarray(scored.crop(above)).astype(int) - (255, 0, 0)).sum(-1) < 30).sum()
+    scored_red = (
+        np.abs(np.asarray(scored.crop(above)).astype(int) - (255, 0, 0)).sum(-1) < 30
+    ).sum()
     assert scored_red > plain_red
 
 
@@ -85,12 +100,16 @@ def test_a_mask_is_a_translucent_fill():
     mask = models.LabeledShapeRequest(type="mask", frame=0, label_id=1, points=encode_mask(bitmap))
     drawn = draw_annotations(grey(), [], [mask], LABELS)
     inside = drawn.getpixel((140, 40))
-    assert inside != GREY and inside[2] > inside[0] and inside[0] > 0  # tinted blue, not painted over
+    assert (
+        inside != GREY and inside[2] > inside[0] and inside[0] > 0
+    )  # tinted blue, not painted over
     assert drawn.getpixel((140, 100)) == GREY
 
 
 def skeleton(label_id: int) -> models.LabeledShapeRequest:
-    return cvat_aa.skeleton(label_id, [cvat_aa.keypoint(0, [40, 100]), cvat_aa.keypoint(1, [160, 100])])
+    return cvat_aa.skeleton(
+        label_id, [cvat_aa.keypoint(0, [40, 100]), cvat_aa.keypoint(1, [160, 100])]
+    )
 
 
 def test_a_skeleton_is_drawn_with_the_edges_of_its_svg():
@@ -106,7 +125,9 @@ def test_a_skeleton_without_an_svg_is_drawn_as_points_only():
 
 
 def test_an_outside_skeleton_point_is_not_drawn():
-    shape = cvat_aa.skeleton(2, [cvat_aa.keypoint(0, [40, 100]), cvat_aa.keypoint(1, [160, 100], outside=True)])
+    shape = cvat_aa.skeleton(
+        2, [cvat_aa.keypoint(0, [40, 100]), cvat_aa.keypoint(1, [160, 100], outside=True)]
+    )
     drawn = draw_annotations(grey(), [], [shape], LABELS)
     assert drawn.getpixel((160, 100)) == GREY
     assert drawn.getpixel((100, 100)) == GREY
@@ -134,7 +155,11 @@ def test_every_kind_of_annotation_can_be_drawn():
 @pytest.fixture
 def gallery(tmp_path):
     writer = PreviewWriter(tmp_path / "preview", LABELS, title="cars & <cats>")
-    writer.add(Frame(0, "street.jpg", grey()), [cvat_aa.tag(4)], [box([50, 50, 150, 150]), box([0, 0, 10, 10])])
+    writer.add(
+        Frame(0, "street.jpg", grey()),
+        [cvat_aa.tag(4)],
+        [box([50, 50, 150, 150]), box([0, 0, 10, 10])],
+    )
     writer.add(Frame(7, "clip.mp4/frame_000007", grey((100, 50))), [], [])
     writer.add(Frame(8, 'odd <name> & "quotes".png', grey()), [], [])
     writer.close()
@@ -143,7 +168,11 @@ def gallery(tmp_path):
 
 def test_each_frame_is_written_as_a_png_with_a_thumbnail(gallery):
     frames = sorted(p.name for p in (gallery / "frames").iterdir())
-    assert frames == ["000000_street.png", "000007_clip.mp4_frame_000007.png", "000008_odd_name_quotes.png"]
+    assert frames == [
+        "000000_street.png",
+        "000007_clip.mp4_frame_000007.png",
+        "000008_odd_name_quotes.png",
+    ]
     assert sorted(p.name for p in (gallery / "thumbnails").iterdir()) == frames
     street = PIL.Image.open(gallery / "frames" / "000000_street.png")
     assert street.size == (200, 200) and colour_near(street.convert("RGB"), 100, 150, (255, 0, 0))
@@ -154,7 +183,11 @@ def test_the_gallery_links_every_frame_relatively(gallery):
     page = (gallery / "index.html").read_text()
     links = re.findall(r'href="([^"]+)"', page)
     images = re.findall(r'src="([^"]+)"', page)
-    assert links == ["frames/000000_street.png", "frames/000007_clip.mp4_frame_000007.png", "frames/000008_odd_name_quotes.png"]
+    assert links == [
+        "frames/000000_street.png",
+        "frames/000007_clip.mp4_frame_000007.png",
+        "frames/000008_odd_name_quotes.png",
+    ]
     assert images == [link.replace("frames/", "thumbnails/") for link in links]
     assert all((gallery / link).is_file() for link in (*links, *images))
 
@@ -169,10 +202,9 @@ def test_the_gallery_shows_names_escaped_and_counts_per_label(gallery):
 
 
 def test_the_gallery_is_written_even_when_the_run_fails(tmp_path):
-    with pytest.raises(RuntimeError):
-        with PreviewWriter(tmp_path / "preview", LABELS) as writer:
-            writer.add(Frame(0, "a.png", grey()), [], [])
-            raise RuntimeError("the run failed")
+    with pytest.raises(RuntimeError), PreviewWriter(tmp_path / "preview", LABELS) as writer:
+        writer.add(Frame(0, "a.png", grey()), [], [])
+        raise RuntimeError("the run failed")
     assert "frames/000000_a.png" in (tmp_path / "preview" / "index.html").read_text()
 
 

@@ -40,6 +40,7 @@ from .interface import (
     tag,
     text_attribute_spec,
 )
+from .local import ImageInputError, LocalResult, annotate_images
 from .parameters import FunctionParameterError
 from .plugins import UnknownFunctionError, discover_functions, load_function
 
@@ -60,9 +61,12 @@ __all__ = [
     "FrameSelection",
     "FunctionFailedError",
     "FunctionParameterError",
+    "ImageInputError",
+    "LocalResult",
     "NoDataError",
     "UnknownFunctionError",
     "__version__",
+    "annotate_images",
     "annotate_job",
     "annotate_task",
     "attribute_spec",

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import attrs
 import numpy as np
@@ -104,7 +104,20 @@ def _ellipse_outline(points: Sequence[float], rotation: float) -> list[tuple[flo
 
 
 # CVAT's cuboid points: front face tl, bl, tr, br, then back face tl, bl, tr, br.
-_CUBOID_EDGES = ((0, 1), (0, 2), (1, 3), (2, 3), (4, 5), (4, 6), (5, 7), (6, 7), (0, 4), (1, 5), (2, 6), (3, 7))
+_CUBOID_EDGES = (
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 3),
+    (4, 5),
+    (4, 6),
+    (5, 7),
+    (6, 7),
+    (0, 4),
+    (1, 5),
+    (2, 6),
+    (3, 7),
+)
 
 
 @attrs.define
@@ -126,7 +139,11 @@ class _Canvas:
 
     def label(self, label_id: int) -> LabelInfo:
         label = self.labels.get(label_id)
-        return label if label is not None else LabelInfo(label_id, str(label_id), color=stable_color(str(label_id)))
+        return (
+            label
+            if label is not None
+            else LabelInfo(label_id, str(label_id), color=stable_color(str(label_id)))
+        )
 
     def caption(self, shape: Any, label: LabelInfo, anchor: tuple[float, float]) -> None:
         score = getattr(shape, "score", None)
@@ -180,7 +197,9 @@ class _Canvas:
         if outline:
             self.caption(shape, label, (min(x for x, _ in outline), min(y for _, y in outline)))
 
-    def skeleton(self, shape: Any, label: LabelInfo, color: tuple[int, int, int]) -> list[tuple[float, float]]:
+    def skeleton(
+        self, shape: Any, label: LabelInfo, color: tuple[int, int, int]
+    ) -> list[tuple[float, float]]:
         where: dict[int, tuple[float, float]] = {}
         for element in getattr(shape, "elements", None) or []:
             if getattr(element, "outside", False) or len(element.points) < 2:
@@ -221,7 +240,9 @@ class _Canvas:
             y_text = y - height if y - height >= 0 else y
             x_text = min(max(0, x), max(0, image.width - (right - left) - 4))
             draw.rectangle((x_text, y_text, x_text + right - left + 4, y_text + height), fill=color)
-            draw.text((x_text + 2 - left, y_text + 2 - top), text, fill=_text_color(color), font=font)
+            draw.text(
+                (x_text + 2 - left, y_text + 2 - top), text, fill=_text_color(color), font=font
+            )
         if tags:
             self.banner(image, tags, font)
         return image.convert("RGB")
@@ -237,7 +258,7 @@ class _Canvas:
             texts.append(label.name + (f" ({', '.join(values)})" if values else ""))
         text = "tags: " + "; ".join(texts)
         draw = PIL.ImageDraw.Draw(image)
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        left, top, _, bottom = draw.textbbox((0, 0), text, font=font)
         strip = PIL.Image.new("RGBA", (image.width, bottom - top + 8), _BANNER)
         image.alpha_composite(strip, (0, 0))
         PIL.ImageDraw.Draw(image).text((4 - left, 4 - top), text, fill=(255, 255, 255), font=font)
@@ -318,7 +339,13 @@ class PreviewWriter:
         drawn.save(self.directory / "thumbnails" / file_name, compress_level=6)
         counts = Counter(self.labels.name(a.label_id) for a in (*tags, *shapes))
         self._entries.append(
-            _Entry(frame.index, frame.name, f"frames/{file_name}", f"thumbnails/{file_name}", dict(counts))
+            _Entry(
+                frame.index,
+                frame.name,
+                f"frames/{file_name}",
+                f"thumbnails/{file_name}",
+                dict(counts),
+            )
         )
         return path
 
@@ -327,7 +354,7 @@ class PreviewWriter:
         self.index_path.write_text(self._html(), encoding="utf-8")
         return self.index_path
 
-    def __enter__(self) -> PreviewWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -342,7 +369,8 @@ class PreviewWriter:
         e = html.escape
         total = sum(sum(entry.per_label.values()) for entry in self._entries)
         legend = "".join(
-            f'<li><span class="swatch" style="background:{e(label.color)}"></span>{e(label.name)}</li>'
+            f'<li><span class="swatch" style="background:{e(label.color)}"></span>'
+            f"{e(label.name)}</li>"
             for label in self.labels
         )
         figures = []
@@ -351,9 +379,10 @@ class PreviewWriter:
             details = ", ".join(f"{e(name)} {n}" for name, n in sorted(entry.per_label.items()))
             figures.append(
                 f'<figure><a href="{urllib.parse.quote(entry.image)}">'
-                f'<img src="{urllib.parse.quote(entry.thumbnail)}" loading="lazy" alt="{e(entry.name)}"></a>'
-                f'<figcaption><b>{entry.index}</b> {e(entry.name)}<br>'
-                f'{count} annotation{"" if count == 1 else "s"}{": " + details if details else ""}'
+                f'<img src="{urllib.parse.quote(entry.thumbnail)}" loading="lazy"'
+                f' alt="{e(entry.name)}"></a>'
+                f"<figcaption><b>{entry.index}</b> {e(entry.name)}<br>"
+                f"{count} annotation{'' if count == 1 else 's'}{': ' + details if details else ''}"
                 "</figcaption></figure>"
             )
         return f"""<!doctype html>
@@ -364,11 +393,13 @@ class PreviewWriter:
 <style>
 body {{ font-family: sans-serif; margin: 1em; background: #fafafa; }}
 .gallery {{ display: flex; flex-wrap: wrap; gap: 12px; }}
-figure {{ margin: 0; width: {self.thumbnail_size}px; background: #fff; padding: 6px; box-shadow: 0 1px 3px #0003; }}
+figure {{ margin: 0; width: {self.thumbnail_size}px; background: #fff; padding: 6px;
+  box-shadow: 0 1px 3px #0003; }}
 figure img {{ max-width: 100%; display: block; }}
 figcaption {{ font-size: 0.85em; overflow-wrap: anywhere; margin-top: 4px; }}
 .legend {{ list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 12px; }}
-.swatch {{ display: inline-block; width: 1em; height: 1em; margin-right: 4px; vertical-align: middle; }}
+.swatch {{ display: inline-block; width: 1em; height: 1em; margin-right: 4px;
+  vertical-align: middle; }}
 </style>
 </head>
 <body>

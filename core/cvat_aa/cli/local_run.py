@@ -92,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     labels = LabelCatalog.from_spec(
         hooks().spec(function).labels, conv_mask_to_poly=args.conv_mask_to_poly
     )
-    pbar = DeferredTqdmProgressReporter({"file": sys.stderr, "dynamic_ncols": True, "disable": None})
+    pbar = DeferredTqdmProgressReporter(
+        {"file": sys.stderr, "dynamic_ncols": True, "disable": None}
+    )
     with ExitStack() as stack:
         preview = None
         if args.preview is not None:

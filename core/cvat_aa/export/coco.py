@@ -143,7 +143,12 @@ def _geometry(shape: Any, frame: FrameAnnotations, label: LabelInfo) -> dict[str
         ys, xs = np.nonzero(bitmap)
         bbox = [0.0, 0.0, 0.0, 0.0]
         if xs.size:
-            bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+            bbox = [
+                float(xs.min()),
+                float(ys.min()),
+                float(xs.max() - xs.min() + 1),
+                float(ys.max() - ys.min() + 1),
+            ]
         return {
             "segmentation": {"counts": _rle_counts(bitmap), "size": [frame.height, frame.width]},
             "area": float(xs.size),
@@ -182,11 +187,18 @@ def _category(category_id: int, label: LabelInfo) -> dict[str, Any]:
 
 
 def to_coco(annotations: AnnotationSet) -> tuple[dict[str, Any], Counter[str]]:
-    """The COCO document for ``annotations``, and how many of each unsupported kind were left out."""
+    """The COCO document for ``annotations``, and how many of each kind COCO lacks were left out."""
     category_ids = {label.id: i for i, label in enumerate(annotations.labels, start=1)}
     document: dict[str, Any] = {
         "licenses": [{"name": "", "id": 0, "url": ""}],
-        "info": {"contributor": "", "date_created": "", "description": "", "url": "", "version": "", "year": ""},
+        "info": {
+            "contributor": "",
+            "date_created": "",
+            "description": "",
+            "url": "",
+            "version": "",
+            "year": "",
+        },
         "categories": [_category(category_ids[label.id], label) for label in annotations.labels],
         "images": [],
         "annotations": [],
@@ -214,7 +226,9 @@ def to_coco(annotations: AnnotationSet) -> tuple[dict[str, Any], Counter[str]]:
                 continue
             label = annotations.labels.get(shape.label_id)
             if label is None:
-                raise ValueError(f"a shape refers to label id {shape.label_id}, which is not in the labels")
+                raise ValueError(
+                    f"a shape refers to label id {shape.label_id}, which is not in the labels"
+                )
             attributes = {"occluded": bool(getattr(shape, "occluded", False))}
             if shape_type == "rectangle":
                 attributes["rotation"] = float(getattr(shape, "rotation", None) or 0)
@@ -232,7 +246,9 @@ def to_coco(annotations: AnnotationSet) -> tuple[dict[str, Any], Counter[str]]:
     return document, +skipped
 
 
-def write_coco(destination: str | os.PathLike[str] | IO[str], annotations: AnnotationSet) -> Counter[str]:
+def write_coco(
+    destination: str | os.PathLike[str] | IO[str], annotations: AnnotationSet
+) -> Counter[str]:
     """Write ``annotations`` as a COCO file (a path or a text stream).
 
     Returns how many tags and shapes of each kind COCO cannot hold were left out (also
@@ -241,7 +257,7 @@ def write_coco(destination: str | os.PathLike[str] | IO[str], annotations: Annot
     document, skipped = to_coco(annotations)
     if skipped:
         logger.warning(
-            "COCO has no place for %s; they were left out (use the CVAT for images format to keep them)",
+            "COCO has no place for %s; they were left out (the CVAT for images format keeps them)",
             ", ".join(f"{count} {_PLURALS[kind]}" for kind, count in sorted(skipped.items())),
         )
     if isinstance(destination, (str, os.PathLike)):
@@ -267,10 +283,14 @@ def _read_attributes(raw: dict[str, Any], label: LabelInfo) -> list[models.Attri
     return values
 
 
-def _read_skeleton(annotation: dict[str, Any], label: LabelInfo, names: Sequence[str], frame: int) -> dict[str, Any]:
+def _read_skeleton(
+    annotation: dict[str, Any], label: LabelInfo, names: Sequence[str], frame: int
+) -> dict[str, Any]:
     keypoints = annotation["keypoints"]
     if len(keypoints) != 3 * len(names):
-        raise ValueError(f"annotation {annotation['id']} has {len(keypoints) // 3} keypoints, not {len(names)}")
+        raise ValueError(
+            f"annotation {annotation['id']} has {len(keypoints) // 3} keypoints, not {len(names)}"
+        )
     elements = []
     for i, name in enumerate(names):
         sublabel = label.sublabel_named(name)
@@ -295,12 +315,16 @@ def _read_geometry(annotation: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(segmentation, dict):
         counts = segmentation["counts"]
         if isinstance(counts, str):
-            raise ValueError(f"annotation {annotation['id']} has a compressed RLE, which is not supported")
+            raise ValueError(
+                f"annotation {annotation['id']} has a compressed RLE, which is not supported"
+            )
         height, width = segmentation["size"]
         bitmap = _rle_bitmap(counts, height, width)
         return [{"type": "mask", "points": encode_mask(bitmap)}]
     if segmentation:
-        return [{"type": "polygon", "points": [float(v) for v in polygon]} for polygon in segmentation]
+        return [
+            {"type": "polygon", "points": [float(v) for v in polygon]} for polygon in segmentation
+        ]
     x, y, w, h = (float(v) for v in annotation["bbox"])
     return [{"type": "rectangle", "points": [x, y, x + w, y + h]}]
 
@@ -343,7 +367,14 @@ def read_coco(source: str | os.PathLike[str] | IO[str], labels: LabelCatalog) ->
                 )
             )
     frames = [
-        FrameAnnotations(image_id - 1, image["file_name"], image["width"], image["height"], (), per_image[image_id])
+        FrameAnnotations(
+            image_id - 1,
+            image["file_name"],
+            image["width"],
+            image["height"],
+            (),
+            per_image[image_id],
+        )
         for image_id, image in sorted(images.items())
     ]
     return AnnotationSet(labels, frames)

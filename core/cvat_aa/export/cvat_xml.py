@@ -30,6 +30,7 @@ The format has no place for a shape's ``score``; COCO files keep it.
 from __future__ import annotations
 
 import datetime
+import html
 import os
 import xml.etree.ElementTree as ET
 from typing import IO, Any
@@ -76,7 +77,7 @@ def _default_svg(label: LabelInfo) -> str:
     return "".join(
         f'<circle r="0.75" cx="{(i + 0.5) * 100 / count:.4f}" cy="50" data-type="element node"'
         f' data-element-id="{i + 1}" data-node-id="{i + 1}"'
-        f' data-label-name="{sublabel.name}"></circle>'
+        f' data-label-name="{html.escape(sublabel.name)}"></circle>'
         for i, sublabel in enumerate(label.sublabels)
     )
 
@@ -141,7 +142,12 @@ def _geometry(shape: Any, shape_type: str) -> dict[str, str]:
         return dict(zip(("xtl", "ytl", "xbr", "ybr"), map(_number, points), strict=True))
     if shape_type == "ellipse":
         cx, cy, right, top = points
-        return {"cx": _number(cx), "cy": _number(cy), "rx": _number(right - cx), "ry": _number(cy - top)}
+        return {
+            "cx": _number(cx),
+            "cy": _number(cy),
+            "rx": _number(right - cx),
+            "ry": _number(cy - top),
+        }
     if shape_type == "cuboid":
         geometry = {}
         for corner, (x, y) in zip(_CUBOID_CORNERS, zip(points[::2], points[1::2]), strict=True):
@@ -159,7 +165,9 @@ def _geometry(shape: Any, shape_type: str) -> dict[str, str]:
         }
     if shape_type == "skeleton":
         return {}
-    return {"points": ";".join(f"{_number(x)},{_number(y)}" for x, y in zip(points[::2], points[1::2]))}
+    return {
+        "points": ";".join(f"{_number(x)},{_number(y)}" for x, y in zip(points[::2], points[1::2]))
+    }
 
 
 def _shape_element(
@@ -168,7 +176,10 @@ def _shape_element(
     shape_type = _type(shape)
     if shape_type not in _SHAPE_ELEMENTS:
         raise ValueError(f"CVAT for images cannot hold a shape of type {shape_type!r}")
-    attributes: dict[str, str] = {"label": label.name, "source": str(getattr(shape, "source", None) or "auto")}
+    attributes: dict[str, str] = {
+        "label": label.name,
+        "source": str(getattr(shape, "source", None) or "auto"),
+    }
     if element_of is not None:
         attributes["outside"] = str(int(bool(getattr(shape, "outside", False))))
     if shape_type != "skeleton":
@@ -201,7 +212,12 @@ def _label(labels: LabelCatalog, label_id: int) -> LabelInfo:
 def _image_element(frame: FrameAnnotations, labels: LabelCatalog) -> ET.Element:
     image = ET.Element(
         "image",
-        {"id": str(frame.index), "name": frame.name, "width": str(frame.width), "height": str(frame.height)},
+        {
+            "id": str(frame.index),
+            "name": frame.name,
+            "width": str(frame.width),
+            "height": str(frame.height),
+        },
     )
     for shape in frame.shapes:
         _shape_element(image, shape, _label(labels, shape.label_id))
@@ -233,7 +249,7 @@ def write_cvat_xml(
         with open(destination, "w", encoding="utf-8") as stream:
             write_cvat_xml(stream, annotations, task_name=task_name)
         return
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    now = datetime.datetime.now(datetime.UTC).isoformat()
     destination.write('<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n')
     destination.write("  <version>1.1</version>\n")
     destination.write(_serialize(_meta(annotations, task_name, now), 1))
@@ -299,11 +315,15 @@ def _read_shape(element: ET.Element, frame: int, label: LabelInfo) -> models.Lab
     if element.get("rotation"):
         fields["rotation"] = float(element.get("rotation"))
     if shape_type == "skeleton":
-        fields["elements"] = [_read_element(child, frame, label) for child in element.findall("points")]
+        fields["elements"] = [
+            _read_element(child, frame, label) for child in element.findall("points")
+        ]
     return models.LabeledShapeRequest(type=shape_type, **fields)
 
 
-def _read_element(element: ET.Element, frame: int, skeleton: LabelInfo) -> models.SubLabeledShapeRequest:
+def _read_element(
+    element: ET.Element, frame: int, skeleton: LabelInfo
+) -> models.SubLabeledShapeRequest:
     sublabel = skeleton.sublabel_named(element.get("label", ""))
     if sublabel is None:
         raise ValueError(f"skeleton {skeleton.name!r} has no sublabel {element.get('label')!r}")
@@ -326,7 +346,12 @@ def _read_image(image: ET.Element, labels: LabelCatalog) -> FrameAnnotations:
         elif element.tag in _SHAPE_TYPES:
             shapes.append(_read_shape(element, index, labels.named(element.attrib["label"])))
     return FrameAnnotations(
-        index, image.attrib["name"], int(image.attrib["width"]), int(image.attrib["height"]), tags, shapes
+        index,
+        image.attrib["name"],
+        int(image.attrib["width"]),
+        int(image.attrib["height"]),
+        tags,
+        shapes,
     )
 
 

@@ -171,7 +171,9 @@ def _import_av(path: Path) -> Any:
     try:
         import av
     except ImportError:
-        raise ImageInputError(f"reading the video {str(path)!r} needs PyAV; {_VIDEO_HINT}") from None
+        raise ImageInputError(
+            f"reading the video {str(path)!r} needs PyAV; {_VIDEO_HINT}"
+        ) from None
     return av
 
 

@@ -9,7 +9,6 @@ across the inputs (see :mod:`cvat_aa.local.inputs`).
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -17,21 +16,18 @@ from typing import Any
 
 import attrs
 from cvat_sdk import models
-from cvat_sdk.api_client.exceptions import ApiTypeError, ApiValueError
 from cvat_sdk.core.progress import NullProgressReporter, ProgressReporter
 
 from ..annotations import AnnotationSet, FrameAnnotations
-from ..driver import FrameSelection, FunctionFailedError
-from ..driver.frames import Frame
+from ..driver.detection import detect_batch
+from ..driver.frames import Frame, FrameSelection
 from ..driver.label_mapping import LabelMapper
-from ..interface import BadFunctionError, FrameContext
+from ..interface import FrameContext
 from ..labels import LabelCatalog
-from ..plugins import Hooks, hooks, load_function
+from ..plugins import hooks, load_function
 from .inputs import LocalFrames
 
 __all__ = ["DEFAULT_BATCH_SIZE", "FrameCallback", "LocalResult", "annotate_images"]
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 8
 
@@ -68,8 +64,10 @@ class LocalResult:
         per_label = self.annotations.per_label()
         rate = f" ({self.frames / self.elapsed_s:.1f} frames/s)" if self.elapsed_s > 0 else ""
         lines = [
-            f"Ran {self.function} on {self.frames} frames: {self.annotations.count} annotations"
-            f" in {self.elapsed_s:.1f} s{rate}"
+            (
+                f"Ran {self.function} on {self.frames} frames: {self.annotations.count}"
+                f" annotations in {self.elapsed_s:.1f} s{rate}"
+            )
         ]
         width = max((len(name) for name in per_label), default=0)
         for name, count in sorted(per_label.items(), key=lambda item: (-item[1], item[0])):
@@ -98,9 +96,7 @@ def _task_labels(spec_labels: Sequence[Any], catalog: LabelCatalog) -> list[_Spe
             sublabels=[convert(s, "points") for s in getattr(label, "sublabels", None) or []],
         )
 
-    return [
-        convert(label, info.type) for label, info in zip(spec_labels, catalog, strict=True)
-    ]
+    return [convert(label, info.type) for label, info in zip(spec_labels, catalog, strict=True)]
 
 
 def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
@@ -112,47 +108,6 @@ def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
             batch = []
     if batch:
         yield batch
-
-
-def _where(batch: Sequence[Frame]) -> str:
-    frames = ", ".join(f"{f.index} ({f.name})" for f in batch)
-    return f"frame{'s' if len(batch) > 1 else ''} {frames}"
-
-
-def _detect(
-    run_hooks: Hooks,
-    function: Any,
-    batch: Sequence[Frame],
-    *,
-    conf_threshold: float | None,
-    conv_mask_to_poly: bool,
-) -> list[Any]:
-    """Run the function on a batch, with the task driver's error rules."""
-    contexts = [
-        FrameContext(
-            frame_name=f.name, conf_threshold=conf_threshold, conv_mask_to_poly=conv_mask_to_poly
-        )
-        for f in batch
-    ]
-    try:
-        results = run_hooks.detect(function, contexts, [f.image for f in batch])
-    except BadFunctionError:
-        raise
-    except (ApiTypeError, ApiValueError) as ex:
-        raise BadFunctionError(
-            f"the function built an invalid annotation on {_where(batch)}: {ex}"
-        ) from ex
-    except Exception as ex:
-        raise FunctionFailedError(
-            f"the function failed on {_where(batch)}: {type(ex).__name__}: {ex}",
-            [f.index for f in batch],
-        ) from ex
-    if results is None or len(results) != len(batch):
-        raise BadFunctionError(
-            f"detection returned {'nothing' if results is None else len(results)}"
-            f" results for a batch of {len(batch)} frames"
-        )
-    return list(results)
 
 
 def _function_name(function: Any, given: Any) -> str:
@@ -205,8 +160,7 @@ def annotate_images(
         raise ValueError("batch_size must be at least 1")
     source = LocalFrames.find(paths, _selection(frames))
     loaded = load_function(function) if isinstance(function, str) else function
-    run_hooks = hooks()
-    spec = run_hooks.spec(loaded)
+    spec = hooks().spec(loaded)
     catalog = LabelCatalog.from_spec(spec.labels, conv_mask_to_poly=conv_mask_to_poly)
     mapper = LabelMapper(
         spec.labels,
@@ -218,12 +172,16 @@ def annotate_images(
     results: list[FrameAnnotations] = []
     with pbar.task(total=source.estimated_count(), unit="frames"):
         for batch in _batches(source.iter_frames(), batch_size):
-            detected = _detect(
-                run_hooks,
-                loaded,
-                batch,
-                conf_threshold=conf_threshold,
-                conv_mask_to_poly=conv_mask_to_poly,
+            contexts = [
+                FrameContext(
+                    frame_name=f.name,
+                    conf_threshold=conf_threshold,
+                    conv_mask_to_poly=conv_mask_to_poly,
+                )
+                for f in batch
+            ]
+            detected = detect_batch(
+                loaded, contexts, [f.image for f in batch], [(f.index, f.name) for f in batch]
             )
             for frame, annotations in zip(batch, detected, strict=True):
                 tags, shapes = mapper.map_frame(annotations, frame.index)
