@@ -12,7 +12,7 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from cvat_sdk.core.progress import NullProgressReporter, ProgressReporter
 from ..interface import FrameContext
 from ..plugins import Hooks, hooks, load_function
 from .detection import Executor, FunctionFailedError, LocalExecutor
-from .frames import Frame, FrameSelection, FrameSource
+from .frames import Frame, FrameSelection, FrameSource, batches
 from .journal import Journal, journal_key
 from .label_mapping import LabelMapper
 from .retry import RetryPolicy
@@ -91,17 +91,6 @@ def _selection(frames: FrameSelection | str | Iterable[int] | None) -> FrameSele
     if isinstance(frames, str):
         return FrameSelection.parse(frames)
     return FrameSelection(tuple((int(f), int(f), 1) for f in frames))
-
-
-def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
-    batch: list[Frame] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _function_name(function: Any, given: Any) -> str:
@@ -200,7 +189,7 @@ class _Run:
             self.options.pbar.advance(len(source) - len(todo))
             frames = todo.iter_frames(prefetch=self.options.prefetch)
             outcomes = self.executor.detect(
-                self.function, _batches(frames, self.options.batch_size), self._contexts
+                self.function, batches(frames, self.options.batch_size), self._contexts
             )
             for batch, outcome in outcomes:
                 mapped = []

@@ -12,7 +12,7 @@ import io
 import logging
 import re
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -24,7 +24,7 @@ from .retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Frame", "FrameSelection", "FrameSource", "NoDataError"]
+__all__ = ["Frame", "FrameSelection", "FrameSource", "NoDataError", "batches"]
 
 
 class NoDataError(ValueError):
@@ -75,6 +75,18 @@ class Frame:
     """The task frame number."""
     name: str
     image: PIL.Image.Image
+
+
+def batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    """Group frames into lists of ``size`` (the last may be shorter)."""
+    batch: list[Frame] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _decode(data: bytes) -> PIL.Image.Image:

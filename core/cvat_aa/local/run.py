@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -20,7 +20,7 @@ from cvat_sdk.core.progress import NullProgressReporter, ProgressReporter
 
 from ..annotations import AnnotationSet, FrameAnnotations
 from ..driver.detection import detect_batch
-from ..driver.frames import Frame, FrameSelection
+from ..driver.frames import Frame, FrameSelection, batches
 from ..driver.label_mapping import LabelMapper
 from ..interface import FrameContext
 from ..labels import LabelCatalog
@@ -99,17 +99,6 @@ def _task_labels(spec_labels: Sequence[Any], catalog: LabelCatalog) -> list[_Spe
     return [convert(label, info.type) for label, info in zip(spec_labels, catalog, strict=True)]
 
 
-def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
-    batch: list[Frame] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _function_name(function: Any, given: Any) -> str:
     if isinstance(given, str):
         return given
@@ -171,7 +160,7 @@ def annotate_images(
     pbar = pbar or NullProgressReporter()
     results: list[FrameAnnotations] = []
     with pbar.task(total=source.estimated_count(), unit="frames"):
-        for batch in _batches(source.iter_frames(), batch_size):
+        for batch in batches(source.iter_frames(), batch_size):
             contexts = [
                 FrameContext(
                     frame_name=f.name,
