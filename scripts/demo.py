@@ -28,7 +28,7 @@ def main() -> int:
         command = [
             "cvat-aa", "annotate", str(task_id), "--function", FUNCTION,
             "--server-host", server.host, "--server-port", str(server.port),
-            "--auth", server.username,
+            "--auth", server.username, "--preview", ".sandbox/preview",
         ]
         print("$ " + " ".join(command))
         result = subprocess.run(
@@ -46,7 +46,8 @@ def main() -> int:
             box = ", ".join(f"{p:.0f}" for p in shape["points"])
             print(f"  {shape['frame']:>5}  {names[shape['label_id']]:<8} {shape['source']:<6} [{box}]")
     print(
-        "\nLook at it yourself: the task is kept in .sandbox/. Serve it again with\n"
+        "\nSee the faces drawn on the photos: open .sandbox/preview/index.html in a browser.\n"
+        "Look at the task yourself: it is kept in .sandbox/. Serve it again with\n"
         "  .venv/bin/cvat-aa sandbox --data-dir .sandbox --port 8080\n"
         "(it prints the URL and credentials) and read it with cvat-cli or cvat-sdk, or annotate\n"
         "it again with another function (.venv/bin/cvat-aa functions list).\n"

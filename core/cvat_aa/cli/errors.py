@@ -45,7 +45,7 @@ def classify(ex: BaseException) -> tuple[ExitCode, str]:
     if isinstance(ex, sdk_aa.BadFunctionError):
         return ExitCode.BAD_FUNCTION, f"bad function: {ex}"
     if isinstance(ex, FunctionFailedError):
-        return ExitCode.FUNCTION_FAILED, f"{ex}. Nothing was uploaded."
+        return ExitCode.FUNCTION_FAILED, f"{ex}. Nothing was uploaded or written."
     if isinstance(ex, (NotFoundError, NoDataError)):
         return ExitCode.NOT_FOUND, str(ex)
     if isinstance(ex, AuthStoreError):
