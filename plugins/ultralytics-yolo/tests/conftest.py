@@ -6,10 +6,11 @@ imported, so the tests import it only inside fixtures and tests, after ``ultraly
 
 import socket
 
-import PIL.Image
 import pytest
 import torch
-from cvat_aa.testing import demo_images
+
+# Shared with every model plugin.
+from cvat_aa.testing.offline_models import photo, photos  # noqa: F401
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
@@ -123,25 +124,3 @@ def yolo_function(model_file):
         return functions[kind]
 
     return yolo_function
-
-
-def demo_image(name, size):
-    """One of cvat-aa's demo photos, scaled down: small images keep the models fast."""
-    (path,) = (path for path in demo_images() if path.name == name)
-    with PIL.Image.open(path) as image:
-        return image.convert("RGB").resize(size)
-
-
-@pytest.fixture(scope="session")
-def photo():
-    return demo_image("chelsea_cat.jpg", (160, 120))
-
-
-@pytest.fixture(scope="session")
-def photos():
-    """Frames of two sizes, like a task mixing cameras."""
-    return [
-        demo_image("chelsea_cat.jpg", (160, 120)),
-        demo_image("coffee.jpg", (150, 100)),
-        demo_image("astronaut.jpg", (160, 120)),
-    ]
