@@ -246,6 +246,19 @@ def test_weights_path_touches_neither_network_nor_cache(detector_weights, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_pretrained_weights_that_cannot_be_downloaded_point_to_weights_path(tmp_path, monkeypatch):
+    from urllib.error import URLError
+
+    def offline(url, *args, **kwargs):
+        raise URLError("Name or service not known")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    weights = torchvision.models.get_model_weights(SMALL_DETECTOR).DEFAULT
+    with pytest.raises(ValueError, match="could not download.*-p weights_path=str:"):
+        build_model(SMALL_DETECTOR, weights, device=torch.device("cpu"))
+
+
 def test_weights_path_builds_the_model_in_eval_mode(detector_weights):
     weights = torchvision.models.get_model_weights(SMALL_DETECTOR).DEFAULT
     model = build_model(

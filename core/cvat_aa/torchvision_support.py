@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from types import ModuleType
+from urllib.error import URLError
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .interface import (
@@ -183,7 +184,14 @@ def build_model(
 
     builder = torchvision.models.get_model_builder(model_name)
     if weights_path is None:
-        model = _call_builder(builder, model_name, weights, model_kwargs)
+        try:
+            model = _call_builder(builder, model_name, weights, model_kwargs)
+        except (URLError, ConnectionError, TimeoutError) as ex:
+            raise ValueError(
+                f"could not download the {_weights_name(weights)} weights of {model_name!r}"
+                f" ({_brief(ex)}). Without internet access, copy a state-dict file to this"
+                " machine and pass it: -p weights_path=str:/path/to/weights.pth"
+            ) from ex
     else:
         state_dict = _read_state_dict(weights_path)
         # A builder given weights derives the architecture from them (class and keypoint
