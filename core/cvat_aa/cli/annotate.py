@@ -1,6 +1,7 @@
-"""``cvat-aa annotate``: run a function on a CVAT task or job and upload the results.
+"""``cvat-aa annotate``: run a function on CVAT tasks, a job or a project and upload the results.
 
-With ``--images`` it runs on local files instead (see ``local_run``).
+With ``--images`` it runs on local files instead (see ``local_run``). ``--executor ray`` runs
+the function on Ray actors (see ``driver.ray_executor``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from cvat_sdk.api_client import exceptions as api_exceptions
 from cvat_sdk.core import Client
@@ -18,10 +20,11 @@ from cvat_sdk.core.auth import configure_client_auth_arguments, make_client_from
 from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
 
 from .. import __version__
-from ..driver import FrameSelection, annotate_job, annotate_task
+from ..driver import FrameSelection, annotate_job, annotate_project, annotate_task, annotate_tasks
 from ..driver.annotate import DEFAULT_BATCH_SIZE, DEFAULT_PREFETCH, DEFAULT_UPLOAD_FRAMES
 from ..driver.journal import default_journal_dir
 from ..driver.retry import RetryPolicy
+from ..driver.ray_executor import RayExecutor
 from ..labels import LabelCatalog
 from ..plugins import find_function
 from ..preview import PreviewWriter
@@ -61,16 +64,60 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("cannot be negative")
+    return value
+
+
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="where the function runs: in this process (default), or on Ray actors"
+        " (needs pip install 'cvat-aa[ray]')",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --executor ray: the Ray cluster to use (e.g. ray://head:10001, or auto);"
+        " by default a local one is started for the run",
+    )
+    parser.add_argument(
+        "--actors",
+        type=_positive,
+        metavar="N",
+        help="with --executor ray: Ray actors to run the function on, each loading it once"
+        " (default 2)",
+    )
+    parser.add_argument(
+        "--gpus-per-actor",
+        type=_non_negative,
+        metavar="X",
+        help="with --executor ray: GPUs each actor reserves; fractions share a GPU (default 0)",
+    )
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "annotate",
-        help="annotate a CVAT task or job with a function",
-        description="Run a function on the frames of a CVAT task (or job) and upload the"
-        " annotations, or on local images and videos (--images) and write them to a file."
-        " Server and authentication options are cvat-cli's.",
+        help="annotate CVAT tasks, a job or a project with a function",
+        description="Run a function on the frames of CVAT tasks (or a job, or all tasks of a"
+        " project) and upload the annotations, or on local images and videos (--images) and"
+        " write them to a file. Server and authentication options are cvat-cli's.",
     )
-    parser.add_argument("task_id", nargs="?", type=int, metavar="TASK_ID", help="the task to annotate")
+    parser.add_argument(
+        "task_ids", nargs="*", type=int, metavar="TASK_ID", help="the tasks to annotate, in id order"
+    )
     parser.add_argument("--job", type=int, metavar="JOB_ID", help="annotate this job instead of a task")
+    parser.add_argument(
+        "--project", type=int, metavar="PROJECT_ID", help="annotate every task of this project, in id order"
+    )
     local_run.add_options(parser)
     parser.add_argument(
         "--preview",
@@ -148,19 +195,71 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help=f"where run journals are kept (default {default_journal_dir()})",
     )
+    _add_executor_options(parser)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     configure_client_auth_arguments(parser)
     parser.set_defaults(run=run)
 
 
+def _check_executor_options(args: argparse.Namespace) -> None:
+    ray_only = [
+        option
+        for option, value in (
+            ("--ray-address", args.ray_address),
+            ("--actors", args.actors),
+            ("--gpus-per-actor", args.gpus_per_actor),
+        )
+        if value is not None
+    ]
+    if ray_only and args.executor != "ray":
+        raise UsageError(f"{', '.join(ray_only)} need --executor ray")
+    if args.executor == "ray" and args.images is not None:
+        raise UsageError("--executor ray runs tasks, jobs and projects; an --images run is local")
+
+
+def _make_executor(args: argparse.Namespace) -> RayExecutor | None:
+    if args.executor != "ray":
+        return None
+    source = args.function or args.function_module or str(args.function_file)
+    try:
+        return RayExecutor(
+            source,
+            dict(args.function_parameters),
+            actors=args.actors or 2,
+            gpus_per_actor=args.gpus_per_actor or 0,
+            address=args.ray_address,
+        )
+    except ImportError as ex:
+        raise UsageError(f"--executor ray: {ex}") from None
+
+
 def run(args: argparse.Namespace) -> int:
-    if sum(given is not None for given in (args.task_id, args.job, args.images)) != 1:
-        raise UsageError("give one of a TASK_ID, --job JOB_ID or --images PATH...")
+    task_ids = args.task_ids or None
+    if sum(given is not None for given in (task_ids, args.job, args.project, args.images)) != 1:
+        raise UsageError(
+            "give one of a TASK_ID, --job JOB_ID or --images PATH..., or several TASK_IDs or"
+            " --project PROJECT_ID to annotate several tasks"
+        )
+    _check_executor_options(args)
     if args.images is not None:
         return local_run.run(args)
     local_run.check_task_run(args)
+    several = args.project is not None or len(args.task_ids) > 1
+    if several and args.preview is not None:
+        raise UsageError("--preview works with one task or job; give one TASK_ID or --job")
     # Load the function before connecting: a bad name or parameter needs no server.
     function, name, _ = load_from_args(args)
+    executor = _make_executor(args)
+    try:
+        return _run_on_server(args, function, name, executor, several)
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _run_on_server(
+    args: argparse.Namespace, function: Any, name: str, executor: RayExecutor | None, several: bool
+) -> int:
     journal_dir = None if args.no_journal else (args.journal_dir or default_journal_dir())
 
     client = RetryPolicy().call(
@@ -189,17 +288,29 @@ def run(args: argparse.Namespace) -> int:
             journal_dir=journal_dir,
             journal_key=_function_identity(args, name),
             resume=True if args.resume else None,
+            executor=executor,
         )
-        target = f"job {args.job}" if args.job is not None else f"task {args.task_id}"
+        if args.project is not None:
+            target = f"project {args.project}"
+        elif args.job is not None:
+            target = f"job {args.job}"
+        else:
+            target = f"task {args.task_ids[0]}" if not several else (
+                f"one of tasks {', '.join(map(str, args.task_ids))}"
+            )
         preview = None
         try:
             if args.preview is not None:
                 preview = _task_preview(client, args, target)
                 options["on_frame"] = preview.add
-            if args.job is not None:
+            if args.project is not None:
+                summary = annotate_project(client, args.project, function, dry_run=args.dry_run, **options)
+            elif several:
+                summary = annotate_tasks(client, args.task_ids, function, dry_run=args.dry_run, **options)
+            elif args.job is not None:
                 summary = annotate_job(client, args.job, function, dry_run=args.dry_run, **options)
             else:
-                summary = annotate_task(client, args.task_id, function, dry_run=args.dry_run, **options)
+                summary = annotate_task(client, args.task_ids[0], function, dry_run=args.dry_run, **options)
         except api_exceptions.NotFoundException:
             raise NotFoundError(f"{target} was not found on {client.api_map.host}") from None
         finally:
@@ -221,14 +332,16 @@ def run(args: argparse.Namespace) -> int:
         print(summary.format())
         if preview is not None:
             print(f"Preview: {preview.index_path}")
-        if not args.dry_run:
+        if args.project is not None and not args.dry_run:
+            print(f"See the result in CVAT: {client.api_map.host}/projects/{args.project}")
+        elif not several and not args.dry_run:
             print(f"See the result in CVAT: {client.api_map.host}/tasks/{summary.task_id}")
     return ExitCode.FUNCTION_FAILED if summary.failed_frames else ExitCode.OK
 
 
 def _task_preview(client: Client, args: argparse.Namespace, target: str) -> PreviewWriter:
     """A preview of a task run: annotations arrive with task label ids, named by the task."""
-    task_id = args.task_id if args.job is None else client.jobs.retrieve(args.job).task_id
+    task_id = args.task_ids[0] if args.job is None else client.jobs.retrieve(args.job).task_id
     labels = LabelCatalog.from_task_labels(client.tasks.retrieve(task_id).get_labels())
     title = f"{target}{' (dry run)' if args.dry_run else ''}"
     return PreviewWriter(args.preview, labels, title=title)

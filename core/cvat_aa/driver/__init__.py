@@ -3,6 +3,8 @@
 from .annotate import AnnotationSummary, annotate_job, annotate_task
 from .detection import Executor, FunctionFailedError, LocalExecutor, detect_batch
 from .frames import FrameSelection, NoDataError
+from .projects import TasksSummary, annotate_project, annotate_tasks
+from .ray_executor import RayExecutor
 
 __all__ = [
     "AnnotationSummary",
@@ -11,7 +13,11 @@ __all__ = [
     "FunctionFailedError",
     "LocalExecutor",
     "NoDataError",
+    "RayExecutor",
+    "TasksSummary",
     "annotate_job",
+    "annotate_project",
     "annotate_task",
+    "annotate_tasks",
     "detect_batch",
 ]

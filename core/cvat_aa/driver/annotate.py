@@ -187,7 +187,9 @@ class _Run:
             logger.info("Resuming: %d of %d frames were finished before", len(source) - len(todo), len(source))
         with self.options.pbar.task(total=len(source), unit="frames"):
             self.options.pbar.advance(len(source) - len(todo))
-            frames = todo.iter_frames(prefetch=self.options.prefetch)
+            frames = todo.iter_frames(
+                prefetch=self.options.prefetch, decode_ahead=max(8, 2 * self.options.batch_size)
+            )
             outcomes = self.executor.detect(
                 self.function, batches(frames, self.options.batch_size), self._contexts
             )

@@ -2,8 +2,8 @@
 
 Image tasks are read chunk by chunk (one request per ``data_chunk_size`` frames, as CVAT's
 own clients do); video tasks frame by frame, since CVAT serves each video frame as an image.
-Chunks are fetched and decoded by worker threads ahead of the consumer, with a bounded
-window, so memory does not grow with the task.
+Worker threads download chunks and decode frames ahead of the consumer, each within a bounded
+window, so memory grows neither with the task nor with its chunk size.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import io
 import logging
 import re
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 import attrs
 import PIL.Image
@@ -142,59 +142,69 @@ class FrameSource:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def _fetch_frame(self, index: int) -> PIL.Image.Image:
+    def _download_frame(self, index: int) -> list[bytes]:
         data = self.retry.call(
             lambda: self.task.get_frame(index, quality="original").read(),
             what=f"downloading frame {index}",
         )
-        return _decode(data)
+        return [data]
 
-    def _download_chunk(self, chunk: int) -> io.BytesIO:
-        buffer = io.BytesIO()
-        self.task.download_chunk(chunk, buffer, quality="original")
-        buffer.seek(0)
-        return buffer
+    def _download_chunk(self, chunk: int, indexes: Sequence[int]) -> list[bytes]:
+        def download() -> bytes:
+            buffer = io.BytesIO()
+            self.task.download_chunk(chunk, buffer, quality="original")
+            return buffer.getvalue()
 
-    def _fetch_chunk(self, chunk: int, indexes: Sequence[int]) -> list[PIL.Image.Image]:
-        buffer = self.retry.call(
-            lambda: self._download_chunk(chunk), what=f"downloading chunk {chunk}"
-        )
-        with zipfile.ZipFile(buffer) as archive:
+        data = self.retry.call(download, what=f"downloading chunk {chunk}")
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
             # Frame f is member number f % chunk_size, whatever the member names are.
-            return [_decode(archive.read(members[i % self.chunk_size])) for i in indexes]
+            return [archive.read(members[i % self.chunk_size]) for i in indexes]
 
-    def _work_items(self) -> list[tuple[Callable[..., Any], tuple[Any, ...], list[tuple[int, str]]]]:
+    def _downloads(self) -> list[tuple[Callable[[], list[bytes]], list[tuple[int, str]]]]:
+        """One download per chunk (image tasks) or per frame (video): what, and its frames."""
         if self.is_video:
-            return [(self._fetch_frame, (i,), [(i, n)]) for i, n in self.frames]
-        items: list[tuple[Callable[..., Any], tuple[Any, ...], list[tuple[int, str]]]] = []
+            return [(lambda i=i: self._download_frame(i), [(i, n)]) for i, n in self.frames]
+        groups: dict[int, list[tuple[int, str]]] = {}
         for index, name in self.frames:
-            chunk = index // self.chunk_size
-            if items and items[-1][1][0] == chunk:
-                items[-1][2].append((index, name))
-                items[-1][1][1].append(index)
-            else:
-                items.append((self._fetch_chunk, (chunk, [index]), [(index, name)]))
-        return items
+            groups.setdefault(index // self.chunk_size, []).append((index, name))
+        return [
+            (lambda c=chunk, f=frames: self._download_chunk(c, [i for i, _ in f]), frames)
+            for chunk, frames in groups.items()
+        ]
 
-    def iter_frames(self, *, workers: int = 4, prefetch: int = 4) -> Iterator[Frame]:
-        """Yield the frames in order, fetched and decoded ``prefetch`` requests ahead."""
-        items = self._work_items()
+    def iter_frames(
+        self, *, workers: int = 4, prefetch: int = 4, decode_ahead: int = 8
+    ) -> Iterator[Frame]:
+        """Yield the frames in order.
+
+        Up to ``prefetch`` downloads (chunks, or video frames) run ahead, and up to
+        ``decode_ahead`` frames are decoded ahead by the worker threads. Memory holds at most
+        that many encoded downloads and decoded frames, whatever the size of the task or of
+        its chunks.
+        """
+        downloads = deque(self._downloads())
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cvat-aa-fetch") as pool:
-            pending: list[tuple[Future, list[tuple[int, str]]]] = []
-            position = 0
+            fetching: deque[tuple[Future[list[bytes]], list[tuple[int, str]]]] = deque()
+            encoded: deque[tuple[bytes, int, str]] = deque()
+            decoding: deque[tuple[Future[PIL.Image.Image], int, str]] = deque()
             try:
-                while position < len(items) or pending:
-                    while position < len(items) and len(pending) < max(1, prefetch):
-                        fetch, args, frames = items[position]
-                        pending.append((pool.submit(fetch, *args), frames))
-                        position += 1
-                    future, frames = pending.pop(0)
-                    images = future.result()
-                    if not isinstance(images, list):
-                        images = [images]
-                    for (index, name), image in zip(frames, images, strict=True):
-                        yield Frame(index, name, image)
+                while downloads or fetching or encoded or decoding:
+                    while downloads and len(fetching) < max(1, prefetch):
+                        download, frames = downloads.popleft()
+                        fetching.append((pool.submit(download), frames))
+                    while len(decoding) < max(1, decode_ahead) and (encoded or fetching):
+                        if not encoded:
+                            future, frames = fetching.popleft()
+                            encoded.extend(
+                                (data, index, name)
+                                for data, (index, name) in zip(future.result(), frames, strict=True)
+                            )
+                            continue
+                        data, index, name = encoded.popleft()
+                        decoding.append((pool.submit(_decode, data), index, name))
+                    future, index, name = decoding.popleft()
+                    yield Frame(index, name, future.result())
             finally:
-                for future, _ in pending:
+                for future, *_ in (*fetching, *decoding):
                     future.cancel()
