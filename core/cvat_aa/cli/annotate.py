@@ -23,8 +23,8 @@ from .. import __version__
 from ..driver import FrameSelection, annotate_job, annotate_project, annotate_task, annotate_tasks
 from ..driver.annotate import DEFAULT_BATCH_SIZE, DEFAULT_PREFETCH, DEFAULT_UPLOAD_FRAMES
 from ..driver.journal import default_journal_dir
-from ..driver.retry import RetryPolicy
 from ..driver.ray_executor import RayExecutor
+from ..driver.retry import RetryPolicy
 from ..labels import LabelCatalog
 from ..plugins import find_function
 from ..preview import PreviewWriter
@@ -212,7 +212,8 @@ def _check_executor_options(args: argparse.Namespace) -> None:
         if value is not None
     ]
     if ray_only and args.executor != "ray":
-        raise UsageError(f"{', '.join(ray_only)} need --executor ray")
+        verb = "needs" if len(ray_only) == 1 else "need"
+        raise UsageError(f"{', '.join(ray_only)} {verb} --executor ray")
     if args.executor == "ray" and args.images is not None:
         raise UsageError("--executor ray runs tasks, jobs and projects; an --images run is local")
 

@@ -17,7 +17,7 @@ import os
 import types
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Self
 
 import attrs
 
@@ -212,7 +212,7 @@ class RayExecutor:
         self._slots = []
         self._started_ray = False
 
-    def __enter__(self) -> RayExecutor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
