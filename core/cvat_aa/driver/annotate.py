@@ -27,6 +27,7 @@ from .detection import Executor, FunctionFailedError, LocalExecutor
 from .frames import Frame, FrameSelection, FrameSource, batches
 from .journal import Journal, journal_key
 from .label_mapping import LabelMapper
+from .memory import keep_large_buffers_unpooled
 from .retry import RetryPolicy
 from .upload import AnnotationTarget, Uploader
 
@@ -225,6 +226,7 @@ def _annotate(
         raise ValueError("batch_size, prefetch and upload_frames must be at least 1")
     if options.on_error not in ("stop", "skip"):
         raise ValueError("on_error must be 'stop' or 'skip'")
+    keep_large_buffers_unpooled()
     loaded = load_function(function) if isinstance(function, str) else function
     run = _Run(
         client, loaded, _function_name(loaded, function), hooks(), options, options.executor or LocalExecutor()

@@ -150,13 +150,14 @@ class FrameSource:
         return [data]
 
     def _download_chunk(self, chunk: int, indexes: Sequence[int]) -> list[bytes]:
-        def download() -> bytes:
+        def download() -> io.BytesIO:
             buffer = io.BytesIO()
             self.task.download_chunk(chunk, buffer, quality="original")
-            return buffer.getvalue()
+            buffer.seek(0)
+            return buffer
 
-        data = self.retry.call(download, what=f"downloading chunk {chunk}")
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        buffer = self.retry.call(download, what=f"downloading chunk {chunk}")
+        with zipfile.ZipFile(buffer) as archive:
             members = archive.infolist()
             # Frame f is member number f % chunk_size, whatever the member names are.
             return [archive.read(members[i % self.chunk_size]) for i in indexes]
