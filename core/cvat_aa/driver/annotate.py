@@ -12,19 +12,18 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
-from cvat_sdk import models
 from cvat_sdk.core import Client
 from cvat_sdk.core.progress import NullProgressReporter, ProgressReporter
 
 from ..interface import FrameContext
 from ..plugins import Hooks, hooks, load_function
 from .detection import Executor, FunctionFailedError, LocalExecutor
-from .frames import Frame, FrameSelection, FrameSource, batches
+from .frames import Frame, FrameCallback, FrameSelection, FrameSource, batches
 from .journal import Journal, journal_key
 from .label_mapping import LabelMapper
 from .memory import keep_large_buffers_unpooled
@@ -38,11 +37,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_PREFETCH = 4
 DEFAULT_UPLOAD_FRAMES = 200
-
-FrameCallback = Callable[
-    [Frame, list[models.LabeledImageRequest], list[models.LabeledShapeRequest]], None
-]
-
 
 @attrs.frozen(kw_only=True)
 class AnnotationSummary:

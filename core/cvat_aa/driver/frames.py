@@ -18,13 +18,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import attrs
 import PIL.Image
+from cvat_sdk import models
 from cvat_sdk.core.proxies.tasks import Task
 
 from .retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Frame", "FrameSelection", "FrameSource", "NoDataError", "batches"]
+__all__ = ["Frame", "FrameCallback", "FrameSelection", "FrameSource", "NoDataError", "batches"]
 
 
 class NoDataError(ValueError):
@@ -75,6 +76,12 @@ class Frame:
     """The task frame number."""
     name: str
     image: PIL.Image.Image
+
+
+FrameCallback = Callable[
+    [Frame, list[models.LabeledImageRequest], list[models.LabeledShapeRequest]], None
+]
+"""Called with each frame and its annotations (tags, shapes), once they are validated."""
 
 
 def batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -20,7 +20,8 @@ from cvat_sdk.core.progress import NullProgressReporter, ProgressReporter
 
 from ..annotations import AnnotationSet, FrameAnnotations
 from ..driver.detection import detect_batch
-from ..driver.frames import Frame, FrameSelection, batches
+from ..driver.annotate import DEFAULT_BATCH_SIZE
+from ..driver.frames import FrameCallback, FrameSelection, batches
 from ..driver.label_mapping import LabelMapper
 from ..interface import FrameContext
 from ..labels import LabelCatalog
@@ -28,13 +29,6 @@ from ..plugins import hooks, load_function
 from .inputs import LocalFrames
 
 __all__ = ["DEFAULT_BATCH_SIZE", "FrameCallback", "LocalResult", "annotate_images"]
-
-DEFAULT_BATCH_SIZE = 8
-
-FrameCallback = Callable[
-    [Frame, list[models.LabeledImageRequest], list[models.LabeledShapeRequest]], None
-]
-
 
 @attrs.frozen(kw_only=True)
 class LocalResult:
