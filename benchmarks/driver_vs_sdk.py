@@ -186,9 +186,13 @@ def main() -> int:
     parser.add_argument("--frames", type=int)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--conf-threshold", type=float)
-    parser.add_argument("--quick", action="store_true", help="a tenth of the frames, for a smoke test")
     parser.add_argument(
-        "--cases", default="abcB", help="which cases to run (default: abcB; B is (b) with few boxes)"
+        "--quick", action="store_true", help="a tenth of the frames, for a smoke test"
+    )
+    parser.add_argument(
+        "--cases",
+        default="abcB",
+        help="which cases to run (default: abcB; B is (b) with few boxes)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (median)")
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "driver_vs_sdk.json"))
@@ -208,7 +212,9 @@ def parent(args: argparse.Namespace) -> int:
     scale = 10 if args.quick else 1
     n_a, n_b, n_c_small, n_c_large = 1000 // scale, 200 // scale, 200 // scale, 2000 // scale
     work = Path(tempfile.mkdtemp(prefix="cvat-aa-bench-"))
-    frames = make_frames(work / "frames", max(n_a, 3 * n_c_large if "c" in args.cases else n_c_large))
+    frames = make_frames(
+        work / "frames", max(n_a, 3 * n_c_large if "c" in args.cases else n_c_large)
+    )
     weights = work / "ssdlite.pth"
     torch.manual_seed(0)
     model = torchvision.models.get_model(
@@ -225,10 +231,14 @@ def parent(args: argparse.Namespace) -> int:
     with TestServer(data_dir=work / "server") as server:
         tasks = {
             n: server.create_task(f"{n} frames", images=frames[:n], labels=labels)
-            for n in sorted({n_a, n_b, n_c_small, n_c_large, *([3 * n_c_large] if "c" in args.cases else [])})
+            for n in sorted(
+                {n_a, n_b, n_c_small, n_c_large, *([3 * n_c_large] if "c" in args.cases else [])}
+            )
         }
 
-        def measure(case: str, driver: str, function: str, n: int, threshold: float | None = None) -> dict:
+        def measure(
+            case: str, driver: str, function: str, n: int, threshold: float | None = None
+        ) -> dict:
             runs = []
             for _ in range(args.repeat):
                 server.faults.latency = LATENCY_S
@@ -238,12 +248,33 @@ def parent(args: argparse.Namespace) -> int:
                     server.set_annotations(tasks[n], {"tags": [], "shapes": [], "tracks": []})
                 server.request_log.clear()
                 command = [
-                    sys.executable, __file__, "--child", "--driver", driver, "--function", function,
-                    "--host", server.host, "--port", str(server.port), "--user", server.username,
-                    "--password", server.password, "--task", str(tasks[n]),
-                    "--cache", tempfile.mkdtemp(dir=work, prefix="cache-"), "--weights", str(weights),
-                    "--images", str(work / "frames"), "--frames", str(n),
-                    "--batch-size", str(args.batch_size),
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "--driver",
+                    driver,
+                    "--function",
+                    function,
+                    "--host",
+                    server.host,
+                    "--port",
+                    str(server.port),
+                    "--user",
+                    server.username,
+                    "--password",
+                    server.password,
+                    "--task",
+                    str(tasks[n]),
+                    "--cache",
+                    tempfile.mkdtemp(dir=work, prefix="cache-"),
+                    "--weights",
+                    str(weights),
+                    "--images",
+                    str(work / "frames"),
+                    "--frames",
+                    str(n),
+                    "--batch-size",
+                    str(args.batch_size),
                     *(["--conf-threshold", str(threshold)] if threshold is not None else []),
                 ]
                 server_cpu = _cpu_seconds()
@@ -274,8 +305,10 @@ def parent(args: argparse.Namespace) -> int:
             )
             return row
 
-        print(f"Simulated link: {LATENCY_S * 1000:.0f} ms per request, {BANDWIDTH_BPS * 8 / 1e6:.0f} Mbit/s;"
-              f" frames {SIZE[0]}x{SIZE[1]} JPEG, {frame_bytes / 1024:.0f} KiB on average")
+        print(
+            f"Simulated link: {LATENCY_S * 1000:.0f} ms per request, {BANDWIDTH_BPS * 8 / 1e6:.0f} Mbit/s;"
+            f" frames {SIZE[0]}x{SIZE[1]} JPEG, {frame_bytes / 1024:.0f} KiB on average"
+        )
         ratios = {}
         if "a" in args.cases:
             a_sdk = measure("a", "sdk", "mean", n_a)
@@ -300,7 +333,9 @@ def parent(args: argparse.Namespace) -> int:
             ratios["c_peak_rss_large_vs_small"] = c_large["peak_rss_mib"] / c_small["peak_rss_mib"]
             # A longer task still, to show where memory levels off.
             c_longer = measure("c", "ours", "mean", 3 * n_c_large)
-            ratios["c_peak_rss_3x_large_vs_large"] = c_longer["peak_rss_mib"] / c_large["peak_rss_mib"]
+            ratios["c_peak_rss_3x_large_vs_large"] = (
+                c_longer["peak_rss_mib"] / c_large["peak_rss_mib"]
+            )
 
     targets = {
         "a_ours_vs_sdk_frames_per_s": (">=", 3.0),
@@ -318,7 +353,11 @@ def parent(args: argparse.Namespace) -> int:
         print(f"  {name:<30} {value:6.2f}{verdict}")
 
     report = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         "link": {"latency_s": LATENCY_S, "bandwidth_bytes_per_s": BANDWIDTH_BPS},
         "frame_size": SIZE,
         "mean_frame_bytes": frame_bytes,

@@ -66,7 +66,9 @@ def make_task(server: TestServer, frames: int) -> int:
 def measure(server, client, function, frames: int, executor) -> dict[str, float]:
     task = make_task(server, frames)
     started = time.perf_counter()
-    summary = cvat_aa.annotate_task(client, task, function, executor=executor, batch_size=BATCH_SIZE)
+    summary = cvat_aa.annotate_task(
+        client, task, function, executor=executor, batch_size=BATCH_SIZE
+    )
     wall = time.perf_counter() - started
     assert summary.annotations == frames, summary
     return {"wall_s": round(wall, 3), "frames_per_s": round(frames / wall, 2)}
@@ -83,7 +85,10 @@ def main() -> int:
 
     params = {"cost_ms": args.cost_ms}
     rows: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory() as scratch, TestServer(data_dir=Path(scratch) / "server") as server:
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        TestServer(data_dir=Path(scratch) / "server") as server,
+    ):
         function_file = Path(scratch) / "sleeps.py"
         function_file.write_text(FUNCTION)
         function = cvat_aa.load_function(str(function_file), **params)
@@ -91,7 +96,12 @@ def main() -> int:
             local = measure(server, client, function, args.frames, cvat_aa.LocalExecutor())
             rows.append({"executor": "local", "actors": None, "start_s": 0.0, **local})
             started = time.perf_counter()
-            ray.init(num_cpus=max(ACTORS), include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray.init(
+                num_cpus=max(ACTORS),
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
             ray_start = round(time.perf_counter() - started, 3)
             try:
                 for actors in ACTORS:
@@ -111,7 +121,9 @@ def main() -> int:
         f"{args.frames} frames, {args.cost_ms} ms per frame (one worker's ceiling {ideal:.0f} frames/s),"
         f" batch size {BATCH_SIZE}, {os.cpu_count()} CPUs; Ray cluster start {ray_start:.1f} s"
     )
-    print(f"{'executor':<10} {'actors':>6} {'start s':>8} {'wall s':>7} {'frames/s':>9} {'speed-up':>8}")
+    print(
+        f"{'executor':<10} {'actors':>6} {'start s':>8} {'wall s':>7} {'frames/s':>9} {'speed-up':>8}"
+    )
     for row in rows:
         print(
             f"{row['executor']:<10} {row['actors'] or '-':>6} {row['start_s']:>8.2f} {row['wall_s']:>7.2f}"

@@ -56,24 +56,43 @@ def main() -> int:
     env = {**os.environ, "XDG_STATE_HOME": str(work / "state"), "PYTHONUNBUFFERED": "1"}
 
     with TestServer(data_dir=work / "server") as server:
-        task = server.create_task("soak", images=images, labels=[{"name": "car", "type": "rectangle"}], chunk_size=10)
+        task = server.create_task(
+            "soak", images=images, labels=[{"name": "car", "type": "rectangle"}], chunk_size=10
+        )
         server.faults.fail_randomly(args.rate, seed=args.seed)
         command = [
-            sys.executable, "-m", "cvat_aa", "annotate", str(task), "--function-file", str(function_file),
-            "--upload-frames", "10", "--batch-size", "4", *server.cli_args(),
+            sys.executable,
+            "-m",
+            "cvat_aa",
+            "annotate",
+            str(task),
+            "--function-file",
+            str(function_file),
+            "--upload-frames",
+            "10",
+            "--batch-size",
+            "4",
+            *server.cli_args(),
         ]
         print(f"Task {task}: {args.frames} frames; {args.rate:.0%} of requests fail at random")
 
-        first = subprocess.Popen(command, env={**env, "FRAME_DELAY": "0.004"}, stderr=subprocess.PIPE, text=True)
+        first = subprocess.Popen(
+            command, env={**env, "FRAME_DELAY": "0.004"}, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and len(server.annotations(task)["shapes"]) < args.frames // 2:
+        while (
+            time.monotonic() < deadline
+            and len(server.annotations(task)["shapes"]) < args.frames // 2
+        ):
             time.sleep(0.05)
         first.send_signal(signal.SIGKILL)
         _, first_err = first.communicate()
         at_kill = len(server.annotations(task)["shapes"])
         print(f"SIGKILL with {at_kill} annotations uploaded")
 
-        second = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=900)
+        second = subprocess.run(
+            [*command, "--resume"], env=env, capture_output=True, text=True, timeout=900
+        )
         print(second.stdout.strip())
         if second.returncode != 0:
             print(second.stderr[-2000:], file=sys.stderr)
@@ -81,7 +100,9 @@ def main() -> int:
 
         shapes = server.annotations(task)["shapes"]
         found = Counter((s["frame"], tuple(s["points"])) for s in shapes)
-        expected = Counter((n, (n % 50, n // 50, n % 50 + 3, n // 50 + 3)) for n in range(args.frames))
+        expected = Counter(
+            (n, (n % 50, n // 50, n % 50 + 3, n // 50 + 3)) for n in range(args.frames)
+        )
         report = {
             "frames": args.frames,
             "failure_rate": args.rate,

@@ -26,9 +26,19 @@ def main() -> int:
         task_id = seed_demo(server)
         print(f"Started a CVAT-compatible test server at {server.url} with demo task {task_id}.")
         command = [
-            "cvat-aa", "annotate", str(task_id), "--function", FUNCTION,
-            "--server-host", server.host, "--server-port", str(server.port),
-            "--auth", server.username, "--preview", ".sandbox/preview",
+            "cvat-aa",
+            "annotate",
+            str(task_id),
+            "--function",
+            FUNCTION,
+            "--server-host",
+            server.host,
+            "--server-port",
+            str(server.port),
+            "--auth",
+            server.username,
+            "--preview",
+            ".sandbox/preview",
         ]
         print("$ " + " ".join(command))
         result = subprocess.run(
@@ -44,7 +54,9 @@ def main() -> int:
         print(f"  {'frame':>5}  {'label':<8} {'source':<6} box [x1, y1, x2, y2]")
         for shape in sorted(annotations["shapes"], key=lambda s: (s["frame"], s["points"])):
             box = ", ".join(f"{p:.0f}" for p in shape["points"])
-            print(f"  {shape['frame']:>5}  {names[shape['label_id']]:<8} {shape['source']:<6} [{box}]")
+            print(
+                f"  {shape['frame']:>5}  {names[shape['label_id']]:<8} {shape['source']:<6} [{box}]"
+            )
     print(
         "\nSee the faces drawn on the photos: open .sandbox/preview/index.html in a browser.\n"
         "Look at the task yourself: it is kept in .sandbox/. Serve it again with\n"

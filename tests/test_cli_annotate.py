@@ -39,7 +39,9 @@ def site(make_distribution) -> Path:
     dist_info = make_distribution(
         "cvat-aa-boxes",
         modules={"boxes_cli_plugin": BOXES, "raises_cli_plugin": RAISES},
-        entry_points={plugins.FUNCTIONS_GROUP: {"boxes": "boxes_cli_plugin", "raises": "raises_cli_plugin"}},
+        entry_points={
+            plugins.FUNCTIONS_GROUP: {"boxes": "boxes_cli_plugin", "raises": "raises_cli_plugin"}
+        },
     )
     return dist_info.parent
 
@@ -62,14 +64,20 @@ def cvat_aa(server: TestServer, site: Path, *args: str, auth: str | None = None,
     command = [sys.executable, "-m", "cvat_aa", *args]
     if auth != "none":
         command += [
-            "--server-host", server.host, "--server-port", str(server.port),
-            "--auth", auth or f"{server.username}:{server.password}",
+            "--server-host",
+            server.host,
+            "--server-port",
+            str(server.port),
+            "--auth",
+            auth or f"{server.username}:{server.password}",
         ]
     return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=120)
 
 
 def test_a_task_is_annotated_by_plugin_name(cvat_server, site, task):
-    result = cvat_aa(cvat_server, site, "annotate", str(task), "--function", "boxes", "-p", "margin=int:3")
+    result = cvat_aa(
+        cvat_server, site, "annotate", str(task), "--function", "boxes", "-p", "margin=int:3"
+    )
     assert result.returncode == 0, result.stderr
     assert f"Annotated task {task}: 5 frames, 5 annotations" in result.stdout
     shapes = cvat_server.annotations(task)["shapes"]
@@ -80,7 +88,9 @@ def test_a_task_is_annotated_by_plugin_name(cvat_server, site, task):
 
 def test_a_job_is_annotated_and_the_summary_is_json(cvat_server, site, task):
     job = max(cvat_server.jobs(task), key=lambda j: j["start_frame"])
-    result = cvat_aa(cvat_server, site, "annotate", "--job", str(job["id"]), "--function", "boxes", "--json")
+    result = cvat_aa(
+        cvat_server, site, "annotate", "--job", str(job["id"]), "--function", "boxes", "--json"
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["target"], summary["target_id"], summary["frames"]) == ("job", job["id"], 2)
@@ -91,15 +101,26 @@ def test_a_job_is_annotated_and_the_summary_is_json(cvat_server, site, task):
 def test_a_personal_access_token_from_the_environment_works(cvat_server, site, task):
     token = cvat_server.create_access_token()
     result = cvat_aa(
-        cvat_server, site, "annotate", str(task), "--function", "boxes",
-        "--server-host", cvat_server.host, "--server-port", str(cvat_server.port),
-        auth="none", env={"CVAT_ACCESS_TOKEN": token},
+        cvat_server,
+        site,
+        "annotate",
+        str(task),
+        "--function",
+        "boxes",
+        "--server-host",
+        cvat_server.host,
+        "--server-port",
+        str(cvat_server.port),
+        auth="none",
+        env={"CVAT_ACCESS_TOKEN": token},
     )
     assert result.returncode == 0, result.stderr
 
 
 def test_wrong_credentials_exit_3_without_traceback(cvat_server, site, task):
-    result = cvat_aa(cvat_server, site, "annotate", str(task), "--function", "boxes", auth="admin:wrong")
+    result = cvat_aa(
+        cvat_server, site, "annotate", str(task), "--function", "boxes", auth="admin:wrong"
+    )
     assert result.returncode == 3
     assert "login failed" in result.stderr and "Traceback" not in result.stderr
     assert cvat_server.annotations(task)["shapes"] == []
@@ -119,20 +140,26 @@ def test_an_unknown_function_exits_2_before_connecting(cvat_server, site, task):
 
 
 def test_a_bad_parameter_exits_2_and_lists_the_parameters(cvat_server, site, task):
-    result = cvat_aa(cvat_server, site, "annotate", str(task), "--function", "boxes", "-p", "margin=str:3")
+    result = cvat_aa(
+        cvat_server, site, "annotate", str(task), "--function", "boxes", "-p", "margin=str:3"
+    )
     assert result.returncode == 2
     assert "label: str = 'car', margin: int = 2" in result.stderr
 
 
 def test_a_label_mismatch_exits_5_and_uploads_nothing(cvat_server, site, task):
-    result = cvat_aa(cvat_server, site, "annotate", str(task), "--function", "boxes", "-p", "label=str:boat")
+    result = cvat_aa(
+        cvat_server, site, "annotate", str(task), "--function", "boxes", "-p", "label=str:boat"
+    )
     assert result.returncode == 5
     assert "label 'boat' is not in dataset" in result.stderr
     assert cvat_server.annotations(task)["shapes"] == []
 
 
 def test_a_function_that_raises_exits_6_naming_the_frame(cvat_server, site, task):
-    result = cvat_aa(cvat_server, site, "annotate", str(task), "--function", "raises", "--batch-size", "1")
+    result = cvat_aa(
+        cvat_server, site, "annotate", str(task), "--function", "raises", "--batch-size", "1"
+    )
     assert result.returncode == 6
     assert "frame 0 (frame_000000.png): RuntimeError: model exploded" in result.stderr
     assert "Traceback" not in result.stderr
@@ -140,14 +167,33 @@ def test_a_function_that_raises_exits_6_naming_the_frame(cvat_server, site, task
 
 def test_task_and_job_together_is_a_usage_error(cvat_server, site, task):
     result = cvat_aa(cvat_server, site, "annotate", str(task), "--job", "1", "--function", "boxes")
-    assert result.returncode == 2 and "give one of a TASK_ID, --job JOB_ID or --images" in result.stderr
+    assert (
+        result.returncode == 2
+        and "give one of a TASK_ID, --job JOB_ID or --images" in result.stderr
+    )
 
 
 def test_an_unreachable_server_exits_1_with_one_line(site, task, cvat_server):
     result = subprocess.run(
-        [sys.executable, "-m", "cvat_aa", "annotate", str(task), "--function", "boxes",
-         "--server-host", "http://127.0.0.1", "--server-port", "9", "--auth", "a:b"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(site)}, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "cvat_aa",
+            "annotate",
+            str(task),
+            "--function",
+            "boxes",
+            "--server-host",
+            "http://127.0.0.1",
+            "--server-port",
+            "9",
+            "--auth",
+            "a:b",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        timeout=120,
     )
     assert result.returncode == 1
     assert "cannot reach the CVAT server" in result.stderr and "Traceback" not in result.stderr

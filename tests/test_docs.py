@@ -54,4 +54,6 @@ def test_every_cli_command_is_in_the_reference():
 def test_every_exit_code_is_in_the_reference():
     reference = (DOCS / "cli.md").read_text()
     for code in ExitCode:
-        assert re.search(rf"^\|\s*{int(code)}\s*\|", reference, re.MULTILINE), f"exit code {int(code)}"
+        assert re.search(rf"^\|\s*{int(code)}\s*\|", reference, re.MULTILINE), (
+            f"exit code {int(code)}"
+        )

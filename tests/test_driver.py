@@ -31,11 +31,21 @@ LABELS = [
     },
 ]
 
-COLOURS = [(200, 10, 10), (10, 200, 10), (10, 10, 200), (200, 200, 10), (10, 200, 200), (90, 90, 90)]
+COLOURS = [
+    (200, 10, 10),
+    (10, 200, 10),
+    (10, 10, 200),
+    (200, 200, 10),
+    (10, 200, 200),
+    (90, 90, 90),
+]
 
 
 def frames(count: int = 6, size=(40, 30)) -> list[PIL.Image.Image]:
-    return [PIL.Image.new("RGB", (size[0] + i, size[1]), COLOURS[i % len(COLOURS)]) for i in range(count)]
+    return [
+        PIL.Image.new("RGB", (size[0] + i, size[1]), COLOURS[i % len(COLOURS)])
+        for i in range(count)
+    ]
 
 
 class BoxEveryFrame:
@@ -65,7 +75,9 @@ def shapes_of(server: TestServer, task_id: int) -> list[dict]:
     return sorted(server.annotations(task_id)["shapes"], key=lambda s: (s["frame"], s["label_id"]))
 
 
-def test_annotations_get_task_label_ids_frame_numbers_and_source_auto(cvat_server, cvat_client, task_id):
+def test_annotations_get_task_label_ids_frame_numbers_and_source_auto(
+    cvat_server, cvat_client, task_id
+):
     function = BoxEveryFrame()
     summary = cvat_aa.annotate_task(cvat_client, task_id, function)
     car = cvat_server.label_id(task_id, "car")
@@ -78,10 +90,16 @@ def test_annotations_get_task_label_ids_frame_numbers_and_source_auto(cvat_serve
     assert sorted((t["frame"], t["label_id"], t["source"]) for t in tags) == [
         (i, scene, "auto") for i in range(6)
     ]
-    assert (summary.frames, summary.annotations, summary.per_label) == (6, 12, {"car": 6, "scene": 6})
+    assert (summary.frames, summary.annotations, summary.per_label) == (
+        6,
+        12,
+        {"car": 6, "scene": 6},
+    )
 
 
-def test_frames_reach_the_function_in_order_with_their_names_in_rgb(cvat_server, cvat_client, task_id):
+def test_frames_reach_the_function_in_order_with_their_names_in_rgb(
+    cvat_server, cvat_client, task_id
+):
     seen = []
 
     class Recorder(BoxEveryFrame):
@@ -105,7 +123,14 @@ def test_results_equal_cvat_sdks_for_the_same_function(cvat_server, cvat_client)
         names = {label["id"]: label["name"] for label in cvat_server.labels(task)}
         data = cvat_server.annotations(task)
         return sorted(
-            (kind, a["frame"], names[a["label_id"]], a.get("type"), tuple(a.get("points", ())), a["source"])
+            (
+                kind,
+                a["frame"],
+                names[a["label_id"]],
+                a.get("type"),
+                tuple(a.get("points", ())),
+                a["source"],
+            )
             for kind in ("tags", "shapes")
             for a in data[kind]
         )
@@ -113,7 +138,9 @@ def test_results_equal_cvat_sdks_for_the_same_function(cvat_server, cvat_client)
     assert comparable(ours) == comparable(theirs)
 
 
-def test_a_cvat_aa_function_runs_under_cvat_sdks_driver(cvat_server, cvat_client, task_id, make_distribution):
+def test_a_cvat_aa_function_runs_under_cvat_sdks_driver(
+    cvat_server, cvat_client, task_id, make_distribution
+):
     make_distribution(
         "cvat-aa-boxes",
         modules={
@@ -239,7 +266,9 @@ VIOLATIONS = {
     "preset id": (lambda: cvat_aa.rectangle(0, [0, 0, 1, 1], id=5), "preset id"),
     "preset source": (lambda: cvat_aa.rectangle(0, [0, 0, 1, 1], source="manual"), "preset source"),
     "non-zero frame": (
-        lambda: models.LabeledShapeRequest(type="rectangle", label_id=0, frame=3, points=[0, 0, 1, 1]),
+        lambda: models.LabeledShapeRequest(
+            type="rectangle", label_id=0, frame=3, points=[0, 0, 1, 1]
+        ),
         "unexpected frame number",
     ),
     "unknown label": (lambda: cvat_aa.rectangle(99, [0, 0, 1, 1]), "unknown label ID"),
@@ -251,7 +280,9 @@ VIOLATIONS = {
             2,
             [
                 cvat_aa.keypoint(0, [1, 1]),
-                models.SubLabeledShapeRequest(type="rectangle", label_id=1, frame=0, points=[0, 0, 1, 1]),
+                models.SubLabeledShapeRequest(
+                    type="rectangle", label_id=1, frame=0, points=[0, 0, 1, 1]
+                ),
             ],
         ),
         "element type other than 'points'",
@@ -262,25 +293,37 @@ VIOLATIONS = {
     ),
     "wrong object": (lambda: "a box", "object of type 'str'"),
     "unknown attribute": (
-        lambda: cvat_aa.rectangle(3, [0, 0, 1, 1], attributes=[models.AttributeValRequest(spec_id=9, value="red")]),
+        lambda: cvat_aa.rectangle(
+            3, [0, 0, 1, 1], attributes=[models.AttributeValRequest(spec_id=9, value="red")]
+        ),
         "attribute with unknown ID",
     ),
     "bad attribute value": (
-        lambda: cvat_aa.rectangle(3, [0, 0, 1, 1], attributes=[models.AttributeValRequest(spec_id=0, value="green")]),
+        lambda: cvat_aa.rectangle(
+            3, [0, 0, 1, 1], attributes=[models.AttributeValRequest(spec_id=0, value="green")]
+        ),
         "unsuitable for its attribute",
     ),
     "tag on a shape label": (lambda: cvat_aa.tag(0), "function output tag"),
-    "shape of the wrong type": (lambda: cvat_aa.polygon(0, [0, 0, 1, 0, 1, 1]), "shape of type 'polygon'"),
+    "shape of the wrong type": (
+        lambda: cvat_aa.polygon(0, [0, 0, 1, 0, 1, 1]),
+        "shape of type 'polygon'",
+    ),
     "three rectangle coordinates": (lambda: cvat_aa.rectangle(0, [0, 0, 1]), "4 coordinates"),
     "odd polygon": (lambda: cvat_aa.polygon(4, [0, 0, 1, 0, 1]), "even number"),
     "NaN coordinate": (lambda: cvat_aa.rectangle(0, [0, float("nan"), 1, 1]), "non-finite"),
     "infinite coordinate": (lambda: cvat_aa.rectangle(0, [0, 0, float("inf"), 1]), "non-finite"),
-    "rotation out of range": (lambda: cvat_aa.rectangle(0, [0, 0, 1, 1], rotation=400.0), "rotation"),
+    "rotation out of range": (
+        lambda: cvat_aa.rectangle(0, [0, 0, 1, 1], rotation=400.0),
+        "rotation",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(VIOLATIONS), ids=list(VIOLATIONS))
-def test_each_protocol_violation_is_a_bad_function_and_nothing_is_uploaded(cvat_server, cvat_client, task_id, case):
+def test_each_protocol_violation_is_a_bad_function_and_nothing_is_uploaded(
+    cvat_server, cvat_client, task_id, case
+):
     make, message = VIOLATIONS[case]
     with pytest.raises(cvat_aa.BadFunctionError, match=message):
         cvat_aa.annotate_task(cvat_client, task_id, _returning(make))
@@ -317,7 +360,9 @@ def test_a_function_that_raises_is_reported_with_the_frame(cvat_server, cvat_cli
                 raise RuntimeError("out of memory")
             return super().detect(context, image)
 
-    with pytest.raises(cvat_aa.FunctionFailedError, match=r"frame 3 \(frame_000003.png\).*out of memory") as info:
+    with pytest.raises(
+        cvat_aa.FunctionFailedError, match=r"frame 3 \(frame_000003.png\).*out of memory"
+    ) as info:
         cvat_aa.annotate_task(cvat_client, task_id, Raises(), batch_size=1)
     assert info.value.frames == [3]
     assert cvat_server.annotations(task_id)["shapes"] == []
@@ -330,7 +375,9 @@ def test_a_video_task_is_annotated_frame_by_frame(cvat_server, cvat_client, tmp_
         stream = container.add_stream("mpeg4", rate=10)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for colour in COLOURS:
-            for packet in stream.encode(av.VideoFrame.from_image(PIL.Image.new("RGB", (64, 48), colour))):
+            for packet in stream.encode(
+                av.VideoFrame.from_image(PIL.Image.new("RGB", (64, 48), colour))
+            ):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -351,7 +398,9 @@ def test_a_job_is_annotated_within_its_frames(cvat_server, cvat_client):
 
 
 def test_a_task_without_data_is_refused(cvat_server, cvat_client):
-    empty = cvat_client.tasks.create(models.TaskWriteRequest(name="empty", labels=[{"name": "car"}]))
+    empty = cvat_client.tasks.create(
+        models.TaskWriteRequest(name="empty", labels=[{"name": "car"}])
+    )
     with pytest.raises(cvat_aa.NoDataError, match="has no data"):
         cvat_aa.annotate_task(cvat_client, empty.id, BoxEveryFrame())
 
@@ -414,7 +463,10 @@ def test_observer_hooks_see_the_run(cvat_client, task_id, make_distribution):
 
     cvat_aa.annotate_task(cvat_client, task_id, BoxEveryFrame(), batch_size=3)
     assert observer_hooks.events == [
-        ("started", {"target": "task", "target_id": task_id, "function": "BoxEveryFrame", "frames": 6}),
+        (
+            "started",
+            {"target": "task", "target_id": task_id, "function": "BoxEveryFrame", "frames": 6},
+        ),
         ("frames", [0, 1, 2], 6),
         ("frames", [3, 4, 5], 6),
         ("finished", 12),

@@ -32,7 +32,9 @@ def _outer_site_view(path: Path) -> list[Path]:
     set-up installs it for the demo).
     """
     views = []
-    for n, site_dir in enumerate(dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])):
+    for n, site_dir in enumerate(
+        dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
+    ):
         # Looked up in this site directory only: the example's tests put its source tree,
         # which may hold an .egg-info, on sys.path.
         own = {

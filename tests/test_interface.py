@@ -68,7 +68,9 @@ def test_spec_rejects_duplicate_sublabel_ids_naming_the_sublabel():
 
 
 def test_spec_rejects_sublabels_on_a_non_skeleton_label():
-    with pytest.raises(cvat_aa.BadFunctionError, match="label 'p' has sublabels but type 'rectangle'"):
+    with pytest.raises(
+        cvat_aa.BadFunctionError, match="label 'p' has sublabels but type 'rectangle'"
+    ):
         cvat_aa.DetectionFunctionSpec(
             labels=[
                 cvat_aa.label_spec(
@@ -79,7 +81,9 @@ def test_spec_rejects_sublabels_on_a_non_skeleton_label():
 
 
 def test_spec_rejects_a_sublabel_that_is_not_points():
-    with pytest.raises(cvat_aa.BadFunctionError, match="sublabel 'a' of label 'p' has type 'rectangle'"):
+    with pytest.raises(
+        cvat_aa.BadFunctionError, match="sublabel 'a' of label 'p' has type 'rectangle'"
+    ):
         cvat_aa.DetectionFunctionSpec(
             labels=[
                 cvat_aa.skeleton_label_spec(
@@ -106,7 +110,9 @@ def test_spec_rejects_duplicate_attribute_ids_naming_the_attribute():
 
 
 def test_spec_rejects_attribute_values_invalid_for_their_input_type():
-    with pytest.raises(cvat_aa.BadFunctionError, match="attribute 'doors' of label 'car' has invalid values"):
+    with pytest.raises(
+        cvat_aa.BadFunctionError, match="attribute 'doors' of label 'car' has invalid values"
+    ):
         cvat_aa.DetectionFunctionSpec(
             labels=[
                 cvat_aa.label_spec(
@@ -117,7 +123,9 @@ def test_spec_rejects_attribute_values_invalid_for_their_input_type():
 
 
 def test_spec_rejects_attributes_of_sublabels_with_duplicate_ids():
-    with pytest.raises(cvat_aa.BadFunctionError, match="attribute 'v2' of sublabel 'a' of label 'p'"):
+    with pytest.raises(
+        cvat_aa.BadFunctionError, match="attribute 'v2' of sublabel 'a' of label 'p'"
+    ):
         cvat_aa.DetectionFunctionSpec(
             labels=[
                 cvat_aa.skeleton_label_spec(

@@ -13,8 +13,16 @@ from cvat_cli._internal.parsers import parse_function_parameter as cvat_cli_pars
 
 @pytest.mark.parametrize(
     "text",
-    ["name=str:abc", "n=int:42", "x=float:0.25", "b=bool:true", "b=bool:no", "b=bool:1",
-     "s=str:a=b:c", "e=str:"],
+    [
+        "name=str:abc",
+        "n=int:42",
+        "x=float:0.25",
+        "b=bool:true",
+        "b=bool:no",
+        "b=bool:1",
+        "s=str:a=b:c",
+        "e=str:",
+    ],
 )
 def test_parameters_parse_as_cvat_cli_parses_them(text):
     assert parse_function_parameter(text) == cvat_cli_parse(text)
@@ -40,7 +48,9 @@ def factory(model_name: str, threshold: float = 0.5, size: int = 640, verbose: b
 
 
 def test_valid_parameters_pass_the_check():
-    check_factory_parameters(factory, {"model_name": "m", "threshold": 1, "size": 3}, function_name="f")
+    check_factory_parameters(
+        factory, {"model_name": "m", "threshold": 1, "size": 3}, function_name="f"
+    )
 
 
 def test_unknown_parameter_error_lists_the_factorys_parameters():

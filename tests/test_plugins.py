@@ -76,7 +76,9 @@ def test_a_plugin_that_fails_to_import_is_listed_as_broken_and_others_still_work
     assert entries["broken"].status == "broken"
     assert "does_not_exist_anywhere" in entries["broken"].error
     assert entries["fine"].status == "ok"
-    with pytest.raises(cvat_aa.BadFunctionError, match=r"'broken' \(from cvat-aa-broken 0.1\) is broken"):
+    with pytest.raises(
+        cvat_aa.BadFunctionError, match=r"'broken' \(from cvat-aa-broken 0.1\) is broken"
+    ):
         cvat_aa.load_function("broken")
 
 
@@ -130,7 +132,9 @@ def test_an_unknown_name_lists_the_installed_functions(make_distribution):
         modules={"fine_plugin_g": FUNCTION_MODULE.format(label="car")},
         entry_points={plugins.FUNCTIONS_GROUP: {"fine": "fine_plugin_g"}},
     )
-    with pytest.raises(cvat_aa.UnknownFunctionError, match="no function named 'fnie'.*installed: .*fine"):
+    with pytest.raises(
+        cvat_aa.UnknownFunctionError, match="no function named 'fnie'.*installed: .*fine"
+    ):
         cvat_aa.load_function("fnie")
 
 
@@ -155,19 +159,25 @@ def test_a_file_that_raises_is_a_bad_function(tmp_path):
 
 
 def test_parameters_for_a_function_without_factory_are_refused(make_distribution):
-    make_distribution("cvat-aa-plain", modules={"plain_function_i": FUNCTION_MODULE.format(label="a")})
+    make_distribution(
+        "cvat-aa-plain", modules={"plain_function_i": FUNCTION_MODULE.format(label="a")}
+    )
     with pytest.raises(cvat_aa.FunctionParameterError, match="takes no parameters"):
         cvat_aa.load_function("plain_function_i", size=3)
 
 
 def test_a_wrong_parameter_error_lists_the_factorys_parameters(make_distribution):
     make_distribution("cvat-aa-fac", modules={"factory_function_j": FACTORY_MODULE})
-    with pytest.raises(cvat_aa.FunctionParameterError, match="label: str = 'thing', margin: int = 0"):
+    with pytest.raises(
+        cvat_aa.FunctionParameterError, match="label: str = 'thing', margin: int = 0"
+    ):
         cvat_aa.load_function("factory_function_j", colour="red")
 
 
 def test_a_factory_returning_something_without_spec_is_a_bad_function(make_distribution):
-    make_distribution("cvat-aa-nospec", modules={"nospec_k": "def create():\n    return object()\n"})
+    make_distribution(
+        "cvat-aa-nospec", modules={"nospec_k": "def create():\n    return object()\n"}
+    )
     with pytest.raises(cvat_aa.BadFunctionError, match="no 'spec' attribute"):
         cvat_aa.load_function("nospec_k")
 

@@ -19,7 +19,9 @@ class Boxes:
     """Boxes every frame; can raise on frames of a given size (so, of a given task)."""
 
     def __init__(self, fail_width: int | None = None):
-        self.spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("car", 0, type="rectangle")])
+        self.spec = cvat_aa.DetectionFunctionSpec(
+            labels=[cvat_aa.label_spec("car", 0, type="rectangle")]
+        )
         self.fail_width = fail_width
         self.widths: list[int] = []
 
@@ -36,7 +38,9 @@ def project(cvat_server: TestServer) -> tuple[int, list[int]]:
     project_id = cvat_server.create_project("p", labels=LABELS)
     tasks = [
         cvat_server.create_task(
-            f"t{i}", images=[PIL.Image.new("RGB", (40 + 10 * i, 30))] * (2 + i), project_id=project_id
+            f"t{i}",
+            images=[PIL.Image.new("RGB", (40 + 10 * i, 30))] * (2 + i),
+            project_id=project_id,
         )
         for i in range(3)
     ]
@@ -47,7 +51,9 @@ def shape_count(server: TestServer, task_id: int) -> int:
     return len(server.annotations(task_id)["shapes"])
 
 
-def test_a_project_run_annotates_every_task_in_order_with_one_summary(cvat_server, cvat_client, project):
+def test_a_project_run_annotates_every_task_in_order_with_one_summary(
+    cvat_server, cvat_client, project
+):
     project_id, tasks = project
     function = Boxes()
     summary = cvat_aa.annotate_project(cvat_client, project_id, function)
@@ -60,7 +66,9 @@ def test_a_project_run_annotates_every_task_in_order_with_one_summary(cvat_serve
         {"car": 9},
     )
     assert [shape_count(cvat_server, t) for t in tasks] == [2, 3, 4]
-    assert summary.format().startswith(f"Annotated project {project_id}: 3 tasks, 9 frames, 9 annotations")
+    assert summary.format().startswith(
+        f"Annotated project {project_id}: 3 tasks, 9 frames, 9 annotations"
+    )
 
 
 def test_tasks_run_in_id_order_whatever_order_they_are_given_in(cvat_server, cvat_client, project):
@@ -86,7 +94,11 @@ def test_an_interrupted_run_goes_on_without_annotating_finished_tasks_again(
     assert function.widths == [50] * 3 + [60] * 4
     assert [shape_count(cvat_server, t) for t in tasks] == [2, 3, 4]
     # The first task was finished before; the second continues its own journal.
-    assert [(t.task_id, t.resumed) for t in summary.tasks] == [(tasks[0], True), (tasks[1], True), (tasks[2], False)]
+    assert [(t.task_id, t.resumed) for t in summary.tasks] == [
+        (tasks[0], True),
+        (tasks[1], True),
+        (tasks[2], False),
+    ]
     assert summary.annotations == 9
     assert list(tmp_path.glob("*.tasks.json")) == []
 
@@ -110,9 +122,20 @@ def cli(server: TestServer, tmp_path, *args: str) -> subprocess.CompletedProcess
     function = tmp_path / "boxes.py"
     function.write_text(FUNCTION)
     return subprocess.run(
-        [sys.executable, "-m", "cvat_aa", "annotate", *args, "--function-file", str(function),
-         *server.cli_args()],
-        check=False, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "cvat_aa",
+            "annotate",
+            *args,
+            "--function-file",
+            str(function),
+            *server.cli_args(),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -86,12 +86,18 @@ def annotations(server: TestServer, task_id: int) -> list[tuple]:
     )
 
 
-def test_results_are_those_of_the_local_executor(ray_cluster, cvat_server, cvat_client, function_file):
+def test_results_are_those_of_the_local_executor(
+    ray_cluster, cvat_server, cvat_client, function_file
+):
     local_task, ray_task = make_task(cvat_server, "local"), make_task(cvat_server, "ray")
     function = cvat_aa.load_function(str(function_file))
-    local = cvat_aa.annotate_task(cvat_client, local_task, function, executor=LocalExecutor(), batch_size=3)
+    local = cvat_aa.annotate_task(
+        cvat_client, local_task, function, executor=LocalExecutor(), batch_size=3
+    )
     with RayExecutor(str(function_file), actors=2) as executor:
-        remote = cvat_aa.annotate_task(cvat_client, ray_task, function, executor=executor, batch_size=3)
+        remote = cvat_aa.annotate_task(
+            cvat_client, ray_task, function, executor=executor, batch_size=3
+        )
     assert annotations(cvat_server, ray_task) == annotations(cvat_server, local_task)
     assert len(annotations(cvat_server, ray_task)) == 40
     assert (remote.frames, remote.annotations, remote.per_label) == (
@@ -101,7 +107,9 @@ def test_results_are_those_of_the_local_executor(ray_cluster, cvat_server, cvat_
     )
 
 
-def test_an_actor_killed_mid_run_changes_nothing(ray_cluster, cvat_server, cvat_client, function_file, tmp_path):
+def test_an_actor_killed_mid_run_changes_nothing(
+    ray_cluster, cvat_server, cvat_client, function_file, tmp_path
+):
     expected_task, task = make_task(cvat_server, "expected"), make_task(cvat_server, "killed")
     cvat_aa.annotate_task(cvat_client, expected_task, str(function_file))
     params = {"die_on": "frame_000009.png", "marker": str(tmp_path / "died")}
@@ -124,7 +132,9 @@ def test_a_batch_whose_actor_always_dies_fails_naming_its_frames(
     function = cvat_aa.load_function(str(function_file), **params)
     with (
         RayExecutor(function_file, params, actors=1) as executor,
-        pytest.raises(FunctionFailedError, match=r"frames 2 \(frame_000002.png\), 3 .*died 3 times"),
+        pytest.raises(
+            FunctionFailedError, match=r"frames 2 \(frame_000002.png\), 3 .*died 3 times"
+        ),
     ):
         cvat_aa.annotate_task(cvat_client, task, function, executor=executor, batch_size=2)
     assert cvat_server.annotations(task)["shapes"] == []
@@ -161,7 +171,9 @@ def test_frames_the_function_raises_on_are_skipped_as_locally(
 
 def test_a_function_object_is_sent_to_the_actors(ray_cluster, cvat_server, cvat_client):
     class Whole:
-        spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("car", 3, type="rectangle")])
+        spec = cvat_aa.DetectionFunctionSpec(
+            labels=[cvat_aa.label_spec("car", 3, type="rectangle")]
+        )
 
         def detect(self, context, image):
             return [cvat_aa.rectangle(3, [0, 0, image.width, image.height])]
@@ -170,9 +182,10 @@ def test_a_function_object_is_sent_to_the_actors(ray_cluster, cvat_server, cvat_
     with RayExecutor(actors=1) as executor:
         cvat_aa.annotate_task(cvat_client, task, Whole(), executor=executor)
         assert executor.pids and os.getpid() not in executor.pids
-    assert [s["points"] for s in sorted(cvat_server.annotations(task)["shapes"], key=lambda s: s["frame"])] == [
-        [0, 0, 40 + i, 30] for i in range(5)
-    ]
+    assert [
+        s["points"]
+        for s in sorted(cvat_server.annotations(task)["shapes"], key=lambda s: s["frame"])
+    ] == [[0, 0, 40 + i, 30] for i in range(5)]
 
 
 def test_one_executor_serves_several_tasks_loading_the_function_once(
@@ -192,9 +205,27 @@ def test_one_executor_serves_several_tasks_loading_the_function_once(
 def test_the_cli_runs_a_task_on_ray(cvat_server, function_file):
     task = make_task(cvat_server, count=6)
     result = subprocess.run(
-        [sys.executable, "-m", "cvat_aa", "annotate", str(task), "--function-file", str(function_file),
-         "--executor", "ray", "--actors", "2", "--batch-size", "2", "--json", *cvat_server.cli_args()],
-        check=False, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "cvat_aa",
+            "annotate",
+            str(task),
+            "--function-file",
+            str(function_file),
+            "--executor",
+            "ray",
+            "--actors",
+            "2",
+            "--batch-size",
+            "2",
+            "--json",
+            *cvat_server.cli_args(),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["annotations"] == 12
@@ -203,9 +234,21 @@ def test_the_cli_runs_a_task_on_ray(cvat_server, function_file):
 
 def test_ray_options_without_the_ray_executor_are_a_usage_error(function_file):
     result = subprocess.run(
-        [sys.executable, "-m", "cvat_aa", "annotate", "1", "--function-file", str(function_file),
-         "--actors", "4"],
-        check=False, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "cvat_aa",
+            "annotate",
+            "1",
+            "--function-file",
+            str(function_file),
+            "--actors",
+            "4",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "--actors needs --executor ray" in result.stderr

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import PIL.Image
 import pytest
@@ -87,7 +86,9 @@ def test_an_upload_applied_before_its_reply_was_lost_is_not_duplicated(
     assert uploaded(cvat_server, task) == expected(range(12))
 
 
-def test_an_upload_lost_before_it_was_applied_is_sent_again(cvat_server, cvat_client, task, monkeypatch):
+def test_an_upload_lost_before_it_was_applied_is_sent_again(
+    cvat_server, cvat_client, task, monkeypatch
+):
     small_pieces(monkeypatch)
     cvat_server.faults.close_connection_next(2, when="before", method="PATCH")
     cvat_aa.annotate_task(cvat_client, task, Boxes(), retry=FAST_RETRY)
@@ -132,7 +133,9 @@ def test_clear_existing_keeps_old_annotations_when_the_run_fails(cvat_server, cv
     assert cvat_server.annotations(task)["shapes"] == before
 
 
-def test_clear_existing_keeps_old_annotations_when_uploads_fail(cvat_server, cvat_client, task, monkeypatch):
+def test_clear_existing_keeps_old_annotations_when_uploads_fail(
+    cvat_server, cvat_client, task, monkeypatch
+):
     cvat_aa.annotate_task(cvat_client, task, Boxes())
     before = uploaded(cvat_server, task)
     small_pieces(monkeypatch)
@@ -154,7 +157,9 @@ def test_skip_records_failed_frames_and_uploads_the_rest(cvat_server, cvat_clien
     assert uploaded(cvat_server, task) == expected([f for f in range(12) if f not in (3, 7)])
 
 
-def test_a_resumed_run_does_not_recompute_or_duplicate(cvat_server, cvat_client, task, tmp_path, monkeypatch):
+def test_a_resumed_run_does_not_recompute_or_duplicate(
+    cvat_server, cvat_client, task, tmp_path, monkeypatch
+):
     small_pieces(monkeypatch)
     seen: list[int] = []
 
@@ -168,7 +173,11 @@ def test_a_resumed_run_does_not_recompute_or_duplicate(cvat_server, cvat_client,
             return super().detect(context, image)
 
     function = Interrupted()
-    journal = {"journal_dir": tmp_path / "journals", "journal_key": "interrupted-test", "batch_size": 1}
+    journal = {
+        "journal_dir": tmp_path / "journals",
+        "journal_key": "interrupted-test",
+        "batch_size": 1,
+    }
     with pytest.raises(KeyboardInterrupt):
         cvat_aa.annotate_task(cvat_client, task, function, **journal)
     assert uploaded(cvat_server, task) == [], "a stopped run removes what it uploaded"
@@ -191,17 +200,26 @@ def test_a_different_parameter_set_never_reuses_a_journal(cvat_server, cvat_clie
         cvat_aa.annotate_task(
             cvat_client, task, Fails(), journal_dir=tmp_path, journal_key={"f": "x", "p": 1}
         )
-    summary = cvat_aa.annotate_task(cvat_client, task, Boxes(), journal_dir=tmp_path, journal_key={"f": "x", "p": 2})
+    summary = cvat_aa.annotate_task(
+        cvat_client, task, Boxes(), journal_dir=tmp_path, journal_key={"f": "x", "p": 2}
+    )
     assert not summary.resumed
     summary = cvat_aa.annotate_task(
-        cvat_client, task, Boxes(), journal_dir=tmp_path, journal_key={"f": "x", "p": 2}, conf_threshold=0.5
+        cvat_client,
+        task,
+        Boxes(),
+        journal_dir=tmp_path,
+        journal_key={"f": "x", "p": 2},
+        conf_threshold=0.5,
     )
     assert not summary.resumed
 
 
 def test_resume_without_a_journal_is_an_error(cvat_client, task, tmp_path):
     with pytest.raises(ValueError, match="no interrupted run"):
-        cvat_aa.annotate_task(cvat_client, task, Boxes(), journal_dir=tmp_path, journal_key="k", resume=True)
+        cvat_aa.annotate_task(
+            cvat_client, task, Boxes(), journal_dir=tmp_path, journal_key="k", resume=True
+        )
 
 
 # --- the CLI, killed and resumed ---------------------------------------------------------------
@@ -232,15 +250,29 @@ def run_cli(server: TestServer, *args: str, env: dict[str, str], **kwargs) -> su
     )
 
 
-def test_a_cli_run_killed_with_sigkill_resumes_to_exactly_the_expected_annotations(cvat_server, tmp_path):
+def test_a_cli_run_killed_with_sigkill_resumes_to_exactly_the_expected_annotations(
+    cvat_server, tmp_path
+):
     images = [PIL.Image.new("RGB", (24, 24), (i, 0, 0)) for i in range(40)]
     task = cvat_server.create_task("killed", images=images, labels=LABELS, chunk_size=4)
     function_file = tmp_path / "slow.py"
     function_file.write_text(SLOW_FUNCTION)
     seen_log = tmp_path / "seen.log"
-    env = {"SEEN_LOG": str(seen_log), "FRAME_DELAY": "0.05", "XDG_STATE_HOME": str(tmp_path / "state")}
-    args = ("annotate", str(task), "--function-file", str(function_file), "--batch-size", "1",
-            "--upload-frames", "4")
+    env = {
+        "SEEN_LOG": str(seen_log),
+        "FRAME_DELAY": "0.05",
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    args = (
+        "annotate",
+        str(task),
+        "--function-file",
+        str(function_file),
+        "--batch-size",
+        "1",
+        "--upload-frames",
+        "4",
+    )
 
     process = run_cli(cvat_server, *args, env=env)
     deadline = time.monotonic() + 60
@@ -280,7 +312,13 @@ def test_cli_skip_lists_failed_frames_and_exits_6(cvat_server, tmp_path):
         "    return [cvat_aa.rectangle(0, [1, 1, 4, 4])]\n"
     )
     process = run_cli(
-        cvat_server, "annotate", str(task), "--function-file", str(function_file), "--on-error", "skip",
+        cvat_server,
+        "annotate",
+        str(task),
+        "--function-file",
+        str(function_file),
+        "--on-error",
+        "skip",
         env={"XDG_STATE_HOME": str(tmp_path / "state")},
     )
     out, err = process.communicate(timeout=120)
@@ -320,11 +358,28 @@ def test_secrets_never_appear_in_output_logs_or_journals(cvat_server, tmp_path):
     for auth, extra_env, which in runs:
         function = boxes if which == "boxes" else function_file
         result = subprocess.run(
-            [sys.executable, "-m", "cvat_aa", "--debug", "annotate", str(task), "--function-file",
-             str(function), *host, *auth],
-            env={**os.environ, "XDG_STATE_HOME": str(state), "SEEN_LOG": str(tmp_path / "seen"),
-                 "CVAT_AA_TRACE_HOOKS": "1", **extra_env},
-            capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "cvat_aa",
+                "--debug",
+                "annotate",
+                str(task),
+                "--function-file",
+                str(function),
+                *host,
+                *auth,
+            ],
+            env={
+                **os.environ,
+                "XDG_STATE_HOME": str(state),
+                "SEEN_LOG": str(tmp_path / "seen"),
+                "CVAT_AA_TRACE_HOOKS": "1",
+                **extra_env,
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         written += [result.stdout, result.stderr]
     written += [p.read_bytes().decode("latin-1") for p in state.rglob("*") if p.is_file()]

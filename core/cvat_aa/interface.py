@@ -115,9 +115,7 @@ def _validate_label(label: models.PatchedLabelRequest) -> None:
         if not hasattr(sublabel, "id"):
             raise BadFunctionError(f"{sl_desc} has no id")
         if sublabel.id in seen_ids:
-            raise BadFunctionError(
-                f"{sl_desc} has the same id as another sublabel ({sublabel.id})"
-            )
+            raise BadFunctionError(f"{sl_desc} has the same id as another sublabel ({sublabel.id})")
         seen_ids.add(sublabel.id)
         sl_type = getattr(sublabel, "type", "any")
         if sl_type != "points":

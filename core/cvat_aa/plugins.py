@@ -180,7 +180,11 @@ def hooks() -> Hooks:
 
 
 def _is_function(obj: Any) -> bool:
-    return not isinstance(obj, type) and hasattr(obj, "spec") and callable(getattr(obj, "detect", None))
+    return (
+        not isinstance(obj, type)
+        and hasattr(obj, "spec")
+        and callable(getattr(obj, "detect", None))
+    )
 
 
 def _factory_of(obj: Any) -> Callable[..., Any] | None:
@@ -314,7 +318,9 @@ def find_function(name: str) -> FunctionEntry:
     if found:
         return found[0]
     installed = sorted(ep.name for ep in _entry_points(FUNCTIONS_GROUP) if is_enabled(ep.name))
-    hint = f"installed: {', '.join(installed)}" if installed else "no function plugins are installed"
+    hint = (
+        f"installed: {', '.join(installed)}" if installed else "no function plugins are installed"
+    )
     if name in {ep.name for ep in _entry_points(FUNCTIONS_GROUP)}:
         hint = f"it is disabled by {LOAD_ENV}/{DISABLE_ENV}"
     raise UnknownFunctionError(

@@ -366,7 +366,9 @@ class TorchvisionFunction:
         results: list[list[DetectionAnnotation]] = [[] for _ in images]
         with torch.inference_mode():
             for group in self.batches(inputs):
-                outputs = self.forward([inputs[i].to(self.device, non_blocking=True) for i in group])
+                outputs = self.forward(
+                    [inputs[i].to(self.device, non_blocking=True) for i in group]
+                )
                 for index, output in zip(group, outputs, strict=True):
                     detections = self._kept(
                         {key: value.cpu() for key, value in output.items()},

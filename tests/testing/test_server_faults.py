@@ -186,7 +186,9 @@ def test_random_failures_hit_about_the_given_share_of_requests(cvat_server):
 
     cvat_server.faults.fail_randomly(0.3, statuses=(503,), closes=(), seed=7)
     http = urllib3.PoolManager(retries=False)
-    statuses = [http.request("GET", f"{cvat_server.url}/api/server/about").status for _ in range(200)]
+    statuses = [
+        http.request("GET", f"{cvat_server.url}/api/server/about").status for _ in range(200)
+    ]
     failed = statuses.count(503)
     assert 30 <= failed <= 90
     assert cvat_server.faults.injected["fail-503"] == failed
@@ -200,7 +202,9 @@ def test_the_bandwidth_cap_is_one_link_shared_by_concurrent_transfers(cvat_serve
 
     import urllib3
 
-    task = cvat_server.create_task("link", images=image_files * 4, labels=[{"name": "a"}], chunk_size=1)
+    task = cvat_server.create_task(
+        "link", images=image_files * 4, labels=[{"name": "a"}], chunk_size=1
+    )
     http = urllib3.PoolManager(retries=False)
     headers = urllib3.make_headers(basic_auth=f"{cvat_server.username}:{cvat_server.password}")
     url = f"{cvat_server.url}/api/tasks/{task}/data/?type=chunk&quality=original&number="

@@ -112,11 +112,20 @@ def register(commands: argparse._SubParsersAction) -> None:
         " write them to a file. Server and authentication options are cvat-cli's.",
     )
     parser.add_argument(
-        "task_ids", nargs="*", type=int, metavar="TASK_ID", help="the tasks to annotate, in id order"
+        "task_ids",
+        nargs="*",
+        type=int,
+        metavar="TASK_ID",
+        help="the tasks to annotate, in id order",
     )
-    parser.add_argument("--job", type=int, metavar="JOB_ID", help="annotate this job instead of a task")
     parser.add_argument(
-        "--project", type=int, metavar="PROJECT_ID", help="annotate every task of this project, in id order"
+        "--job", type=int, metavar="JOB_ID", help="annotate this job instead of a task"
+    )
+    parser.add_argument(
+        "--project",
+        type=int,
+        metavar="PROJECT_ID",
+        help="annotate every task of this project, in id order",
     )
     local_run.add_options(parser)
     parser.add_argument(
@@ -131,7 +140,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_function_options(parser, named_option=True)
     parser.add_argument(
-        "--clear-existing", action="store_true", help="replace existing annotations instead of adding"
+        "--clear-existing",
+        action="store_true",
+        help="replace existing annotations instead of adding",
     )
     parser.add_argument(
         "--allow-unmatched-labels",
@@ -142,7 +153,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--conf-threshold", type=_threshold, metavar="X", help="confidence threshold, 0 to 1"
     )
     parser.add_argument(
-        "--conv-mask-to-poly", action="store_true", help="ask the function for polygons instead of masks"
+        "--conv-mask-to-poly",
+        action="store_true",
+        help="ask the function for polygons instead of masks",
     )
     parser.add_argument(
         "--frames",
@@ -296,8 +309,10 @@ def _run_on_server(
         elif args.job is not None:
             target = f"job {args.job}"
         else:
-            target = f"task {args.task_ids[0]}" if not several else (
-                f"one of tasks {', '.join(map(str, args.task_ids))}"
+            target = (
+                f"task {args.task_ids[0]}"
+                if not several
+                else (f"one of tasks {', '.join(map(str, args.task_ids))}")
             )
         preview = None
         try:
@@ -305,13 +320,19 @@ def _run_on_server(
                 preview = _task_preview(client, args, target)
                 options["on_frame"] = preview.add
             if args.project is not None:
-                summary = annotate_project(client, args.project, function, dry_run=args.dry_run, **options)
+                summary = annotate_project(
+                    client, args.project, function, dry_run=args.dry_run, **options
+                )
             elif several:
-                summary = annotate_tasks(client, args.task_ids, function, dry_run=args.dry_run, **options)
+                summary = annotate_tasks(
+                    client, args.task_ids, function, dry_run=args.dry_run, **options
+                )
             elif args.job is not None:
                 summary = annotate_job(client, args.job, function, dry_run=args.dry_run, **options)
             else:
-                summary = annotate_task(client, args.task_ids[0], function, dry_run=args.dry_run, **options)
+                summary = annotate_task(
+                    client, args.task_ids[0], function, dry_run=args.dry_run, **options
+                )
         except api_exceptions.NotFoundException:
             raise NotFoundError(f"{target} was not found on {client.api_map.host}") from None
         finally:

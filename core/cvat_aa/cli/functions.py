@@ -86,14 +86,18 @@ def format_spec(name: str, labels: list[dict[str, Any]], params: list[dict[str, 
         lines.append("parameters:")
         for p in params:
             kind = f": {p['type']}" if p["type"] else ""
-            default = " (required)" if p["required"] else (f" = {p['default']}" if p["default"] else "")
+            default = (
+                " (required)" if p["required"] else (f" = {p['default']}" if p["default"] else "")
+            )
             lines.append(f"  {p['name']}{kind}{default}")
     lines.append(f"labels ({len(labels)}):")
     for label in labels:
         lines.append(f"  {label['name']}  [{label['type']}]  id={label['id']}")
         lines.extend(_format_attributes(label.get("attributes", []), "      "))
         for sublabel in label.get("sublabels", []):
-            lines.append(f"    - {sublabel['name']}  [{sublabel.get('type', 'any')}]  id={sublabel['id']}")
+            lines.append(
+                f"    - {sublabel['name']}  [{sublabel.get('type', 'any')}]  id={sublabel['id']}"
+            )
             lines.extend(_format_attributes(sublabel.get("attributes", []), "        "))
     return "\n".join(lines)
 

@@ -25,10 +25,15 @@ def add_function_options(parser: argparse.ArgumentParser, *, named_option: bool)
             "--function", metavar="NAME", help="an installed function (see 'functions list')"
         )
     group.add_argument(
-        "--function-module", metavar="MODULE", help="qualified name of a module to use as the function"
+        "--function-module",
+        metavar="MODULE",
+        help="qualified name of a module to use as the function",
     )
     group.add_argument(
-        "--function-file", metavar="PATH", type=Path, help="path to a Python file to use as the function"
+        "--function-file",
+        metavar="PATH",
+        type=Path,
+        help="path to a Python file to use as the function",
     )
     parser.add_argument(
         "-p",
@@ -43,7 +48,9 @@ def add_function_options(parser: argparse.ArgumentParser, *, named_option: bool)
     )
 
 
-def load_from_args(args: argparse.Namespace, name: str | None = None) -> tuple[Any, str, list[dict[str, Any]]]:
+def load_from_args(
+    args: argparse.Namespace, name: str | None = None
+) -> tuple[Any, str, list[dict[str, Any]]]:
     """Load the function the options name: (function, display name, factory parameters)."""
     obj, display = resolve_function_source(
         name if name is not None else getattr(args, "function", None),

@@ -14,9 +14,17 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Start cvat-aa's CVAT-compatible test server on this machine, seeded with a"
         " demo task, print its URL and credentials, and serve until stopped (Ctrl-C).",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
-    parser.add_argument("--data-dir", metavar="DIR", help="keep the database and media here (default: a temporary directory)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="keep the database and media here (default: a temporary directory)",
+    )
     parser.set_defaults(run=run)
 
 

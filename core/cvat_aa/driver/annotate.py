@@ -38,6 +38,7 @@ DEFAULT_BATCH_SIZE = 8
 DEFAULT_PREFETCH = 4
 DEFAULT_UPLOAD_FRAMES = 200
 
+
 @attrs.frozen(kw_only=True)
 class AnnotationSummary:
     """What a run did."""
@@ -154,12 +155,16 @@ class _Run:
             raise outcome
         if len(batch) == 1:
             why = outcome.reason
-            logger.warning("The function failed on frame %d (%s): %s", batch[0].index, batch[0].name, why)
+            logger.warning(
+                "The function failed on frame %d (%s): %s", batch[0].index, batch[0].name, why
+            )
             journal.record_failure(batch[0].index, why)
             return []
         return [
             pair
-            for single, single_outcome in self.executor.detect(self.function, ([f] for f in batch), self._contexts)
+            for single, single_outcome in self.executor.detect(
+                self.function, ([f] for f in batch), self._contexts
+            )
             for pair in self._detect_or_skip(single, single_outcome, journal)
         ]
 
@@ -179,7 +184,11 @@ class _Run:
             retry=source.retry,
         )
         if done:
-            logger.info("Resuming: %d of %d frames were finished before", len(source) - len(todo), len(source))
+            logger.info(
+                "Resuming: %d of %d frames were finished before",
+                len(source) - len(todo),
+                len(source),
+            )
         with self.options.pbar.task(total=len(source), unit="frames"):
             self.options.pbar.advance(len(source) - len(todo))
             frames = todo.iter_frames(
@@ -223,18 +232,29 @@ def _annotate(
     keep_large_buffers_unpooled()
     loaded = load_function(function) if isinstance(function, str) else function
     run = _Run(
-        client, loaded, _function_name(loaded, function), hooks(), options, options.executor or LocalExecutor()
+        client,
+        loaded,
+        _function_name(loaded, function),
+        hooks(),
+        options,
+        options.executor or LocalExecutor(),
     )
     retry = options.retry
 
     if target_kind == "job":
         job = retry.call(lambda: client.jobs.retrieve(target_id), what=f"reading job {target_id}")
-        task = retry.call(lambda: client.tasks.retrieve(job.task_id), what=f"reading task {job.task_id}")
+        task = retry.call(
+            lambda: client.tasks.retrieve(job.task_id), what=f"reading task {job.task_id}"
+        )
         frame_range: tuple[int, int] | None = (job.start_frame, job.stop_frame)
     else:
-        task = retry.call(lambda: client.tasks.retrieve(target_id), what=f"reading task {target_id}")
+        task = retry.call(
+            lambda: client.tasks.retrieve(target_id), what=f"reading task {target_id}"
+        )
         frame_range = None
-    source = FrameSource.for_task(task, frame_range=frame_range, selection=options.frames, retry=retry)
+    source = FrameSource.for_task(
+        task, frame_range=frame_range, selection=options.frames, retry=retry
+    )
     task_labels = retry.call(task.get_labels, what=f"reading the labels of task {task.id}")
     spec = run.hooks.spec(run.function)
     mapper = LabelMapper(
@@ -251,7 +271,9 @@ def _annotate(
         "function": options.journal_key,
         **options.key_parts(),
     }
-    persistent = options.journal_dir is not None and options.journal_key is not None and not options.dry_run
+    persistent = (
+        options.journal_dir is not None and options.journal_key is not None and not options.dry_run
+    )
     scratch = None if persistent else tempfile.TemporaryDirectory(prefix="cvat-aa-run-")
     journal = Journal.open(
         Path(options.journal_dir if persistent else scratch.name),
@@ -268,12 +290,21 @@ def _annotate(
     uploader = None
     try:
         run.hooks.run_started(
-            {"target": target_kind, "target_id": target_id, "function": run.function_name, "frames": len(source)}
+            {
+                "target": target_kind,
+                "target_id": target_id,
+                "function": run.function_name,
+                "frames": len(source),
+            }
         )
         if not options.dry_run:
             if not journal.has_baseline():
-                existing = retry.call(target.get, what=f"reading the annotations of {target.describe()}")
-                journal.set_baseline(a.id for a in (*existing.tags, *existing.shapes, *existing.tracks))
+                existing = retry.call(
+                    target.get, what=f"reading the annotations of {target.describe()}"
+                )
+                journal.set_baseline(
+                    a.id for a in (*existing.tags, *existing.shapes, *existing.tracks)
+                )
             uploader = Uploader(target, journal, retry=retry, piece_frames=options.upload_frames)
             uploader.resolve_in_doubt()
             for frame, tags, shapes in journal.unqueued_results():
@@ -285,9 +316,12 @@ def _annotate(
                 # Only now: a run that fails leaves the old annotations in place.
                 old = journal.baseline()
                 removed = retry.call(
-                    lambda: target.delete(sorted(old)), what=f"removing the old annotations of {target.describe()}"
+                    lambda: target.delete(sorted(old)),
+                    what=f"removing the old annotations of {target.describe()}",
                 )
-                logger.info("Removed the %d annotations %s had before", len(removed), target.describe())
+                logger.info(
+                    "Removed the %d annotations %s had before", len(removed), target.describe()
+                )
     except BaseException:
         if uploader is not None:
             uploader.abort()
@@ -389,7 +423,9 @@ def annotate_task(
     (it raised on a frame), ``ValueError`` for bad arguments, ``NoDataError`` for a task
     without data, and cvat-sdk's API exceptions for server errors.
     """
-    options = _options(**{k: v for k, v in locals().items() if k not in ("client", "task_id", "function")})
+    options = _options(
+        **{k: v for k, v in locals().items() if k not in ("client", "task_id", "function")}
+    )
     return _annotate(client, function, target_kind="task", target_id=task_id, options=options)
 
 
@@ -421,5 +457,7 @@ def annotate_job(
     ``frames`` numbers are task frame numbers; ``clear_existing`` replaces only the job's
     annotations.
     """
-    options = _options(**{k: v for k, v in locals().items() if k not in ("client", "job_id", "function")})
+    options = _options(
+        **{k: v for k, v in locals().items() if k not in ("client", "job_id", "function")}
+    )
     return _annotate(client, function, target_kind="job", target_id=job_id, options=options)

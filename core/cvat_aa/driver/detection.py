@@ -103,7 +103,10 @@ class LocalExecutor:
         for batch in batches:
             try:
                 outcome: list[Any] | BaseException = detect_batch(
-                    function, contexts(batch), [f.image for f in batch], [(f.index, f.name) for f in batch]
+                    function,
+                    contexts(batch),
+                    [f.image for f in batch],
+                    [(f.index, f.name) for f in batch],
                 )
             except (BadFunctionError, FunctionFailedError) as error:
                 outcome = error

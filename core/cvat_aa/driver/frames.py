@@ -143,7 +143,11 @@ class FrameSource:
                 name = meta.frames[index].name
             frames.append((index, name))
         return cls(
-            task=task, frames=frames, chunk_size=task.data_chunk_size, is_video=is_video, retry=retry
+            task=task,
+            frames=frames,
+            chunk_size=task.data_chunk_size,
+            is_video=is_video,
+            retry=retry,
         )
 
     def __len__(self) -> int:

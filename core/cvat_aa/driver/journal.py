@@ -60,11 +60,17 @@ def journal_key(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _to_json(tags: Iterable[models.LabeledImageRequest], shapes: Iterable[models.LabeledShapeRequest]) -> str:
-    return json.dumps({"tags": [t.to_dict() for t in tags], "shapes": [s.to_dict() for s in shapes]})
+def _to_json(
+    tags: Iterable[models.LabeledImageRequest], shapes: Iterable[models.LabeledShapeRequest]
+) -> str:
+    return json.dumps(
+        {"tags": [t.to_dict() for t in tags], "shapes": [s.to_dict() for s in shapes]}
+    )
 
 
-def _from_json(text: str) -> tuple[list[models.LabeledImageRequest], list[models.LabeledShapeRequest]]:
+def _from_json(
+    text: str,
+) -> tuple[list[models.LabeledImageRequest], list[models.LabeledShapeRequest]]:
     data = json.loads(text)
     return (
         [models.LabeledImageRequest(**t) for t in data["tags"]],
@@ -87,7 +93,8 @@ class Journal:
         if not self.resumed:
             with self._tx() as db:
                 db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('run', ?)", (json.dumps(dict(describe), default=str),)
+                    "INSERT OR REPLACE INTO meta VALUES ('run', ?)",
+                    (json.dumps(dict(describe), default=str),),
                 )
 
     @classmethod
@@ -137,7 +144,9 @@ class Journal:
 
     def record_frames(
         self,
-        results: Iterable[tuple[int, list[models.LabeledImageRequest], list[models.LabeledShapeRequest]]],
+        results: Iterable[
+            tuple[int, list[models.LabeledImageRequest], list[models.LabeledShapeRequest]]
+        ],
     ) -> None:
         with self._tx() as db:
             db.executemany(
@@ -155,7 +164,9 @@ class Journal:
     def failed_frames(self) -> dict[int, str]:
         return dict(self._query("SELECT frame, error FROM frames WHERE status = 'failed'"))
 
-    def unqueued_results(self) -> Iterator[tuple[int, list[models.LabeledImageRequest], list[models.LabeledShapeRequest]]]:
+    def unqueued_results(
+        self,
+    ) -> Iterator[tuple[int, list[models.LabeledImageRequest], list[models.LabeledShapeRequest]]]:
         """Done frames that no uploaded piece holds, in frame order (for a resumed run)."""
         rows = self._query(
             "SELECT frame, result FROM frames WHERE status = 'done' AND piece IS NULL ORDER BY frame"
@@ -181,8 +192,12 @@ class Journal:
     def piece_sending(self, piece: int, frames: Iterable[int], annotations: int) -> None:
         """Record, before it is sent, that ``piece`` holds ``frames``."""
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO pieces VALUES (?, 'sending', ?)", (piece, annotations))
-            db.executemany("UPDATE frames SET piece = ? WHERE frame = ?", ((piece, f) for f in frames))
+            db.execute(
+                "INSERT OR REPLACE INTO pieces VALUES (?, 'sending', ?)", (piece, annotations)
+            )
+            db.executemany(
+                "UPDATE frames SET piece = ? WHERE frame = ?", ((piece, f) for f in frames)
+            )
 
     def piece_uploaded(self, piece: int, ids: Iterable[int]) -> None:
         with self._tx() as db:
@@ -198,9 +213,15 @@ class Journal:
 
     def pieces_in_doubt(self) -> list[tuple[int, list[int], int]]:
         """Pieces recorded as being sent when the last run stopped: (piece, frames, count)."""
-        rows = self._query("SELECT piece, annotations FROM pieces WHERE state = 'sending' ORDER BY piece")
+        rows = self._query(
+            "SELECT piece, annotations FROM pieces WHERE state = 'sending' ORDER BY piece"
+        )
         return [
-            (piece, [f for (f,) in self._query("SELECT frame FROM frames WHERE piece = ?", (piece,))], count)
+            (
+                piece,
+                [f for (f,) in self._query("SELECT frame FROM frames WHERE piece = ?", (piece,))],
+                count,
+            )
             for piece, count in rows
         ]
 

@@ -64,7 +64,9 @@ def _check_one(data: dict[str, Any], what: str) -> None:
     points = data.get("points") or []
     for value in points:
         if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise BadFunctionError(f"function output {what} with a non-finite coordinate ({value!r})")
+            raise BadFunctionError(
+                f"function output {what} with a non-finite coordinate ({value!r})"
+            )
     problem = _points_rule(shape_type, len(points))
     if problem:
         raise BadFunctionError(
@@ -76,7 +78,9 @@ def _check_one(data: dict[str, Any], what: str) -> None:
         )
     rotation = data.get("rotation")
     if rotation is not None and not (math.isfinite(rotation) and 0 <= rotation <= 360):
-        raise BadFunctionError(f"function output {what} with rotation {rotation!r} (must be 0..360)")
+        raise BadFunctionError(
+            f"function output {what} with rotation {rotation!r} (must be 0..360)"
+        )
     score = data.get("score")
     if score is not None and not (math.isfinite(score) and 0 <= score <= 1):
         raise BadFunctionError(f"function output {what} with score {score!r} (must be 0..1)")
@@ -133,7 +137,6 @@ class LabelMapper:
         for shape in shapes:
             check_geometry(shape)
         return tags, shapes
-
 
     # The checks and messages below are those of cvat-sdk's mapper (validate_and_remap), applied
     # to the models' data directly: setting attributes on cvat-sdk's generated models
@@ -265,7 +268,9 @@ class LabelMapper:
             if not target:
                 continue
             if target.id in seen:
-                raise BadFunctionError("function output shape with multiple attributes with same ID")
+                raise BadFunctionError(
+                    "function output shape with multiple attributes with same ID"
+                )
             if not target.value_validator(values["value"]):
                 raise BadFunctionError(
                     f"function output attribute value ({values['value']!r})"

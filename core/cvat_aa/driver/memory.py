@@ -31,7 +31,11 @@ _done = False
 def keep_large_buffers_unpooled() -> None:
     """Fix glibc's mmap threshold for this process (once; a no-op elsewhere)."""
     global _done
-    if _done or not sys.platform.startswith("linux") or os.environ.get("CVAT_AA_MALLOC_TUNING") == "0":
+    if (
+        _done
+        or not sys.platform.startswith("linux")
+        or os.environ.get("CVAT_AA_MALLOC_TUNING") == "0"
+    ):
         return
     _done = True
     try:

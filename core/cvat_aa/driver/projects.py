@@ -222,6 +222,8 @@ def annotate_project(
     if unknown:
         raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
     retry = options.get("retry") or RetryPolicy()
-    project = retry.call(lambda: client.projects.retrieve(project_id), what=f"reading project {project_id}")
+    project = retry.call(
+        lambda: client.projects.retrieve(project_id), what=f"reading project {project_id}"
+    )
     tasks = retry.call(project.get_tasks, what=f"listing the tasks of project {project_id}")
     return _run(client, [t.id for t in tasks], function, project_id, options)

@@ -235,10 +235,14 @@ class RayExecutor:
                 raise cause from None
             raise
 
-    def _submit(self, batch: list[Frame], contexts: list[FrameContext], attempts: int = 1) -> _InFlight:
+    def _submit(
+        self, batch: list[Frame], contexts: list[FrameContext], attempts: int = 1
+    ) -> _InFlight:
         slot = min(self._slots, key=lambda s: s.queued)
         slot.queued += 1
-        ref = slot.actor.detect.remote(contexts, [f.image for f in batch], [(f.index, f.name) for f in batch])
+        ref = slot.actor.detect.remote(
+            contexts, [f.image for f in batch], [(f.index, f.name) for f in batch]
+        )
         return _InFlight(batch, contexts, slot, ref, attempts)
 
     def _replace(self, dead: _Slot) -> None:
@@ -249,7 +253,9 @@ class RayExecutor:
         self._ray.kill(dead.actor)
         source = self._source if self._source is not None else _portable(self._loaded_for)
         actor = self._new_actor()
-        self._slots[self._slots.index(dead)] = _Slot(actor, self._get(actor.load.remote(source, self._params)))
+        self._slots[self._slots.index(dead)] = _Slot(
+            actor, self._get(actor.load.remote(source, self._params))
+        )
 
     def detect(
         self,
@@ -288,7 +294,9 @@ class RayExecutor:
                         continue
                     reason = f"the Ray actor running it died {head.attempts} times ({type(error).__name__})"
                     outcome = FunctionFailedError(
-                        f"the function failed on {where(frames)}: {reason}", [i for i, _ in frames], reason
+                        f"the function failed on {where(frames)}: {reason}",
+                        [i for i, _ in frames],
+                        reason,
                     )
                 yield head.batch, outcome
         finally:

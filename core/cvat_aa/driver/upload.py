@@ -53,7 +53,9 @@ class AnnotationTarget:
         return data
 
     def create(
-        self, tags: Sequence[models.LabeledImageRequest], shapes: Sequence[models.LabeledShapeRequest]
+        self,
+        tags: Sequence[models.LabeledImageRequest],
+        shapes: Sequence[models.LabeledShapeRequest],
     ) -> list[int]:
         """PATCH action=create; return the ids the server gave the new tags and shapes."""
         _, response = self._api.partial_update_annotations(
@@ -72,9 +74,15 @@ class AnnotationTarget:
             return set()
         current = self.get()
         request = models.PatchedLabeledDataRequest(
-            tags=[models.LabeledImageRequest(**a.to_dict()) for a in current.tags if a.id in wanted],
-            shapes=[models.LabeledShapeRequest(**a.to_dict()) for a in current.shapes if a.id in wanted],
-            tracks=[models.LabeledTrackRequest(**a.to_dict()) for a in current.tracks if a.id in wanted],
+            tags=[
+                models.LabeledImageRequest(**a.to_dict()) for a in current.tags if a.id in wanted
+            ],
+            shapes=[
+                models.LabeledShapeRequest(**a.to_dict()) for a in current.shapes if a.id in wanted
+            ],
+            tracks=[
+                models.LabeledTrackRequest(**a.to_dict()) for a in current.tracks if a.id in wanted
+            ],
         )
         found = {a.id for a in (*request.tags, *request.shapes, *request.tracks)}
         if found:
@@ -131,7 +139,11 @@ class Uploader:
         wanted = set(frames)
         known = self.journal.baseline() | self.journal.created_ids()
         current = self.target.get()
-        new = [a.id for a in (*current.tags, *current.shapes) if a.frame in wanted and a.id not in known]
+        new = [
+            a.id
+            for a in (*current.tags, *current.shapes)
+            if a.frame in wanted and a.id not in known
+        ]
         if len(new) == count:
             return new
         if not new:
@@ -161,7 +173,9 @@ class Uploader:
                 what="checking an interrupted upload",
             )
             if found:
-                logger.info("Frames %d-%d had been uploaded before the run stopped", frames[0], frames[-1])
+                logger.info(
+                    "Frames %d-%d had been uploaded before the run stopped", frames[0], frames[-1]
+                )
                 self.journal.piece_uploaded(number, found)
             else:
                 self.journal.piece_not_sent(number)

@@ -30,6 +30,7 @@ from .inputs import LocalFrames
 
 __all__ = ["DEFAULT_BATCH_SIZE", "FrameCallback", "LocalResult", "annotate_images"]
 
+
 @attrs.frozen(kw_only=True)
 class LocalResult:
     """What a local run produced: the annotations of every frame, and how long it took."""

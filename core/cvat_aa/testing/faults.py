@@ -262,7 +262,9 @@ class FaultInjector:
                     fault.remaining -= 1
                     if fault.remaining == 0:
                         self._faults.remove(fault)
-                    self.injected[fault.label if fault.kind == "close" else f"fail-{fault.status}"] += 1
+                    self.injected[
+                        fault.label if fault.kind == "close" else f"fail-{fault.status}"
+                    ] += 1
                     return fault
             drawn = self._random.draw(method, path) if self._random else None
             if drawn is not None:

@@ -20,7 +20,15 @@ import pytest
 
 from .sandbox import demo_images
 
-__all__ = ["demo_image", "no_downloads", "photo", "photos", "save_random_weights", "torch_home", "weights_path"]
+__all__ = [
+    "demo_image",
+    "no_downloads",
+    "photo",
+    "photos",
+    "save_random_weights",
+    "torch_home",
+    "weights_path",
+]
 
 
 def demo_image(name: str, size: tuple[int, int]) -> PIL.Image.Image:
