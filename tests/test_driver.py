@@ -471,3 +471,49 @@ def test_observer_hooks_see_the_run(cvat_client, task_id, make_distribution):
         ("frames", [3, 4, 5], 6),
         ("finished", 12),
     ]
+
+
+def test_the_streamed_batched_path_uploads_exactly_what_the_one_by_one_path_does(
+    cvat_server, cvat_client
+):
+    class Colours(BoxEveryFrame):
+        """Boxes sized by the frame's colour, so every frame's output is its own."""
+
+        def detect(self, context, image):
+            r, g, b = (round(c) for c in PIL.ImageStat.Stat(image).mean)
+            return [
+                cvat_aa.rectangle(10, [r / 10, g / 10, r / 10 + b / 10 + 1, g / 10 + 1]),
+                cvat_aa.tag(11),
+            ]
+
+        def detect_batch(self, contexts, images):
+            return [self.detect(c, i) for c, i in zip(contexts, images)]
+
+    images = frames(6) * 7
+    streamed = cvat_server.create_task("streamed", images=images, labels=LABELS, chunk_size=5)
+    simple = cvat_server.create_task("one by one", images=images, labels=LABELS, chunk_size=5)
+    cvat_aa.annotate_task(
+        cvat_client, streamed, Colours(), batch_size=4, prefetch=2, upload_frames=3
+    )
+    sdk_aa.annotate_task(cvat_client, simple, Colours())
+    assert len([e for e in cvat_server.request_log if e.method == "PATCH"]) > 2, (
+        "uploaded in pieces"
+    )
+
+    def stored(task):
+        data = cvat_server.annotations(task)
+        return sorted(
+            (
+                kind,
+                a["frame"],
+                a["label_id"] - min(l["id"] for l in cvat_server.labels(task)),
+                a.get("type"),
+                tuple(a.get("points", ())),
+                a["source"],
+            )
+            for kind in ("tags", "shapes")
+            for a in data[kind]
+        )
+
+    assert stored(streamed) == stored(simple)
+    assert len(stored(streamed)) == 2 * 42
