@@ -388,3 +388,22 @@ def test_secrets_never_appear_in_output_logs_or_journals(cvat_server, tmp_path):
     for secret in (password, token):
         assert secret not in everything
     assert "sessionid=" not in everything and "csrftoken=" not in everything
+
+
+def test_editing_a_function_module_starts_a_new_journal(tmp_path, monkeypatch):
+    import argparse
+
+    from cvat_aa.cli.annotate import _function_identity
+
+    module = tmp_path / "my_module_for_identity.py"
+    module.write_text("VERSION = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = argparse.Namespace(
+        function=None,
+        function_file=None,
+        function_module="my_module_for_identity",
+        function_parameters=[("a", 1)],
+    )
+    before = _function_identity(args, "my_module_for_identity")
+    module.write_text("VERSION = 2\n")
+    assert _function_identity(args, "my_module_for_identity") != before

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import logging
 import sys
@@ -375,7 +376,12 @@ def _function_identity(args: argparse.Namespace, name: str) -> dict[str, object]
     if args.function is not None:
         entry = find_function(args.function)
         identity["distribution"] = [entry.distribution, entry.version]
-    elif args.function_file is not None:
-        # A file's contents are its version.
-        identity["sha256"] = hashlib.sha256(Path(args.function_file).read_bytes()).hexdigest()
+    else:
+        # A file's contents are its version; a module's are those of its source file.
+        path = args.function_file
+        if path is None:
+            spec = importlib.util.find_spec(args.function_module)
+            path = spec.origin if spec is not None and spec.has_location else None
+        if path is not None:
+            identity["sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     return identity
