@@ -296,3 +296,53 @@ def test_bad_arguments_are_value_errors(tmp_path):
         annotate_images(Boxes(), [tmp_path], conf_threshold=2)
     with pytest.raises(ValueError, match="batch_size"):
         annotate_images(Boxes(), [tmp_path], batch_size=0)
+
+
+def test_observer_hooks_see_a_local_run(tmp_path, make_distribution):
+    from cvat_aa import plugins
+
+    make_distribution(
+        "cvat-aa-local-observer",
+        modules={
+            "local_observer_hooks": """
+                import cvat_aa
+                events = []
+                @cvat_aa.hookimpl
+                def cvat_aa_run_started(run):
+                    events.append(("started", run["target"], run["frames"]))
+                @cvat_aa.hookimpl
+                def cvat_aa_frames_done(frames, annotations):
+                    events.append(("frames", list(frames), annotations))
+                @cvat_aa.hookimpl
+                def cvat_aa_run_finished(summary):
+                    events.append(("finished", summary["target"], summary["annotations"]))
+            """
+        },
+        entry_points={plugins.HOOK_PLUGINS_GROUP: {"local-observer": "local_observer_hooks"}},
+    )
+    import PIL.Image
+
+    import cvat_aa
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        PIL.Image.new("RGB", (8, 8)).save(folder / f"{i}.png")
+
+    class OneBox:
+        spec = cvat_aa.DetectionFunctionSpec(
+            labels=[cvat_aa.label_spec("car", 0, type="rectangle")]
+        )
+
+        def detect(self, context, image):
+            return [cvat_aa.rectangle(0, [1, 1, 4, 4])]
+
+    import local_observer_hooks
+
+    cvat_aa.annotate_images(OneBox(), [folder], batch_size=2)
+    assert local_observer_hooks.events == [
+        ("started", "images", 3),
+        ("frames", [0, 1], 2),
+        ("frames", [2], 1),
+        ("finished", "images", 3),
+    ]

@@ -84,9 +84,11 @@ def cvat_aa_detect(
 def cvat_aa_run_started(run: Mapping[str, Any]) -> None:
     """Observe the start of a run, after the spec was matched to the task.
 
-    :param run: a read-only description of the run with keys ``target`` (``"task"`` or
-        ``"job"``), ``target_id``, ``function`` (the function's name, or its class name when
-        it was passed as an object) and ``frames`` (the number of frames to process).
+    :param run: a read-only description of the run with keys ``target`` (``"task"``,
+        ``"job"``, or ``"images"`` for a local run over files), ``target_id`` (``None`` for a
+        local run), ``function`` (the function's name, or its class name when it was passed as
+        an object) and ``frames`` (the number of frames to process; for a local run over
+        videos, an estimate).
 
     Return values are ignored; an exception raised here ends the run before anything is
     uploaded.
@@ -106,11 +108,13 @@ def cvat_aa_frames_done(frames: Sequence[int], annotations: int) -> None:
 
 @hookspec
 def cvat_aa_run_finished(summary: Mapping[str, Any]) -> None:
-    """Observe the end of a successful run, after the annotations were uploaded.
+    """Observe the end of a successful run, after the annotations were uploaded (or, for a
+    local run, produced).
 
-    :param summary: the run's summary with keys ``frames`` (frames processed),
-        ``annotations`` (total), ``per_label`` (a mapping of task label name to count) and
-        ``elapsed_s`` (seconds).
+    :param summary: the run's summary with keys ``target`` and ``target_id`` (as in
+        ``cvat_aa_run_started``), ``frames`` (frames processed), ``annotations`` (total),
+        ``per_label`` (a mapping of label name to count) and ``elapsed_s`` (seconds); task and
+        job runs add ``task_id`` and more.
 
     Return values are ignored.
     """

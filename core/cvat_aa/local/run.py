@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -154,6 +155,16 @@ def annotate_images(
     )
     pbar = pbar or NullProgressReporter()
     results: list[FrameAnnotations] = []
+    name = _function_name(loaded, function)
+    run_hooks = hooks()
+    run_hooks.run_started(
+        {
+            "target": "images",
+            "target_id": None,
+            "function": name,
+            "frames": source.estimated_count(),
+        }
+    )
     with pbar.task(total=source.estimated_count(), unit="frames"):
         for batch in batches(source.iter_frames(), batch_size):
             contexts = [
@@ -167,8 +178,10 @@ def annotate_images(
             detected = detect_batch(
                 loaded, contexts, [f.image for f in batch], [(f.index, f.name) for f in batch]
             )
+            count = 0
             for frame, annotations in zip(batch, detected, strict=True):
                 tags, shapes = mapper.map_frame(annotations, frame.index)
+                count += len(tags) + len(shapes)
                 if on_frame is not None:
                     on_frame(frame, tags, shapes)
                 results.append(
@@ -176,9 +189,24 @@ def annotate_images(
                         frame.index, frame.name, frame.image.width, frame.image.height, tags, shapes
                     )
                 )
+            run_hooks.frames_done([f.index for f in batch], count)
             pbar.advance(len(batch))
-    return LocalResult(
-        function=_function_name(loaded, function),
+    result = LocalResult(
+        function=name,
         annotations=AnnotationSet(catalog, results),
         elapsed_s=round(time.monotonic() - started, 3),
     )
+    per_label = Counter(
+        catalog.name(a.label_id) for frame in results for a in (*frame.tags, *frame.shapes)
+    )
+    run_hooks.run_finished(
+        {
+            "target": "images",
+            "target_id": None,
+            "frames": len(results),
+            "annotations": sum(per_label.values()),
+            "per_label": dict(per_label),
+            "elapsed_s": result.elapsed_s,
+        }
+    )
+    return result
