@@ -7,6 +7,7 @@ thread while detection goes on. See ``frames``, ``upload`` and ``journal``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
@@ -24,10 +25,19 @@ from ..interface import FrameContext
 from ..plugins import Hooks, hooks, load_function
 from .detection import Executor, FunctionFailedError, LocalExecutor
 from .frames import Frame, FrameCallback, FrameSelection, FrameSource, batches
-from .journal import Journal, journal_key
+from .journal import (
+    SCHEMA_VERSION,
+    AnnotationKey,
+    Journal,
+    annotation_extents,
+    journal_key,
+    list_journals,
+)
 from .label_mapping import LabelMapper
 from .memory import keep_large_buffers_unpooled
 from .retry import RetryPolicy
+from .run_lock import RunLock
+from .server_url import normalize_server_url
 from .upload import AnnotationTarget, Uploader
 
 __all__ = ["AnnotationSummary", "annotate_job", "annotate_task"]
@@ -58,6 +68,8 @@ class AnnotationSummary:
     """Frames the function failed on, with why (only with ``on_error="skip"``)."""
     resumed: bool = False
     """Whether the run continued an interrupted one."""
+    frames_resumed: int = 0
+    """Frames a resumed run had finished before (included in ``frames``)."""
     dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,11 +78,17 @@ class AnnotationSummary:
     def format(self) -> str:
         """A short human-readable report."""
         verb = "Processed (dry run, nothing uploaded)" if self.dry_run else "Annotated"
+        # The rate is this run's: frames a resumed run had finished before took no time now.
+        now = self.frames - self.frames_resumed
         lines = [
             f"{verb} {self.target} {self.target_id}: {self.frames} frames,"
             f" {self.annotations} annotations in {self.elapsed_s:.1f} s"
-            + (f" ({self.frames / self.elapsed_s:.1f} frames/s)" if self.elapsed_s > 0 else "")
-            + (" (resumed)" if self.resumed else "")
+            + (f" ({now / self.elapsed_s:.1f} frames/s)" if self.elapsed_s > 0 else "")
+            + (
+                f" (resumed: {self.frames_resumed} frames were done before)"
+                if self.resumed
+                else ""
+            )
         ]
         width = max((len(name) for name in self.per_label), default=0)
         for name, count in sorted(self.per_label.items(), key=lambda item: (-item[1], item[0])):
@@ -176,13 +194,7 @@ class _Run:
         uploader: Uploader | None,
     ) -> None:
         done = journal.finished_frames()
-        todo = FrameSource(
-            task=source.task,
-            frames=[(i, n) for i, n in source.frames if i not in done],
-            chunk_size=source.chunk_size,
-            is_video=source.is_video,
-            retry=source.retry,
-        )
+        todo = attrs.evolve(source, frames=[(i, n) for i, n in source.frames if i not in done])
         if done:
             logger.info(
                 "Resuming: %d of %d frames were finished before",
@@ -212,6 +224,159 @@ class _Run:
                         uploader.add(frame.index, tags, shapes)
                 self.hooks.frames_done([f.index for f in batch], count)
                 self.options.pbar.advance(len(batch))
+
+
+def _identity_without_values(identity: str | None) -> Any:
+    """The function's identity as a journal may show it: parameter names, not their values
+    (a parameter may be an API key; values only go into the journal key's hash)."""
+    if identity is None:
+        return None
+    try:
+        data = json.loads(identity)
+    except ValueError:
+        return {"source": "?"}
+    if isinstance(data, dict) and isinstance(data.get("parameters"), dict):
+        data["parameters"] = sorted(data["parameters"])
+    return data
+
+
+def _warn_about_unfinished_runs(directory: Path, own: Path, server: str, task_id: int) -> None:
+    """Say so when an earlier, unfinished run with other options left annotations in the task."""
+    for info in list_journals(directory):
+        if info.path == own or not info.compatible or not info.may_have_uploads:
+            continue
+        if info.server == server and info.task_id == task_id:
+            logger.warning(
+                "task %d still holds %d annotations uploaded by an unfinished run of %s (run %s,"
+                " started %s, with other options than this one); 'cvat-aa runs rollback %s'"
+                " removes them, 'cvat-aa runs list' shows all unfinished runs",
+                task_id,
+                sum(info.uploaded.values()),
+                info.run.get("function_name", "?"),
+                info.id,
+                info.created_at,
+                info.id,
+            )
+
+
+def clear_scope(
+    journal: Journal, source: FrameSource
+) -> tuple[set[AnnotationKey], list[AnnotationKey]]:
+    """The baseline annotations that ``clear_existing`` removes, and the tracks it keeps.
+
+    Only annotations on frames the run processed and finished are removed: a tag or shape
+    whose frame is done; a track whose every frame (from its first shape to its last, or to
+    the end of the task or job while it is not closed by an ``outside`` shape) is done or
+    deleted. Annotations on frames outside the selection, outside the job, or on frames the
+    function failed on are kept.
+    """
+    done = {f for f, status in journal.finished_frames().items() if status == "done"}
+    first, last = source.span
+    remove: set[AnnotationKey] = set()
+    kept_tracks: list[AnnotationKey] = []
+    for key, start, stop in journal.baseline_extents():
+        if start is None:
+            continue
+        if key[0] != "track":
+            if start in done:
+                remove.add(key)
+            continue
+        stop = last if stop is None else stop
+        if (
+            first <= start
+            and stop <= last
+            and all(f in done or f in source.deleted for f in range(start, stop + 1))
+        ):
+            remove.add(key)
+        elif any(f in done for f in range(max(start, first), min(stop, last) + 1)):
+            kept_tracks.append(key)
+    return remove, kept_tracks
+
+
+@attrs.frozen
+class RunStopped:
+    """Attached to the exception that stopped a run (as ``cvat_aa_stopped``): what was undone
+    and what a rerun does."""
+
+    target: str
+    removed: int
+    """Annotations the run had uploaded and removed again."""
+    left: int
+    """Annotations the run had uploaded and could not remove (the server failed)."""
+    frames_done: int
+    """Frames finished and kept in the journal."""
+    journal: Path | None
+    """The journal a rerun resumes from; None when the run kept none."""
+
+
+def _upload(
+    run: _Run,
+    target: AnnotationTarget,
+    mapper: LabelMapper,
+    source: FrameSource,
+    journal: Journal,
+    *,
+    keep_journal: bool,
+) -> None:
+    """Process the frames and upload their annotations; on any failure remove what was
+    uploaded, record what happened on the exception, and re-raise."""
+    options = run.options
+    retry = options.retry
+    uploader = None
+    try:
+        run.hooks.run_started(
+            {
+                "target": target.kind,
+                "target_id": target.id,
+                "function": run.function_name,
+                "frames": len(source),
+            }
+        )
+        if not options.dry_run:
+            if not journal.has_baseline():
+                existing = retry.call(
+                    target.get, what=f"reading the annotations of {target.describe()}"
+                )
+                journal.set_baseline(annotation_extents(existing))
+            uploader = Uploader(target, journal, retry=retry, piece_frames=options.upload_frames)
+            uploader.resolve_in_doubt()
+            for frame, tags, shapes in journal.unqueued_results():
+                uploader.add(frame, tags, shapes)
+        run.process(mapper, source, journal, uploader)
+        if uploader is not None:
+            uploader.close()
+            if options.clear_existing:
+                # Only now: a run that fails leaves the old annotations in place.
+                old, kept_tracks = clear_scope(journal, source)
+                removed = retry.call(
+                    lambda: target.delete(old),
+                    what=f"removing the old annotations of {target.describe()}",
+                )
+                logger.info(
+                    "Removed the %d annotations %s had before", len(removed), target.describe()
+                )
+                if kept_tracks:
+                    logger.warning(
+                        "Kept %d tracks of %s that extend over frames this run did not process",
+                        len(kept_tracks),
+                        target.describe(),
+                    )
+    except BaseException as ex:
+        report = None
+        if uploader is not None:
+            uploader.abort()
+            report = uploader.rollback()
+        done = sum(1 for status in journal.finished_frames().values() if status == "done")
+        with contextlib.suppress(AttributeError, TypeError):
+            ex.cvat_aa_stopped = RunStopped(  # type: ignore[attr-defined]
+                target=target.describe(),
+                removed=report.removed if report else 0,
+                left=report.left if report else 0,
+                frames_done=done,
+                journal=journal.path if keep_journal else None,
+            )
+        journal.close()
+        raise
 
 
 def _annotate(
@@ -264,81 +429,58 @@ def _annotate(
         conv_mask_to_poly=options.conv_mask_to_poly,
     )
     target = AnnotationTarget(client, target_kind, target_id)
-
+    server = normalize_server_url(client.api_map.host)
     key_parts = {
-        "server": client.api_map.host,
+        "journal": SCHEMA_VERSION,
+        "server": server,
         "target": [target_kind, target_id],
         "function": options.journal_key,
         **options.key_parts(),
     }
+    describe = {
+        "server": server,
+        "target": [target_kind, target_id],
+        "task_id": task.id,
+        "function_name": run.function_name,
+        "function": _identity_without_values(options.journal_key),
+        "options": options.key_parts(),
+    }
     persistent = (
         options.journal_dir is not None and options.journal_key is not None and not options.dry_run
     )
-    scratch = None if persistent else tempfile.TemporaryDirectory(prefix="cvat-aa-run-")
-    journal = Journal.open(
-        Path(options.journal_dir if persistent else scratch.name),
-        journal_key(key_parts),
-        describe={**key_parts, "function_name": run.function_name},
-    )
-    logger.debug("Journal: %s (%s)", journal.path, "resumed" if journal.resumed else "new")
-    if options.resume and not journal.resumed:
-        journal.close(delete=True)
-        raise ValueError(
-            f"there is no interrupted run of this function on {target.describe()} to resume"
-            " (with these parameters and options)"
-        )
-    uploader = None
-    try:
-        run.hooks.run_started(
-            {
-                "target": target_kind,
-                "target_id": target_id,
-                "function": run.function_name,
-                "frames": len(source),
-            }
-        )
+    with contextlib.ExitStack() as cleanup:
         if not options.dry_run:
-            if not journal.has_baseline():
-                existing = retry.call(
-                    target.get, what=f"reading the annotations of {target.describe()}"
+            cleanup.enter_context(
+                RunLock.acquire(
+                    server, task.id, what=target.describe(), function=run.function_name
                 )
-                journal.set_baseline(
-                    a.id for a in (*existing.tags, *existing.shapes, *existing.tracks)
-                )
-            uploader = Uploader(target, journal, retry=retry, piece_frames=options.upload_frames)
-            uploader.resolve_in_doubt()
-            for frame, tags, shapes in journal.unqueued_results():
-                uploader.add(frame, tags, shapes)
-        run.process(mapper, source, journal, uploader)
-        if uploader is not None:
-            uploader.close()
-            if options.clear_existing:
-                # Only now: a run that fails leaves the old annotations in place.
-                old = journal.baseline()
-                removed = retry.call(
-                    lambda: target.delete(sorted(old)),
-                    what=f"removing the old annotations of {target.describe()}",
-                )
-                logger.info(
-                    "Removed the %d annotations %s had before", len(removed), target.describe()
-                )
-    except BaseException:
-        if uploader is not None:
-            uploader.abort()
-            uploader.rollback()
-        journal.close()
-        if scratch is not None:
-            scratch.cleanup()
-        raise
+            )
+        if persistent:
+            journal_dir = options.journal_dir
+        else:
+            journal_dir = Path(
+                cleanup.enter_context(tempfile.TemporaryDirectory(prefix="cvat-aa-run-"))
+            )
+        journal = Journal.open(journal_dir, journal_key(key_parts), describe=describe)
+        logger.debug("Journal: %s (%s)", journal.path, "resumed" if journal.resumed else "new")
+        if options.resume and not journal.resumed:
+            journal.close(delete=True)
+            raise ValueError(
+                f"there is no interrupted run of this function on {target.describe()} to resume"
+                " (with these parameters and options)"
+            )
+        if persistent:
+            _warn_about_unfinished_runs(journal_dir, journal.path, server, task.id)
+        finished = journal.finished_frames()
+        frames_before = sum(1 for i, _ in source.frames if finished.get(i) == "done")
+        _upload(run, target, mapper, source, journal, keep_journal=persistent)
 
-    processed, by_id = journal.label_counts({i for i, _ in source.frames})
+        processed, by_id = journal.label_counts({i for i, _ in source.frames})
+        failed = journal.failed_frames()
+        resumed = journal.resumed
+        journal.close(delete=True)
     names = {label.id: label.name for label in task_labels}
     per_label = Counter({names.get(i, str(i)): n for i, n in by_id.items()})
-    failed = journal.failed_frames()
-    resumed = journal.resumed
-    journal.close(delete=True)
-    if scratch is not None:
-        scratch.cleanup()
     summary = AnnotationSummary(
         target=target_kind,
         target_id=target_id,
@@ -349,6 +491,7 @@ def _annotate(
         elapsed_s=round(time.monotonic() - started, 3),
         failed_frames=failed,
         resumed=resumed,
+        frames_resumed=frames_before if resumed else 0,
         dry_run=options.dry_run,
     )
     run.hooks.run_finished(summary.to_dict())

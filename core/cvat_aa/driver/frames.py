@@ -113,6 +113,10 @@ class FrameSource:
     chunk_size: int
     is_video: bool
     retry: RetryPolicy = attrs.Factory(RetryPolicy)
+    span: tuple[int, int] = (0, -1)
+    """The first and last frame of the task or job, whatever the selection."""
+    deleted: frozenset[int] = frozenset()
+    """The task's deleted frames."""
 
     @classmethod
     def for_task(
@@ -148,6 +152,8 @@ class FrameSource:
             chunk_size=task.data_chunk_size,
             is_video=is_video,
             retry=retry,
+            span=(first, last),
+            deleted=frozenset(deleted),
         )
 
     def __len__(self) -> int:

@@ -2,20 +2,30 @@
 
 The journal records, as they happen: the annotations the target had when the run started
 (the baseline), every frame's mapped results, each upload piece before it is sent and the
-ids the server gave its annotations once it was. A run that finds a journal with the same
+annotations the server created for it once it was. A run that finds a journal with the same
 key resumes: finished frames are not recomputed, uploaded pieces are not sent again, and a
-piece whose reply was lost is looked up on the server before it is re-sent.
+piece whose reply was lost is looked up on the server before it is re-sent. A journal that
+outlives its run (the run was killed, or failed) can be listed, rolled back or forgotten
+(``cvat-aa runs``).
+
+Annotations are keyed by ``(kind, id)``: CVAT numbers tags, shapes and tracks in separate
+sequences, so tag 7 and shape 7 are different annotations and must never be confused, neither
+when clearing nor when rolling back.
 
 The key covers the server, the task or job, the function and its parameters and every option
 that changes the results, so a different function or parameter set never reuses a journal.
+Journals are private to the user (directory 0700, files 0600) and hold no credentials and no
+parameter values: those are only hashed into the key.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import logging
 import os
+import socket
 import sqlite3
 import threading
 from collections import Counter
@@ -23,15 +33,39 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 from cvat_sdk import models
 
-__all__ = ["Journal", "default_journal_dir", "journal_key"]
+__all__ = [
+    "ANNOTATION_KINDS",
+    "AnnotationKey",
+    "Journal",
+    "JournalError",
+    "JournalInfo",
+    "default_journal_dir",
+    "default_state_dir",
+    "journal_key",
+    "list_journals",
+    "private_directory",
+]
 
 logger = logging.getLogger(__name__)
 
+SCHEMA_VERSION = 2
+
+ANNOTATION_KINDS = ("tag", "shape", "track")
+AnnotationKey = tuple[str, int]
+"""``(kind, id)``: ``kind`` is ``"tag"``, ``"shape"`` or ``"track"``."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS baseline (id INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS baseline (
+    kind TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    first_frame INTEGER,            -- the frames the annotation covers: a tag's or shape's own
+    last_frame INTEGER,             -- frame; a track's first and last (NULL: to the end)
+    PRIMARY KEY (kind, id)
+);
 CREATE TABLE IF NOT EXISTS frames (
     frame INTEGER PRIMARY KEY,
     status TEXT NOT NULL,           -- 'done' or 'failed'
@@ -44,14 +78,54 @@ CREATE TABLE IF NOT EXISTS pieces (
     state TEXT NOT NULL,            -- 'sending' or 'uploaded'
     annotations INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS created (id INTEGER PRIMARY KEY, piece INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS created (
+    kind TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    piece INTEGER NOT NULL,
+    PRIMARY KEY (kind, id)
+);
 """
+
+
+class JournalError(ValueError):
+    """The journal (or its directory) cannot be used."""
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/cvat-aa`` (``~/.local/state/cvat-aa``)."""
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "cvat-aa"
 
 
 def default_journal_dir() -> Path:
     """``$XDG_STATE_HOME/cvat-aa/journals`` (``~/.local/state/cvat-aa/journals``)."""
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "cvat-aa" / "journals"
+    return default_state_dir() / "journals"
+
+
+def private_directory(path: Path, *, role: str = "journal") -> Path:
+    """``path`` as a directory this user can write, created 0700 if it was not there.
+
+    Raises :class:`JournalError` with what to do when it cannot be used.
+    """
+    path = Path(path).expanduser()
+    hint = (
+        "pass --journal-dir DIR to keep journals elsewhere, or --no-journal"
+        if role == "journal"
+        else "set XDG_STATE_HOME to a writable directory"
+    )
+    if path.exists() and not path.is_dir():
+        raise JournalError(f"the {role} directory {path} is a file, not a directory; {hint}")
+    try:
+        if not path.is_dir():
+            path.mkdir(parents=True, mode=0o700)
+            path.chmod(0o700)  # mkdir's mode is masked by the umask
+    except OSError as ex:
+        raise JournalError(
+            f"cannot create the {role} directory {path}: {ex.strerror or ex}; {hint}"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise JournalError(f"the {role} directory {path} is not writable; {hint}")
+    return path
 
 
 def journal_key(parts: Mapping[str, Any]) -> str:
@@ -78,24 +152,92 @@ def _from_json(
     )
 
 
+def _track_extent(track: Any) -> tuple[int, int | None]:
+    """The frames a track covers: from its first shape to its last (None: to the end)."""
+    shapes = [*track.shapes]
+    for element in getattr(track, "elements", None) or []:
+        shapes.extend(element.shapes)
+    if not shapes:
+        return track.frame, track.frame
+    last = max(shapes, key=lambda s: s.frame)
+    closed = all(s.outside for s in shapes if s.frame == last.frame)
+    return min(track.frame, *(s.frame for s in shapes)), (last.frame if closed else None)
+
+
+def annotation_extents(
+    data: models.LabeledData,
+) -> Iterator[tuple[AnnotationKey, int, int | None]]:
+    """Every annotation of ``data`` with the first and last frame it covers."""
+    for tag in data.tags:
+        yield ("tag", tag.id), tag.frame, tag.frame
+    for shape in data.shapes:
+        yield ("shape", shape.id), shape.frame, shape.frame
+    for track in data.tracks:
+        first, last = _track_extent(track)
+        yield ("track", track.id), first, last
+
+
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _create_private_file(path: Path) -> bool:
+    """Create ``path`` 0600 if it is not there (SQLite gives its -wal and -shm files the same
+    mode); return whether it existed."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return True
+    except OSError as ex:
+        raise JournalError(
+            f"cannot create the journal {path}: {ex.strerror or ex}; pass --journal-dir DIR to"
+            " keep journals elsewhere, or --no-journal"
+        ) from None
+    os.close(fd)
+    return False
+
+
 class Journal:
     """One run's journal file. Thread-safe: the uploader thread records pieces too."""
 
     def __init__(self, path: Path, *, describe: Mapping[str, Any]) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.resumed = path.exists()
+        private_directory(path.parent)
+        existed = _create_private_file(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        if not self.resumed:
-            with self._tx() as db:
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            meta = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as ex:
+            raise JournalError(
+                f"cannot use the journal {path}: {ex}; remove it (the run it belongs to cannot"
+                " resume then), or pass --no-journal"
+            ) from None
+        # A file without a run record is one that a killed run had only just created.
+        self.resumed = existed and "run" in meta
+        if self.resumed and meta.get("schema") != str(SCHEMA_VERSION):
+            self._db.close()
+            raise JournalError(
+                f"the journal {path} was written by another version of cvat-aa; see"
+                " 'cvat-aa runs list'"
+            )
+        with self._tx() as db:
+            if not self.resumed:
                 db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('run', ?)",
                     (json.dumps(dict(describe), default=str),),
                 )
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('created', ?)", (_now(),))
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('process', ?)",
+                (json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}),),
+            )
 
     @classmethod
     def open(cls, directory: Path, key: str, *, describe: Mapping[str, Any]) -> Journal:
@@ -123,18 +265,34 @@ class Journal:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
+    def describe(self) -> dict[str, Any]:
+        [(text,)] = self._query("SELECT value FROM meta WHERE name = 'run'")
+        return json.loads(text)
+
     # baseline
 
     def has_baseline(self) -> bool:
         return bool(self._query("SELECT value FROM meta WHERE name = 'baseline'"))
 
-    def set_baseline(self, ids: Iterable[int]) -> None:
+    def set_baseline(self, annotations: Iterable[tuple[AnnotationKey, int, int | None]]) -> None:
+        """Record what the target held before the run: ((kind, id), first frame, last frame)."""
         with self._tx() as db:
-            db.executemany("INSERT OR IGNORE INTO baseline VALUES (?)", ((i,) for i in ids))
+            db.executemany(
+                "INSERT OR IGNORE INTO baseline VALUES (?, ?, ?, ?)",
+                ((kind, i, first, last) for (kind, i), first, last in annotations),
+            )
             db.execute("INSERT OR REPLACE INTO meta VALUES ('baseline', 'set')")
 
-    def baseline(self) -> set[int]:
-        return {row[0] for row in self._query("SELECT id FROM baseline")}
+    def baseline(self) -> set[AnnotationKey]:
+        return {(kind, i) for kind, i in self._query("SELECT kind, id FROM baseline")}
+
+    def baseline_extents(self) -> list[tuple[AnnotationKey, int | None, int | None]]:
+        return [
+            ((kind, i), first, last)
+            for kind, i, first, last in self._query(
+                "SELECT kind, id, first_frame, last_frame FROM baseline"
+            )
+        ]
 
     # frames
 
@@ -199,10 +357,13 @@ class Journal:
                 "UPDATE frames SET piece = ? WHERE frame = ?", ((piece, f) for f in frames)
             )
 
-    def piece_uploaded(self, piece: int, ids: Iterable[int]) -> None:
+    def piece_uploaded(self, piece: int, keys: Iterable[AnnotationKey]) -> None:
         with self._tx() as db:
             db.execute("UPDATE pieces SET state = 'uploaded' WHERE piece = ?", (piece,))
-            db.executemany("INSERT OR IGNORE INTO created VALUES (?, ?)", ((i, piece) for i in ids))
+            db.executemany(
+                "INSERT OR IGNORE INTO created VALUES (?, ?, ?)",
+                ((kind, i, piece) for kind, i in keys),
+            )
 
     def piece_not_sent(self, piece: int) -> None:
         """The piece did not reach the server (or was removed again): its frames are unqueued."""
@@ -229,13 +390,16 @@ class Journal:
         [(last,)] = self._query("SELECT COALESCE(MAX(piece), 0) FROM pieces")
         return last + 1
 
-    def created_ids(self) -> set[int]:
-        return {row[0] for row in self._query("SELECT id FROM created")}
+    def created(self) -> set[AnnotationKey]:
+        """The annotations this run has uploaded, as (kind, id)."""
+        return {(kind, i) for kind, i in self._query("SELECT kind, id FROM created")}
 
-    def forget_created(self, ids: Iterable[int]) -> None:
+    def forget_created(self, keys: Iterable[AnnotationKey]) -> None:
         """Those annotations were removed from the server (a rollback): re-queue their frames."""
-        ids = set(ids)
-        pieces = {p for (i, p) in self._query("SELECT id, piece FROM created") if i in ids}
+        keys = set(keys)
+        pieces = {
+            p for kind, i, p in self._query("SELECT kind, id, piece FROM created") if (kind, i) in keys
+        }
         for piece in pieces:
             self.piece_not_sent(piece)
 
@@ -245,5 +409,109 @@ class Journal:
         with self._lock:
             self._db.close()
         if delete:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            remove_journal_files(self.path)
+
+
+def remove_journal_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@attrs.frozen(kw_only=True)
+class JournalInfo:
+    """What a journal left behind by a run that did not finish says about that run."""
+
+    path: Path
+    key: str
+    compatible: bool
+    """False for a journal another version of cvat-aa wrote: it can only be forgotten."""
+    run: dict[str, Any] = attrs.field(factory=dict)
+    """server, target, task_id, function_name, ... as the run recorded them."""
+    process: dict[str, Any] = attrs.field(factory=dict)
+    """pid, host and start time of the last process that worked on it."""
+    created_at: str | None = None
+    frames_done: int = 0
+    frames_failed: int = 0
+    uploaded: dict[str, int] = attrs.field(factory=dict)
+    """Annotations the run created that are still on the server, per kind."""
+    pieces_in_doubt: int = 0
+    """Uploads the run was sending when it stopped (they may or may not have arrived)."""
+
+    @property
+    def id(self) -> str:
+        """The short id users type (the key's first 12 characters)."""
+        return self.key[:12]
+
+    @property
+    def server(self) -> str | None:
+        return self.run.get("server")
+
+    @property
+    def task_id(self) -> int | None:
+        return self.run.get("task_id")
+
+    @property
+    def target(self) -> str:
+        target = self.run.get("target")
+        return f"{target[0]} {target[1]}" if isinstance(target, list) else "?"
+
+    @property
+    def may_have_uploads(self) -> bool:
+        return bool(sum(self.uploaded.values()) or self.pieces_in_doubt)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "path": str(self.path),
+            "compatible": self.compatible,
+            "server": self.server,
+            "target": self.target,
+            "task_id": self.task_id,
+            "function": self.run.get("function_name"),
+            "created_at": self.created_at,
+            "last_process": self.process,
+            "frames_done": self.frames_done,
+            "frames_failed": self.frames_failed,
+            "uploaded": self.uploaded,
+            "pieces_in_doubt": self.pieces_in_doubt,
+        }
+
+    @classmethod
+    def read(cls, path: Path) -> JournalInfo:
+        key = path.name.removesuffix(".sqlite3")
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return cls(path=path, key=key, compatible=False)
+        try:
+            meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+            if meta.get("schema") != str(SCHEMA_VERSION):
+                return cls(path=path, key=key, compatible=False)
+            statuses = Counter(s for (s,) in db.execute("SELECT status FROM frames"))
+            return cls(
+                path=path,
+                key=key,
+                compatible=True,
+                run=json.loads(meta.get("run", "{}")),
+                process=json.loads(meta.get("process", "{}")),
+                created_at=meta.get("created"),
+                frames_done=statuses["done"],
+                frames_failed=statuses["failed"],
+                uploaded=dict(db.execute("SELECT kind, COUNT(*) FROM created GROUP BY kind")),
+                pieces_in_doubt=db.execute(
+                    "SELECT COUNT(*) FROM pieces WHERE state = 'sending'"
+                ).fetchone()[0],
+            )
+        except sqlite3.Error:
+            return cls(path=path, key=key, compatible=False)
+        finally:
+            db.close()
+
+
+def list_journals(directory: Path) -> list[JournalInfo]:
+    """The journals in ``directory``: runs that were killed or failed, oldest first."""
+    directory = Path(directory).expanduser()
+    if not directory.is_dir():
+        return []
+    infos = [JournalInfo.read(p) for p in directory.glob("*.sqlite3")]
+    return sorted(infos, key=lambda info: (info.created_at or "", info.key))

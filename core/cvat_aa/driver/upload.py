@@ -9,6 +9,9 @@ accepted it, with the ids the server gave its annotations, so that:
   the server instead of being sent twice;
 * a failed run can remove what it uploaded and leave the task as it found it;
 * a killed run resumes without sending a piece again.
+
+Annotations are identified by ``(kind, id)`` throughout (see ``journal``): CVAT's tags, shapes
+and tracks have separate id sequences.
 """
 
 from __future__ import annotations
@@ -17,17 +20,17 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
 from cvat_sdk import models
 from cvat_sdk.core import Client
 
-from .journal import Journal
+from .journal import AnnotationKey, Journal
 from .retry import RetryPolicy
 
-__all__ = ["AnnotationTarget", "Uploader"]
+__all__ = ["AnnotationTarget", "RollbackReport", "Uploader"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +59,8 @@ class AnnotationTarget:
         self,
         tags: Sequence[models.LabeledImageRequest],
         shapes: Sequence[models.LabeledShapeRequest],
-    ) -> list[int]:
-        """PATCH action=create; return the ids the server gave the new tags and shapes."""
+    ) -> list[AnnotationKey]:
+        """PATCH action=create; return the (kind, id) the server gave the new tags and shapes."""
         _, response = self._api.partial_update_annotations(
             "create",
             self.id,
@@ -65,31 +68,58 @@ class AnnotationTarget:
             _parse_response=False,
         )
         body = json.loads(response.data or b"{}")
-        return [a["id"] for a in (*body.get("tags", []), *body.get("shapes", [])) if "id" in a]
+        return [
+            (kind, a["id"])
+            for kind, field in (("tag", "tags"), ("shape", "shapes"))
+            for a in body.get(field, [])
+            if "id" in a
+        ]
 
-    def delete(self, ids: Sequence[int]) -> set[int]:
-        """Delete the tags, shapes and tracks with these ids; return the ids that were there."""
-        wanted = set(ids)
+    def delete(self, keys: Iterable[AnnotationKey]) -> set[AnnotationKey]:
+        """Delete these tags, shapes and tracks, each given as (kind, id); return those that
+        were there. A tag and a shape with the same id are different annotations."""
+        wanted = set(keys)
         if not wanted:
             return set()
         current = self.get()
         request = models.PatchedLabeledDataRequest(
             tags=[
-                models.LabeledImageRequest(**a.to_dict()) for a in current.tags if a.id in wanted
+                models.LabeledImageRequest(**a.to_dict())
+                for a in current.tags
+                if ("tag", a.id) in wanted
             ],
             shapes=[
-                models.LabeledShapeRequest(**a.to_dict()) for a in current.shapes if a.id in wanted
+                models.LabeledShapeRequest(**a.to_dict())
+                for a in current.shapes
+                if ("shape", a.id) in wanted
             ],
             tracks=[
-                models.LabeledTrackRequest(**a.to_dict()) for a in current.tracks if a.id in wanted
+                models.LabeledTrackRequest(**a.to_dict())
+                for a in current.tracks
+                if ("track", a.id) in wanted
             ],
         )
-        found = {a.id for a in (*request.tags, *request.shapes, *request.tracks)}
+        found = {
+            *(("tag", a.id) for a in request.tags),
+            *(("shape", a.id) for a in request.shapes),
+            *(("track", a.id) for a in request.tracks),
+        }
         if found:
             self._api.partial_update_annotations(
                 "delete", self.id, patched_labeled_data_request=request, _parse_response=False
             )
         return found
+
+
+@attrs.frozen
+class RollbackReport:
+    """What undoing a run's uploads did."""
+
+    target: str
+    removed: int
+    """Annotations the run had uploaded and that were removed again."""
+    left: int
+    """Annotations the run had uploaded that could not be removed (the server failed)."""
 
 
 @attrs.define
@@ -134,15 +164,18 @@ class Uploader:
 
     # the server side of a piece
 
-    def _find_applied(self, frames: Sequence[int], count: int) -> list[int] | None:
-        """The ids of a piece's annotations if the server has them, None if it has none."""
+    def _find_applied(self, frames: Sequence[int], count: int) -> list[AnnotationKey] | None:
+        """The (kind, id) of a piece's annotations if the server has them, None if it has none."""
         wanted = set(frames)
-        known = self.journal.baseline() | self.journal.created_ids()
+        known = self.journal.baseline() | self.journal.created()
         current = self.target.get()
         new = [
-            a.id
-            for a in (*current.tags, *current.shapes)
-            if a.frame in wanted and a.id not in known
+            key
+            for key, frame in (
+                *((("tag", a.id), a.frame) for a in current.tags),
+                *((("shape", a.id), a.frame) for a in current.shapes),
+            )
+            if frame in wanted and key not in known
         ]
         if len(new) == count:
             return new
@@ -237,23 +270,23 @@ class Uploader:
             self._queue.put(_STOP)
             self._thread.join()
 
-    def rollback(self) -> None:
-        """Remove everything this run uploaded (best effort; logged when it fails)."""
-        created = self.journal.created_ids()
+    def rollback(self) -> RollbackReport:
+        """Remove everything this run uploaded (best effort: a failure is reported, not raised)."""
+        created = self.journal.created()
         if not created:
-            return
+            return RollbackReport(self.target.describe(), removed=0, left=0)
         try:
             removed = self.retry.call(
-                lambda: self.target.delete(sorted(created)), what="removing this run's annotations"
+                lambda: self.target.delete(created), what="removing this run's annotations"
             )
         except Exception as ex:
             logger.error(
-                "Could not remove the %d annotations this run uploaded to %s (%s); run the same"
-                " command again to finish the job",
+                "Could not remove the %d annotations this run uploaded to %s (%s)",
                 len(created),
                 self.target.describe(),
                 type(ex).__name__,
             )
-            return
+            return RollbackReport(self.target.describe(), removed=0, left=len(created))
         self.journal.forget_created(created)
         logger.info("Removed the %d annotations this run had uploaded", len(removed))
+        return RollbackReport(self.target.describe(), removed=len(removed), left=0)
