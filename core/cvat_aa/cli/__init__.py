@@ -10,6 +10,7 @@ Exit codes (also in docs/cli.md):
 4     the task or job was not found, or it has no data
 5     the function is bad: a broken plugin, or a function that broke the protocol
 6     the function raised an exception on a frame
+7     another run is annotating the same task (see the message for which)
 130   interrupted (Ctrl-C)
 ====  =====================================================================================
 """
@@ -22,8 +23,8 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import annotate, functions, sandbox
-from .errors import ExitCode, report_error
+from . import annotate, functions, runs, sandbox
+from .errors import ExitCode, report_error, stopped_run_lines
 
 __all__ = ["ExitCode", "main"]
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     functions.register(commands)
     annotate.register(commands)
+    runs.register(commands)
     sandbox.register(commands)
     return parser
 
@@ -60,8 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.debug)
     try:
         return int(args.run(args) or ExitCode.OK)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as ex:
         print("cvat-aa: interrupted", file=sys.stderr)
+        for line in stopped_run_lines(ex):
+            print(f"cvat-aa: {line}", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except Exception as ex:  # every error a user can hit ends here, as one message
         return report_error(ex, debug=args.debug)

@@ -23,7 +23,8 @@ from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
 from .. import __version__
 from ..driver import FrameSelection, annotate_job, annotate_project, annotate_task, annotate_tasks
 from ..driver.annotate import DEFAULT_BATCH_SIZE, DEFAULT_PREFETCH, DEFAULT_UPLOAD_FRAMES
-from ..driver.journal import default_journal_dir
+from ..driver.journal import default_journal_dir, private_directory
+from ..driver.server_url import redact_url
 from ..driver.ray_executor import RayExecutor
 from ..driver.retry import RetryPolicy
 from ..labels import LabelCatalog
@@ -259,6 +260,9 @@ def run(args: argparse.Namespace) -> int:
     if args.images is not None:
         return local_run.run(args)
     local_run.check_task_run(args)
+    if not args.no_journal and not args.dry_run:
+        # Before any work: a journal directory that cannot be used would fail the run late.
+        args.journal_dir = private_directory(args.journal_dir or default_journal_dir())
     several = args.project is not None or len(args.task_ids) > 1
     if several and args.preview is not None:
         raise UsageError("--preview works with one task or job; give one TASK_ID or --job")
@@ -335,7 +339,9 @@ def _run_on_server(
                     client, args.task_ids[0], function, dry_run=args.dry_run, **options
                 )
         except api_exceptions.NotFoundException:
-            raise NotFoundError(f"{target} was not found on {client.api_map.host}") from None
+            raise NotFoundError(
+                f"{target} was not found on {redact_url(client.api_map.host)}"
+            ) from None
         finally:
             if preview is not None:
                 preview.close()
@@ -355,10 +361,11 @@ def _run_on_server(
         print(summary.format())
         if preview is not None:
             print(f"Preview: {preview.index_path}")
+        host = redact_url(client.api_map.host)
         if args.project is not None and not args.dry_run:
-            print(f"See the result in CVAT: {client.api_map.host}/projects/{args.project}")
+            print(f"See the result in CVAT: {host}/projects/{args.project}")
         elif not several and not args.dry_run:
-            print(f"See the result in CVAT: {client.api_map.host}/tasks/{summary.task_id}")
+            print(f"See the result in CVAT: {host}/tasks/{summary.task_id}")
     return ExitCode.FUNCTION_FAILED if summary.failed_frames else ExitCode.OK
 
 

@@ -13,6 +13,7 @@ from cvat_sdk.api_client import exceptions as api_exceptions
 from cvat_sdk.core.exceptions import AuthStoreError
 
 from ..driver import FunctionFailedError, NoDataError
+from ..driver.run_lock import RunInProgressError
 from ..parameters import FunctionParameterError
 from ..plugins import UnknownFunctionError
 
@@ -27,6 +28,7 @@ class ExitCode(enum.IntEnum):
     NOT_FOUND = 4
     BAD_FUNCTION = 5
     FUNCTION_FAILED = 6
+    BUSY = 7
     INTERRUPTED = 130
 
 
@@ -46,6 +48,8 @@ def classify(ex: BaseException) -> tuple[ExitCode, str]:
         return ExitCode.BAD_FUNCTION, f"bad function: {ex}"
     if isinstance(ex, FunctionFailedError):
         return ExitCode.FUNCTION_FAILED, f"{ex}. Nothing was uploaded or written."
+    if isinstance(ex, RunInProgressError):
+        return ExitCode.BUSY, str(ex)
     if isinstance(ex, (NotFoundError, NoDataError)):
         return ExitCode.NOT_FOUND, str(ex)
     if isinstance(ex, AuthStoreError):
@@ -72,6 +76,33 @@ def _as_bytes(body: object) -> bytes:
     return body if isinstance(body, bytes) else str(body).encode()
 
 
+def stopped_run_lines(ex: BaseException) -> list[str]:
+    """What a stopped run undid, and what running the command again does."""
+    stopped = getattr(ex, "cvat_aa_stopped", None)
+    if stopped is None:
+        return []
+    lines = []
+    if stopped.removed:
+        lines.append(
+            f"removed the {stopped.removed} annotations this run had uploaded to"
+            f" {stopped.target}; it is as it was before the run"
+        )
+    if stopped.left:
+        lines.append(
+            f"could not remove the {stopped.left} annotations this run had uploaded to"
+            f" {stopped.target}; run the same command again to finish the run, or"
+            " 'cvat-aa runs rollback' to remove them"
+        )
+    if stopped.journal is not None:
+        lines.append(
+            f"run the same command again to resume: {stopped.frames_done} finished frames are"
+            " kept and will not be computed again ('cvat-aa runs list' shows unfinished runs)"
+        )
+    else:
+        lines.append("nothing was kept: running the command again starts over")
+    return lines
+
+
 def report_error(ex: BaseException, *, debug: bool) -> int:
     code, message = classify(ex)
     if debug:
@@ -81,6 +112,8 @@ def report_error(ex: BaseException, *, debug: bool) -> int:
         print("".join(traceback.format_tb(ex.__traceback__)).rstrip(), file=sys.stderr)
         print(f"{type(ex).__module__}.{type(ex).__qualname__}", file=sys.stderr)
     print(f"cvat-aa: error: {message}", file=sys.stderr)
+    for line in stopped_run_lines(ex):
+        print(f"cvat-aa: {line}", file=sys.stderr)
     if not debug and code == ExitCode.ERROR:
         print("cvat-aa: run with --debug for details", file=sys.stderr)
     return int(code)

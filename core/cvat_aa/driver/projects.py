@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -23,8 +24,9 @@ from cvat_sdk.core import Client
 
 from ..plugins import load_function
 from .annotate import AnnotationSummary, _options, annotate_task
-from .journal import journal_key
+from .journal import SCHEMA_VERSION, journal_key, private_directory
 from .retry import RetryPolicy
+from .server_url import normalize_server_url
 
 __all__ = ["TasksSummary", "annotate_project", "annotate_tasks"]
 
@@ -122,9 +124,12 @@ class _Progress:
 
     def save(self) -> None:
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(self.path.parent)
             temporary = self.path.with_suffix(".tmp")
-            temporary.write_text(json.dumps({"done": self.done}))
+            temporary.unlink(missing_ok=True)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(json.dumps({"done": self.done}))
             temporary.replace(self.path)
 
     def finish(self, task_id: int, summary: AnnotationSummary) -> None:
@@ -152,7 +157,8 @@ def _run(
     )
     key = journal_key(
         {
-            "server": client.api_map.host,
+            "journal": SCHEMA_VERSION,
+            "server": normalize_server_url(client.api_map.host),
             "targets": ["project", project_id] if project_id is not None else ["tasks", ids],
             "function": parsed.journal_key,
             **parsed.key_parts(),

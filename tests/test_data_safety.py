@@ -1,0 +1,620 @@
+"""Nothing a user owns is lost or duplicated: ids per kind, clearing, locking, orphaned runs.
+
+CVAT numbers tags, shapes and tracks in separate sequences, so a task routinely holds a tag, a
+shape and a track that all have id 1. Every test here seeds such collisions on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import PIL.Image
+import pytest
+
+import cvat_aa
+from cvat_aa.driver.journal import Journal, list_journals
+from cvat_aa.driver.run_lock import RunInProgressError, RunLock
+from cvat_aa.driver.server_url import normalize_server_url, redact_url
+from cvat_aa.driver.upload import RollbackReport, Uploader
+from cvat_aa.testing import TestServer
+
+LABELS = [{"name": "car", "type": "rectangle"}, {"name": "night", "type": "tag"}]
+
+
+def frame_number(context) -> int:
+    return int(context.frame_name.split("_")[1].split(".")[0])
+
+
+class Boxes:
+    """One box per frame."""
+
+    spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("car", 0, type="rectangle")])
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.fail_on = fail_on
+
+    def detect(self, context, image):
+        n = frame_number(context)
+        if n == self.fail_on:
+            raise ValueError(f"cannot read frame {n}")
+        return [cvat_aa.rectangle(0, [n, n, n + 5, n + 5])]
+
+
+class Tags:
+    """One tag per frame; fails on one frame if asked to."""
+
+    spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("night", 0, type="tag")])
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.fail_on = fail_on
+
+    def detect(self, context, image):
+        if frame_number(context) == self.fail_on:
+            raise ValueError("the model ran out of memory")
+        return [cvat_aa.tag(0)]
+
+
+def make_task(server: TestServer, frames: int, **kwargs) -> int:
+    images = [PIL.Image.new("RGB", (32, 32), (i, 0, 0)) for i in range(frames)]
+    return server.create_task("safety", images=images, labels=LABELS, chunk_size=4, **kwargs)
+
+
+def box(label: int, frame: int, **extra) -> dict:
+    return {
+        "type": "rectangle",
+        "frame": frame,
+        "label_id": label,
+        "points": [1, 1, 9, 9],
+        "source": "manual",
+        **extra,
+    }
+
+
+def track(label: int, keyframes: list[tuple[int, bool]]) -> dict:
+    """A rectangle track with shapes at these (frame, outside) keyframes."""
+    return {
+        "frame": keyframes[0][0],
+        "label_id": label,
+        "source": "manual",
+        "shapes": [
+            {"type": "rectangle", "frame": f, "points": [2, 2, 8, 8], "outside": outside}
+            for f, outside in keyframes
+        ],
+    }
+
+
+def seed(
+    server: TestServer,
+    task: int,
+    *,
+    tags: list[int] = (),
+    shapes: list[int] = (),
+    tracks: list[list[tuple[int, bool]]] = (),
+) -> dict[str, list[tuple[int, int]]]:
+    """Give the task manual annotations; return (id, frame) of each, per kind."""
+    car, night = server.label_id(task, "car"), server.label_id(task, "night")
+    server.set_annotations(
+        task,
+        {
+            "tags": [{"frame": f, "label_id": night, "source": "manual"} for f in tags],
+            "shapes": [box(car, f) for f in shapes],
+            "tracks": [track(car, keyframes) for keyframes in tracks],
+        },
+    )
+    return manual(server, task)
+
+
+def manual(server: TestServer, task: int) -> dict[str, list[tuple[int, int]]]:
+    data = server.annotations(task)
+    return {
+        kind: sorted((a["id"], a["frame"]) for a in data[kind] if a["source"] == "manual")
+        for kind in ("tags", "shapes", "tracks")
+    }
+
+
+def auto(server: TestServer, task: int, kind: str = "shapes") -> list[int]:
+    """The frames of the run's annotations of one kind."""
+    return sorted(a["frame"] for a in server.annotations(task)[kind] if a["source"] == "auto")
+
+
+# --- 1. ids are per kind ---------------------------------------------------------------------
+
+
+def test_clearing_a_task_with_tags_keeps_the_new_shapes_that_share_their_ids(
+    cvat_server, cvat_client
+):
+    task = make_task(cvat_server, 6)
+    before = seed(cvat_server, task, tags=range(6))
+    assert [i for i, _ in before["tags"]] == [1, 2, 3, 4, 5, 6]
+
+    cvat_aa.annotate_task(cvat_client, task, Boxes(), clear_existing=True)
+
+    shapes = cvat_server.annotations(task)["shapes"]
+    assert sorted(s["id"] for s in shapes) == [1, 2, 3, 4, 5, 6], "ids collide with the old tags"
+    assert auto(cvat_server, task) == list(range(6))
+    assert manual(cvat_server, task) == {"tags": [], "shapes": [], "tracks": []}
+
+
+def test_a_failed_run_that_uploaded_tags_keeps_the_users_shapes_with_the_same_ids(
+    cvat_server, cvat_client
+):
+    task = make_task(cvat_server, 8)
+    before = seed(cvat_server, task, shapes=range(4))
+
+    with pytest.raises(Exception, match="ran out of memory"):
+        cvat_aa.annotate_task(
+            cvat_client, task, Tags(fail_on=6), batch_size=1, upload_frames=2
+        )
+
+    assert manual(cvat_server, task) == before
+    assert auto(cvat_server, task, "tags") == [], "the run's tags were rolled back"
+
+
+def test_a_failed_job_run_keeps_the_users_tracks_with_the_same_ids(cvat_server, cvat_client):
+    task = make_task(cvat_server, 8, segment_size=4)
+    before = seed(cvat_server, task, tracks=[[(0, False), (3, True)], [(1, False), (2, True)]])
+    job = cvat_server.jobs(task)[0]["id"]
+
+    with pytest.raises(Exception, match="cannot read frame 3"):
+        cvat_aa.annotate_job(cvat_client, job, Boxes(fail_on=3), batch_size=1, upload_frames=1)
+
+    assert manual(cvat_server, task) == before
+    assert auto(cvat_server, task) == []
+
+
+def test_clearing_a_job_removes_its_track_and_keeps_new_shapes_with_the_tracks_id(
+    cvat_server, cvat_client
+):
+    task = make_task(cvat_server, 6, segment_size=3)
+    seed(cvat_server, task, tracks=[[(0, False), (2, True)], [(3, False), (5, True)]])
+    first_job = cvat_server.jobs(task)[0]["id"]
+
+    cvat_aa.annotate_job(cvat_client, first_job, Boxes(), clear_existing=True)
+
+    shapes = cvat_server.annotations(task)["shapes"]
+    assert sorted((s["id"], s["frame"]) for s in shapes) == [(1, 0), (2, 1), (3, 2)]
+    # The first job's track is replaced; the second job's is not touched.
+    assert [f for _, f in manual(cvat_server, task)["tracks"]] == [3]
+
+
+# --- 2. clearing touches only the frames the run processed ----------------------------------
+
+
+def test_clearing_with_frames_replaces_only_the_selected_frames(cvat_server, cvat_client):
+    task = make_task(cvat_server, 10)
+    seed(cvat_server, task, shapes=range(10), tags=[3, 8])
+
+    cvat_aa.annotate_task(cvat_client, task, Boxes(), frames="2-4", clear_existing=True)
+
+    left = manual(cvat_server, task)
+    assert [f for _, f in left["shapes"]] == [0, 1, 5, 6, 7, 8, 9]
+    assert [f for _, f in left["tags"]] == [8]
+    assert auto(cvat_server, task) == [2, 3, 4]
+
+
+def test_clearing_removes_only_tracks_that_lie_wholly_in_the_processed_frames(
+    cvat_server, cvat_client
+):
+    task = make_task(cvat_server, 10)
+    seed(
+        cvat_server,
+        task,
+        tracks=[
+            [(2, False), (4, False), (5, True)],  # frames 2-5: inside the selection
+            [(3, False), (7, True)],  # frames 3-7: goes beyond it
+            [(4, False)],  # never closed: runs to the end of the task
+        ],
+    )
+
+    cvat_aa.annotate_task(cvat_client, task, Boxes(), frames="2-5", clear_existing=True)
+
+    assert [f for _, f in manual(cvat_server, task)["tracks"]] == [3, 4]
+
+
+def test_clearing_a_job_with_frames_keeps_the_rest_of_the_job_and_the_other_jobs(
+    cvat_server, cvat_client
+):
+    task = make_task(cvat_server, 8, segment_size=4)
+    seed(cvat_server, task, shapes=range(8))
+    job = cvat_server.jobs(task)[1]["id"]
+
+    cvat_aa.annotate_job(cvat_client, job, Boxes(), frames="5,6", clear_existing=True)
+
+    assert [f for _, f in manual(cvat_server, task)["shapes"]] == [0, 1, 2, 3, 4, 7]
+    assert auto(cvat_server, task) == [5, 6]
+
+
+def test_clearing_keeps_the_annotations_of_frames_the_function_failed_on(
+    cvat_server, cvat_client
+):
+    task = make_task(cvat_server, 5)
+    seed(cvat_server, task, shapes=range(5))
+
+    summary = cvat_aa.annotate_task(
+        cvat_client, task, Boxes(fail_on=2), clear_existing=True, on_error="skip"
+    )
+
+    assert list(summary.failed_frames) == [2]
+    assert [f for _, f in manual(cvat_server, task)["shapes"]] == [2]
+    assert auto(cvat_server, task) == [0, 1, 3, 4]
+
+
+# --- 3. one run at a time per task -----------------------------------------------------------
+
+
+def test_a_run_on_a_task_another_live_run_holds_is_refused_naming_that_run(
+    cvat_server, cvat_client
+):
+    task = make_task(cvat_server, 3)
+    server = normalize_server_url(cvat_server.url)
+    with RunLock.acquire(server, task, what=f"task {task}", function="other_function"):
+        with pytest.raises(RunInProgressError) as caught:
+            cvat_aa.annotate_task(cvat_client, task, Boxes())
+    message = str(caught.value)
+    assert f"process {os.getpid()} on {socket.gethostname()}" in message
+    assert "other_function" in message and "started" in message
+    assert auto(cvat_server, task) == []
+    # Released: the next run goes ahead.
+    cvat_aa.annotate_task(cvat_client, task, Boxes())
+    assert auto(cvat_server, task) == [0, 1, 2]
+
+
+def test_a_job_run_is_refused_while_a_run_on_its_task_is_live(cvat_server, cvat_client):
+    task = make_task(cvat_server, 4, segment_size=2)
+    job = cvat_server.jobs(task)[1]["id"]
+    server = normalize_server_url(cvat_server.url)
+    with RunLock.acquire(server, task, what=f"task {task}", function="f"):
+        with pytest.raises(RunInProgressError, match=f"task {task}"):
+            cvat_aa.annotate_job(cvat_client, job, Boxes())
+
+
+def test_a_dry_run_does_not_need_the_lock(cvat_server, cvat_client):
+    task = make_task(cvat_server, 2)
+    server = normalize_server_url(cvat_server.url)
+    with RunLock.acquire(server, task, what=f"task {task}", function="f"):
+        summary = cvat_aa.annotate_task(cvat_client, task, Boxes(), dry_run=True)
+    assert summary.frames == 2
+
+
+def test_the_lock_of_a_killed_run_does_not_block(cvat_server, cvat_client, tmp_path):
+    task = make_task(cvat_server, 2)
+    ready = tmp_path / "locked"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, pathlib\n"
+            "from cvat_aa.driver.run_lock import RunLock\n"
+            f"lock = RunLock.acquire({normalize_server_url(cvat_server.url)!r}, {task},"
+            " what='task', function='f')\n"
+            f"pathlib.Path({str(ready)!r}).touch()\n"
+            "time.sleep(60)\n",
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with pytest.raises(RunInProgressError, match=f"process {holder.pid} "):
+            cvat_aa.annotate_task(cvat_client, task, Boxes())
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    cvat_aa.annotate_task(cvat_client, task, Boxes())
+    assert auto(cvat_server, task) == [0, 1]
+
+
+SLOW_FUNCTION = """
+import os, time
+import cvat_aa
+
+
+class Slow:
+    spec = cvat_aa.DetectionFunctionSpec(
+        labels=[cvat_aa.label_spec("car", 0, type="rectangle")]
+    )
+
+    def detect(self, context, image):
+        n = int(context.frame_name.split("_")[1].split(".")[0])
+        with open(os.environ["SEEN_LOG"], "a") as log:
+            log.write(f"{n}\\n")
+        time.sleep(float(os.environ.get("FRAME_DELAY", "0")))
+        if os.environ.get("INTERRUPT_AT") == str(n):
+            raise KeyboardInterrupt
+        return [cvat_aa.rectangle(0, [n, n, n + 5, n + 5])]
+
+
+def create(api_key: str = ""):
+    return Slow()
+"""
+
+
+@pytest.fixture
+def slow_cli(cvat_server, tmp_path):
+    """Start ``cvat-aa annotate`` with a slow function as a subprocess."""
+    function_file = tmp_path / "slow.py"
+    function_file.write_text(SLOW_FUNCTION)
+    seen = tmp_path / "seen.log"
+    env = {
+        **os.environ,
+        "SEEN_LOG": str(seen),
+        "FRAME_DELAY": "0.05",
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+
+    def start(*args: str, host: list[str] | None = None, **extra_env: str) -> subprocess.Popen:
+        connection = host or cvat_server.cli_args()[:4]
+        auth = ["--auth", f"{cvat_server.username}:{cvat_server.password}"]
+        return subprocess.Popen(
+            [sys.executable, "-m", "cvat_aa", *args, "--function-file", str(function_file)]
+            + ["--batch-size", "1", "--upload-frames", "4", *connection, *auth],
+            env={**env, **extra_env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    start.seen = seen
+    start.state = tmp_path / "state"
+    return start
+
+
+def wait_for_uploads(server: TestServer, task: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while not auto(server, task):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run uploaded nothing"
+        time.sleep(0.02)
+
+
+def test_two_cli_runs_at_once_the_second_exits_7_and_nothing_is_duplicated(
+    cvat_server, slow_cli
+):
+    task = make_task(cvat_server, 30)
+    seed(cvat_server, task, shapes=[0])
+    first = slow_cli("annotate", str(task), "--clear-existing")
+    wait_for_uploads(cvat_server, task, first)
+
+    second = slow_cli("annotate", str(task), "--clear-existing")
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 7, err
+    assert f"process {first.pid} on {socket.gethostname()}" in err
+    assert "Traceback" not in err
+
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert auto(cvat_server, task) == list(range(30))
+    assert manual(cvat_server, task)["shapes"] == []
+
+
+# --- 4. unfinished runs: seen, warned about, undone ------------------------------------------
+
+
+def kill_after_uploads(server: TestServer, task: int, process: subprocess.Popen) -> None:
+    wait_for_uploads(server, task, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def runs(slow_cli, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cvat_aa", "runs", *args],
+        env={**os.environ, "XDG_STATE_HOME": str(slow_cli.state)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_killed_run_is_listed_warned_about_and_rolled_back_without_touching_anything_else(
+    cvat_server, slow_cli
+):
+    task = make_task(cvat_server, 20)
+    before = seed(cvat_server, task, tags=range(5), shapes=[19])
+    killed = slow_cli("annotate", str(task), "--conf-threshold", "0.5")
+    kill_after_uploads(cvat_server, task, killed)
+    left_behind = len(auto(cvat_server, task))
+    assert 0 < left_behind < 20
+
+    listing = runs(slow_cli, "list", "--json")
+    assert listing.returncode == 0, listing.stderr
+    [run] = json.loads(listing.stdout)
+    assert run["target"] == f"task {task}"
+    assert run["uploaded"] == {"shape": left_behind}
+
+    # Another run with other options: warned, and it does not adopt the killed run's uploads.
+    other = slow_cli("annotate", str(task), FRAME_DELAY="0")
+    out, err = other.communicate(timeout=120)
+    assert other.returncode == 0, err
+    assert f"runs rollback {run['id']}" in err
+    assert len(auto(cvat_server, task)) == left_behind + 20
+
+    # The server defaults to the run's own.
+    auth = f"{cvat_server.username}:{cvat_server.password}"
+    rolled_back = runs(slow_cli, "rollback", run["id"], "--auth", auth)
+    assert rolled_back.returncode == 0, rolled_back.stderr
+    assert f"Removed the {left_behind} annotations" in rolled_back.stdout
+    assert auto(cvat_server, task) == list(range(20))
+    assert manual(cvat_server, task) == before
+    assert json.loads(runs(slow_cli, "list", "--json").stdout) == []
+
+
+def test_a_run_resumes_whether_the_server_is_named_localhost_or_127_0_0_1(
+    cvat_server, slow_cli
+):
+    task = make_task(cvat_server, 20)
+    killed = slow_cli("annotate", str(task), host=["--server-host", cvat_server.host,
+                                                    "--server-port", str(cvat_server.port)])
+    kill_after_uploads(cvat_server, task, killed)
+
+    localhost = cvat_server.host.replace("127.0.0.1", "localhost")
+    resumed = slow_cli(
+        "annotate",
+        str(task),
+        "--resume",
+        host=["--server-host", localhost, "--server-port", str(cvat_server.port)],
+        FRAME_DELAY="0",
+    )
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert "(resumed: " in out
+    assert auto(cvat_server, task) == list(range(20))
+
+
+def test_forgetting_a_run_keeps_its_uploads_and_drops_its_journal(cvat_server, slow_cli):
+    task = make_task(cvat_server, 20)
+    killed = slow_cli("annotate", str(task))
+    kill_after_uploads(cvat_server, task, killed)
+    left_behind = auto(cvat_server, task)
+    [run] = json.loads(runs(slow_cli, "list", "--json").stdout)
+
+    forgot = runs(slow_cli, "forget", run["id"][:6])
+    assert forgot.returncode == 0, forgot.stderr
+    assert f"stays in task {task}" in forgot.stdout
+    assert auto(cvat_server, task) == left_behind
+    assert json.loads(runs(slow_cli, "list", "--json").stdout) == []
+
+
+def test_an_unknown_run_id_is_a_usage_error(slow_cli):
+    result = runs(slow_cli, "rollback", "0123abc")
+    assert result.returncode == 2
+    assert "no unfinished run '0123abc'" in result.stderr
+
+
+def test_rollback_finds_and_removes_a_piece_whose_reply_the_killed_run_never_got(
+    cvat_server, cvat_client, tmp_path, monkeypatch
+):
+    task = make_task(cvat_server, 6)
+    before = seed(cvat_server, task, tags=[0, 1], shapes=[5])
+    journal_dir = tmp_path / "journals"
+
+    class Killed(BaseException):
+        pass
+
+    # What a SIGKILL between the server's reply and the journal's record leaves: the second
+    # piece is on the server, the journal says it was being sent, and nothing was rolled back.
+    recorded = Journal.piece_uploaded
+
+    def piece_uploaded(self, piece, keys):
+        if piece == 2:
+            raise Killed
+        recorded(self, piece, keys)
+
+    monkeypatch.setattr(Journal, "piece_uploaded", piece_uploaded)
+    monkeypatch.setattr(Uploader, "rollback", lambda self: RollbackReport("task", 0, 0))
+    with pytest.raises(Killed):
+        cvat_aa.annotate_task(
+            cvat_client, task, Boxes(), batch_size=1, upload_frames=2,
+            journal_dir=journal_dir, journal_key="k",
+        )
+    monkeypatch.undo()
+    assert auto(cvat_server, task) == [0, 1, 2, 3]
+    [info] = list_journals(journal_dir)
+    assert info.uploaded == {"shape": 2} and info.pieces_in_doubt == 1
+
+    result = subprocess.run(
+        [sys.executable, "-m", "cvat_aa", "runs", "rollback", info.id,
+         "--journal-dir", str(journal_dir), "--auth",
+         f"{cvat_server.username}:{cvat_server.password}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Removed the 4 annotations" in result.stdout
+    assert auto(cvat_server, task) == []
+    assert manual(cvat_server, task) == before
+    assert list_journals(journal_dir) == []
+
+
+# --- 15. what an interrupted run did, and the rate of a resumed one -------------------------
+
+
+def test_an_interrupt_says_what_was_rolled_back_and_that_rerunning_resumes(
+    cvat_server, slow_cli
+):
+    task = make_task(cvat_server, 12)
+    interrupted = slow_cli("annotate", str(task), INTERRUPT_AT="9", FRAME_DELAY="0")
+    out, err = interrupted.communicate(timeout=120)
+    assert interrupted.returncode == 130, err
+    assert re.search(r"removed the [48] annotations this run had uploaded to task \d+", err)
+    assert "run the same command again to resume: 9 finished frames are kept" in err
+    assert auto(cvat_server, task) == []
+
+
+def test_a_resumed_runs_rate_counts_only_the_frames_it_processed():
+    summary = cvat_aa.AnnotationSummary(
+        target="task", target_id=1, task_id=1, frames=100, annotations=0, per_label={},
+        elapsed_s=2.0, resumed=True, frames_resumed=90,
+    )
+    assert "(5.0 frames/s) (resumed: 90 frames were done before)" in summary.format()
+
+
+# --- 16. secrets and private files -----------------------------------------------------------
+
+
+def test_journals_are_private_and_hold_no_parameter_values(cvat_server, slow_cli):
+    task = make_task(cvat_server, 20)
+    secret = "sk-" + "do-not-store-me-0123"
+    killed = slow_cli("annotate", str(task), "-p", f"api_key=str:{secret}")
+    kill_after_uploads(cvat_server, task, killed)
+
+    journals = slow_cli.state / "cvat-aa" / "journals"
+    assert stat.S_IMODE(journals.stat().st_mode) == 0o700
+    files = list(journals.iterdir())
+    assert files
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert secret.encode() not in path.read_bytes()
+    [info] = list_journals(journals)
+    assert info.run["function"]["parameters"] == ["api_key"]
+
+
+@pytest.mark.parametrize(
+    ("given", "normal"),
+    [
+        ("http://user:secret@LOCALHOST:8080/", "http://127.0.0.1:8080"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://[::1]:8080", "http://127.0.0.1:8080"),
+        ("https://cvat.example.com:443/", "https://cvat.example.com"),
+        ("cvat.example.com", "https://cvat.example.com"),
+        ("HTTPS://Cvat.Example.com:8443/sub/", "https://cvat.example.com:8443/sub"),
+    ],
+)
+def test_server_urls_are_normalised_without_credentials(given, normal):
+    assert normalize_server_url(given) == normal
+
+
+def test_credentials_are_redacted_from_urls():
+    assert redact_url("https://me:pw@cvat.example.com/x") == "https://cvat.example.com/x"
+    assert redact_url("https://cvat.example.com") == "https://cvat.example.com"
+
+
+# --- 11. the journal directory is checked before any work -----------------------------------
+
+
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_an_unusable_journal_directory_fails_before_any_work(cvat_server, tmp_path, where):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    journal_dir = blocker if where == "file" else blocker / "journals"
+    marker = tmp_path / "loaded"
+    function_file = tmp_path / "f.py"
+    function_file.write_text(f"open({str(marker)!r}, 'w')\n" + SLOW_FUNCTION)
+    task = make_task(cvat_server, 2)
+    result = subprocess.run(
+        [sys.executable, "-m", "cvat_aa", "annotate", str(task), "--function-file",
+         str(function_file), "--journal-dir", str(journal_dir), *cvat_server.cli_args()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "journal directory" in result.stderr and "--journal-dir" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not marker.exists(), "the function was loaded before the check"
