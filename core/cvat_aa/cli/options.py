@@ -35,6 +35,11 @@ def add_function_options(parser: argparse.ArgumentParser, *, named_option: bool)
         type=Path,
         help="path to a Python file to use as the function",
     )
+    add_parameter_option(parser)
+
+
+def add_parameter_option(parser: argparse.ArgumentParser) -> None:
+    """``-p NAME=TYPE:VALUE`` (repeatable), parsed into ``args.function_parameters``."""
     parser.add_argument(
         "-p",
         "--function-parameter",

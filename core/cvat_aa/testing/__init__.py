@@ -14,7 +14,14 @@ The pytest fixtures (``cvat_server``, ``cvat_client``, ``cvat_cli``, ``cvat_cach
 
 from .faults import FaultInjector, RequestLog, RequestLogEntry
 from .media import MediaError
-from .sandbox import DEMO_LABELS, demo_images, seed_demo, serve_sandbox
+from .sandbox import (
+    DEMO_LABELS,
+    SandboxTask,
+    demo_images,
+    labels_from_spec,
+    seed_demo,
+    serve_sandbox,
+)
 from .server import TestServer
 from .validation import ValidationError
 
@@ -24,9 +31,11 @@ __all__ = [
     "MediaError",
     "RequestLog",
     "RequestLogEntry",
+    "SandboxTask",
     "TestServer",
     "ValidationError",
     "demo_images",
+    "labels_from_spec",
     "seed_demo",
     "serve_sandbox",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import secrets
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Iterable, Sequence
@@ -26,7 +27,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import PIL.Image
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import (
+    LISTEN_QUEUE,
+    BaseWSGIServer,
+    WSGIRequestHandler,
+    get_sockaddr,
+    make_server,
+    select_address_family,
+)
 
 from . import auth, representations, task_data
 from .api import CvatApi
@@ -39,8 +47,27 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ImageSource = str | Path | PIL.Image.Image
+#: A file, a PIL image, or a (frame name, file) pair: a name may keep folders (``a/cat.jpg``).
+ImageSource = str | Path | PIL.Image.Image | tuple[str, str | Path]
 _STOP_GRACE_SECONDS = 5.0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``.
+
+    Bound here rather than by werkzeug, which answers a port in use by printing to stderr and
+    calling ``sys.exit``: a caller gets the ``OSError`` (``errno.EADDRINUSE``) instead.
+    """
+    family = select_address_family(host, port)
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(get_sockaddr(host, port, family))
+        listening.listen(LISTEN_QUEUE)
+    except BaseException:
+        listening.close()
+        raise
+    return listening
 
 
 class _RequestHandler(WSGIRequestHandler):
@@ -117,13 +144,18 @@ class TestServer:
         self._ensure_user(self.username, self.password, is_superuser=True)
         api = CvatApi(self._storage, self.media_root, self.faults, self.request_log)
         self._app = _TrackingApp(api)
-        self._http = make_server(
-            self._requested_host,
-            self._requested_port,
-            self._app,
-            threaded=True,
-            request_handler=_RequestHandler,
-        )
+        listening = _listen(self._requested_host, self._requested_port)
+        try:
+            self._http = make_server(
+                self._requested_host,
+                self._requested_port,
+                self._app,
+                threaded=True,
+                request_handler=_RequestHandler,
+                fd=listening.fileno(),
+            )
+        finally:
+            listening.close()  # werkzeug serves on a duplicate of it
         self._thread = threading.Thread(
             target=self._http.serve_forever,
             kwargs={"poll_interval": 0.02},
@@ -173,7 +205,7 @@ class TestServer:
 
     @property
     def port(self) -> int:
-        return self._require_running().server_port
+        return self._require_running().server_address[1]
 
     @property
     def url(self) -> str:
@@ -301,8 +333,9 @@ class TestServer:
     ) -> int:
         """Creates an image task in one call and returns its id.
 
-        ``images`` are file paths or PIL images (saved as PNG named ``frame_000000.png``...);
-        frames keep the given order unless ``sorting_method`` says otherwise. ``labels`` take
+        ``images`` are file paths, ``(frame name, path)`` pairs or PIL images (saved as PNG
+        named ``frame_000000.png``...); a path's frame name is its file name. Frames keep the
+        given order unless ``sorting_method`` says otherwise. ``labels`` take
         CVAT's TaskWriteRequest form, e.g. ``[{"name": "cat", "type": "rectangle"}]``.
         """
         with tempfile.TemporaryDirectory(prefix="cvat-aa-images-") as staging:
@@ -312,6 +345,9 @@ class TestServer:
                     path = Path(staging) / f"frame_{index:06d}.png"
                     image.save(path)
                     files.append((path.name, path))
+                elif isinstance(image, tuple):
+                    frame_name, path = image
+                    files.append((frame_name, Path(path)))
                 else:
                     path = Path(image)
                     files.append((path.name, path))
