@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cvat_aa
 import cvat_sdk.auto_annotation as sdk_aa
+import numpy as np
 import pytest
 from cvat_sdk import models
 
@@ -44,105 +45,76 @@ def test_spec_accepts_every_kind_of_label_and_attribute():
     assert [label.name for label in spec.labels] == ["car", "person", "scene"]
 
 
-def test_spec_rejects_duplicate_label_ids_naming_the_label():
-    with pytest.raises(cvat_aa.BadFunctionError, match="label 'dog'.*same id"):
-        cvat_aa.DetectionFunctionSpec(
-            labels=[cvat_aa.label_spec("cat", 0), cvat_aa.label_spec("dog", 0)]
+BAD_SPECS = {
+    "duplicate label ids": lambda: [cvat_aa.label_spec("cat", 0), cvat_aa.label_spec("dog", 0)],
+    "label without id": lambda: [models.PatchedLabelRequest(name="cat")],
+    "duplicate sublabel ids": lambda: [
+        cvat_aa.skeleton_label_spec(
+            "p", 0, [cvat_aa.keypoint_spec("a", 0), cvat_aa.keypoint_spec("b", 0)]
         )
-
-
-def test_spec_rejects_a_label_without_id():
-    with pytest.raises(cvat_aa.BadFunctionError, match="label 'cat' has no id"):
-        cvat_aa.DetectionFunctionSpec(labels=[models.PatchedLabelRequest(name="cat")])
-
-
-def test_spec_rejects_duplicate_sublabel_ids_naming_the_sublabel():
-    with pytest.raises(cvat_aa.BadFunctionError, match="sublabel 'b' of label 'p'.*same id"):
-        cvat_aa.DetectionFunctionSpec(
-            labels=[
-                cvat_aa.skeleton_label_spec(
-                    "p", 0, [cvat_aa.keypoint_spec("a", 0), cvat_aa.keypoint_spec("b", 0)]
-                )
-            ]
+    ],
+    "sublabel without id": lambda: [
+        cvat_aa.skeleton_label_spec("p", 0, [models.SublabelRequest(name="a", type="points")])
+    ],
+    "sublabels on a non-skeleton label": lambda: [
+        cvat_aa.label_spec("p", 0, type="rectangle", sublabels=[cvat_aa.keypoint_spec("a", 0)])
+    ],
+    "a sublabel that is not points": lambda: [
+        cvat_aa.skeleton_label_spec(
+            "p", 0, [models.SublabelRequest(name="a", id=0, type="rectangle")]
         )
-
-
-def test_spec_rejects_sublabels_on_a_non_skeleton_label():
-    with pytest.raises(
-        cvat_aa.BadFunctionError, match="label 'p' has sublabels but type 'rectangle'"
-    ):
-        cvat_aa.DetectionFunctionSpec(
-            labels=[
-                cvat_aa.label_spec(
-                    "p", 0, type="rectangle", sublabels=[cvat_aa.keypoint_spec("a", 0)]
-                )
-            ]
+    ],
+    "duplicate attribute ids": lambda: [
+        cvat_aa.label_spec(
+            "car",
+            0,
+            attributes=[cvat_aa.text_attribute_spec("a", 0), cvat_aa.text_attribute_spec("b", 0)],
         )
-
-
-def test_spec_rejects_a_sublabel_that_is_not_points():
-    with pytest.raises(
-        cvat_aa.BadFunctionError, match="sublabel 'a' of label 'p' has type 'rectangle'"
-    ):
-        cvat_aa.DetectionFunctionSpec(
-            labels=[
-                cvat_aa.skeleton_label_spec(
-                    "p", 0, [models.SublabelRequest(name="a", id=0, type="rectangle")]
-                )
-            ]
+    ],
+    "attribute without id": lambda: [
+        cvat_aa.label_spec(
+            "car",
+            0,
+            attributes=[
+                models.AttributeRequest(name="a", input_type="text", mutable=False, values=[])
+            ],
         )
-
-
-def test_spec_rejects_duplicate_attribute_ids_naming_the_attribute():
-    with pytest.raises(cvat_aa.BadFunctionError, match="attribute 'b' of label 'car'.*same id"):
-        cvat_aa.DetectionFunctionSpec(
-            labels=[
-                cvat_aa.label_spec(
-                    "car",
+    ],
+    "attribute values invalid for the input type": lambda: [
+        cvat_aa.label_spec("car", 0, attributes=[cvat_aa.number_attribute_spec("doors", 0, ["x"])])
+    ],
+    "duplicate attribute ids of a sublabel": lambda: [
+        cvat_aa.skeleton_label_spec(
+            "p",
+            0,
+            [
+                cvat_aa.keypoint_spec(
+                    "a",
                     0,
                     attributes=[
-                        cvat_aa.text_attribute_spec("a", 0),
-                        cvat_aa.text_attribute_spec("b", 0),
+                        cvat_aa.text_attribute_spec("v1", 0),
+                        cvat_aa.text_attribute_spec("v2", 0),
                     ],
                 )
-            ]
+            ],
         )
+    ],
+}
 
 
-def test_spec_rejects_attribute_values_invalid_for_their_input_type():
-    with pytest.raises(
-        cvat_aa.BadFunctionError, match="attribute 'doors' of label 'car' has invalid values"
-    ):
+@pytest.mark.parametrize("labels", BAD_SPECS.values(), ids=BAD_SPECS.keys())
+def test_spec_errors_are_cvat_sdks_word_for_word(labels):
+    with pytest.raises(sdk_aa.BadFunctionError) as theirs:
+        sdk_aa.DetectionFunctionSpec(labels=labels())
+    with pytest.raises(cvat_aa.BadFunctionError) as ours:
+        cvat_aa.DetectionFunctionSpec(labels=labels())
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_a_regular_expression_written_for_cvat_sdk_matches_our_spec_error():
+    with pytest.raises(cvat_aa.BadFunctionError, match=r"has same ID as another label \(0\)$"):
         cvat_aa.DetectionFunctionSpec(
-            labels=[
-                cvat_aa.label_spec(
-                    "car", 0, attributes=[cvat_aa.number_attribute_spec("doors", 0, ["x"])]
-                )
-            ]
-        )
-
-
-def test_spec_rejects_attributes_of_sublabels_with_duplicate_ids():
-    with pytest.raises(
-        cvat_aa.BadFunctionError, match="attribute 'v2' of sublabel 'a' of label 'p'"
-    ):
-        cvat_aa.DetectionFunctionSpec(
-            labels=[
-                cvat_aa.skeleton_label_spec(
-                    "p",
-                    0,
-                    [
-                        cvat_aa.keypoint_spec(
-                            "a",
-                            0,
-                            attributes=[
-                                cvat_aa.text_attribute_spec("v1", 0),
-                                cvat_aa.text_attribute_spec("v2", 0),
-                            ],
-                        )
-                    ],
-                )
-            ]
+            labels=[cvat_aa.label_spec("cat", 0), cvat_aa.label_spec("dog", 0)]
         )
 
 
@@ -177,3 +149,45 @@ def test_attribute_factories_build_immutable_attributes():
     attribute = cvat_aa.select_attribute_spec("make", 0, ["a", "b"])
     assert attribute.mutable is False and attribute.input_type.value == "select"
     assert cvat_aa.attribute_spec("n", 1, "number", ["0", "10", "1"]).input_type.value == "number"
+
+
+def test_shape_factories_take_numpy_numbers_and_arrays():
+    box = cvat_aa.rectangle(
+        np.int64(1),
+        np.array([1, 2, 3, 4], dtype=np.float32),
+        rotation=np.float32(10),
+        score=np.float64(0.5),
+        z_order=np.int32(2),
+        occluded=np.bool_(True),
+    )
+    assert box.points == [1.0, 2.0, 3.0, 4.0] and all(type(p) is float for p in box.points)
+    assert (box.label_id, box.rotation, box.score, box.z_order, box.occluded) == (
+        1,
+        10.0,
+        0.5,
+        2,
+        True,
+    )
+    assert cvat_aa.keypoint(0, [np.float32(1.5), np.array(2.5)]).points == [1.5, 2.5]
+    assert cvat_aa.tag(np.int64(3)).label_id == 3
+
+
+def test_polygon_points_may_be_pairs_or_a_contour_array():
+    contour = np.array([[[0, 0]], [[4, 0]], [[4, 3]]])  # as cv2.findContours returns it
+    assert cvat_aa.polygon(0, contour).points == [0, 0, 4, 0, 4, 3]
+    assert cvat_aa.polygon(0, [(0, 0), (4, 0), (4, 3)]).points == [0, 0, 4, 0, 4, 3]
+
+
+def test_attribute_values_may_be_given_as_a_mapping_of_numpy_values():
+    box = cvat_aa.rectangle(
+        0, [1, 2, 3, 4], attributes={np.int64(0): np.bool_(True), 1: np.float32(3), 2: "red"}
+    )
+    assert [(a.spec_id, a.value) for a in box.attributes] == [(0, "true"), (1, "3"), (2, "red")]
+
+
+def test_shape_factories_take_torch_scalars_and_tensors():
+    torch = pytest.importorskip("torch")
+    box = cvat_aa.rectangle(
+        torch.tensor(0), torch.tensor([1.0, 2.0, 3.0, 4.0]), score=torch.tensor(0.25)
+    )
+    assert (box.label_id, box.points, box.score) == (0, [1.0, 2.0, 3.0, 4.0], 0.25)

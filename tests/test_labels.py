@@ -5,7 +5,13 @@ from __future__ import annotations
 import cvat_aa
 import PIL.Image
 import pytest
-from cvat_aa.labels import LabelCatalog, LabelInfo, skeleton_edges, stable_color
+from cvat_aa.labels import (
+    LabelCatalog,
+    LabelInfo,
+    rename_skeleton_nodes,
+    skeleton_edges,
+    stable_color,
+)
 
 POINTS = (LabelInfo(21, "head"), LabelInfo(22, "body"), LabelInfo(23, "tail"))
 
@@ -107,3 +113,23 @@ def test_an_unknown_name_is_reported_with_the_known_ones():
     with pytest.raises(KeyError, match="no label named 'bus' \\(labels: 'car'\\)"):
         catalog.named("bus")
     assert catalog.name(99) == "99"
+
+
+def test_renamed_skeleton_points_keep_their_edges():
+    svg = (
+        '<line data-node-from="1" data-node-to="2"></line>'
+        '<circle data-node-id="1" data-label-name="head"></circle>'
+        '<circle data-node-id="2" data-label-name="body"></circle>'
+    )
+    renamed = rename_skeleton_nodes(svg, [(21, "head"), (22, "body")], {"head": "nose"})
+    points = (LabelInfo(21, "nose"), LabelInfo(22, "body"))
+    assert skeleton_edges(renamed, points) == [(21, 22)]
+
+
+def test_leaving_out_a_point_of_an_svg_without_circles_keeps_the_other_edges():
+    lines = (
+        '<line data-node-from="1" data-node-to="2"></line>'
+        '<line data-node-from="2" data-node-to="3"></line>'
+    )
+    svg = rename_skeleton_nodes(lines, [(21, "head"), (22, "body"), (23, "tail")], {"head": None})
+    assert skeleton_edges(svg, POINTS[1:]) == [(22, 23)]

@@ -1,11 +1,14 @@
-"""Whatever a function returns is either uploaded exactly or refused with BadFunctionError.
+"""Whatever a function returns is uploaded as it was, fitted into its frame, or refused.
 
-Never a crash of the driver, never a 400 from the server.
+Refused means BadFunctionError and nothing uploaded; fitted means clipped to the frame or left
+out (see ``cvat_aa.driver.frame_bounds``). Never a crash of the driver, never a 400 from the
+server.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import PIL.Image
 import pytest
@@ -51,9 +54,12 @@ SHAPE_TYPES = [
     "skeleton",
 ]
 
+FRAME = 8  # the task's frames are FRAME x FRAME pixels
+
 coordinates = st.one_of(
     st.floats(min_value=-1e4, max_value=1e4, allow_nan=False, allow_infinity=False),
-    st.integers(min_value=0, max_value=50).map(float),
+    st.floats(min_value=-4, max_value=FRAME + 4, allow_nan=False),
+    st.integers(min_value=0, max_value=FRAME).map(float),
 )
 broken_coordinate = st.sampled_from([math.nan, math.inf, -math.inf])
 
@@ -81,7 +87,16 @@ def annotations(draw):
     if draw(st.integers(0, 3)) == 0:
         size = draw(st.integers(0, 12))
     if shape_type == "mask" and draw(st.booleans()):
-        points = [4.0, 0.0, 1.0, 1.0, 2.0, 2.0]  # 4 pixels in a 2x2 box: a valid mask
+        # Valid masks of a 2x2 box: one empty, one full, one past the frame's edge.
+        points = draw(
+            st.sampled_from(
+                [
+                    [4.0, 0.0, 1.0, 1.0, 2.0, 2.0],
+                    [0.0, 4.0, 1.0, 1.0, 2.0, 2.0],
+                    [0.0, 4.0, 7, 7, 8, 8],
+                ]
+            )
+        )
     else:
         points = draw(st.lists(coordinates, min_size=size, max_size=size))
         if points and draw(st.integers(0, 7)) == 0:
@@ -179,14 +194,45 @@ def client(server, tmp_path_factory):
         yield client
 
 
+def inside(points) -> bool:
+    return all(0 <= p <= FRAME for p in points)
+
+
+def fits(spec: dict) -> bool:
+    """Whether a shape lies in the frame with some area, so that it must be stored as it is."""
+    points = spec["points"]
+    if spec["type"] == "skeleton":
+        return all(inside(e["points"]) for e in spec["elements"])
+    if not inside(points):
+        return False
+    xs, ys = points[0::2], points[1::2]
+    if spec["type"] == "rectangle":
+        return xs[0] < xs[1] and ys[0] < ys[1]
+    if spec["type"] == "ellipse":
+        return xs[1] > xs[0] and ys[1] < ys[0]
+    if spec["type"] == "polygon":
+        pairs = list(zip(xs, ys))
+        return (
+            sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(pairs, pairs[1:] + pairs[:1])) != 0
+        )
+    if spec["type"] == "polyline":
+        return len(set(zip(xs, ys))) > 1
+    if spec["type"] == "mask":
+        *runs, _, _, x2, y2 = points
+        return any(runs[1::2]) and x2 < FRAME and y2 < FRAME
+    return True
+
+
 @settings(
     max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(specs=st.lists(annotations(), min_size=1, max_size=4))
-def test_output_is_uploaded_exactly_or_refused(server, client, specs):
-    task = server.create_task("property", images=[PIL.Image.new("RGB", (8, 8))], labels=TASK_LABELS)
+def test_output_is_uploaded_fitted_into_the_frame_or_refused(server, client, specs):
+    task = server.create_task(
+        "property", images=[PIL.Image.new("RGB", (FRAME, FRAME))], labels=TASK_LABELS
+    )
     try:
         cvat_aa.annotate_task(client, task, Generated(specs))
     except cvat_aa.BadFunctionError:
@@ -196,15 +242,23 @@ def test_output_is_uploaded_exactly_or_refused(server, client, specs):
     event("uploaded")
     stored = server.annotations(task)
     names = {label["id"]: label["name"] for label in server.labels(task)}
-    sent_shapes = sorted(
+    sent = [
         (SPEC.labels[s["label_id"]].name, s["type"], tuple(s["points"]))
         for s in specs
         if s["kind"] == "shape"
-    )
-    got_shapes = sorted(
-        (names[s["label_id"]], s["type"], tuple(s["points"])) for s in stored["shapes"]
-    )
-    assert got_shapes == sent_shapes
+    ]
+    got = [(names[s["label_id"]], s["type"], tuple(s["points"])) for s in stored["shapes"]]
+    # Shapes in the frame are stored exactly as they were sent.
+    for spec, shape in zip(specs, sent):
+        if spec["kind"] == "shape" and fits(spec):
+            assert shape in got
+    # Nothing is stored that was not sent, and what was fitted lies in the frame.
+    assert not Counter((n, t) for n, t, _ in got) - Counter((n, t) for n, t, _ in sent)
+    for name, shape_type, points in got:
+        if shape_type in ("polygon", "polyline", "points"):
+            assert inside(points)
+        if shape_type == "mask":
+            assert points[-2] < FRAME and points[-1] < FRAME
     assert len(stored["tags"]) == sum(s["kind"] == "tag" for s in specs)
     assert all(
         a["source"] == "auto" and a["frame"] == 0 for a in (*stored["shapes"], *stored["tags"])

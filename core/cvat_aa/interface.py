@@ -9,37 +9,37 @@ attribute (a :class:`DetectionFunctionSpec`) and a ``detect(context, image)`` me
 
 A function may also offer ``detect_batch(contexts, images)``, returning one sequence of
 annotations per image; the driver uses it to run models on batches (see ``hookspecs``).
+
+Spec errors carry cvat-sdk's exact messages, so code that matches them with a regular
+expression works with either. The annotation factories are cvat-sdk's, except that they also
+take numpy and torch numbers (``np.float32``, 0-d arrays, scalar tensors) and arrays: cvat-sdk's
+models accept only Python numbers, and a model's output is almost never made of those. torch is
+never imported here: anything with ``tolist()`` and ``ndim`` is an array.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, TypeAlias, runtime_checkable
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 import cvat_sdk.auto_annotation as sdk_aa
 import PIL.Image
 from cvat_sdk import models
-from cvat_sdk.attributes import attribute_value_validator
+from cvat_sdk.attributes import attribute_vals_from_dict, attribute_value_validator
 
-# The helper factories are cvat-sdk's own: they build the same models with the same fixed
-# fields (frame=0, mutable=False, type=...), so there is nothing to gain from copies.
+# The spec factories are cvat-sdk's own: they build the same models with the same fixed
+# fields (mutable=False, type=...), so there is nothing to gain from copies.
 from cvat_sdk.auto_annotation import (
     attribute_spec,
     checkbox_attribute_spec,
-    keypoint,
     keypoint_spec,
     label_spec,
-    mask,
     number_attribute_spec,
-    polygon,
     radio_attribute_spec,
-    rectangle,
     select_attribute_spec,
-    shape,
-    skeleton,
     skeleton_label_spec,
-    tag,
     text_attribute_spec,
 )
 
@@ -82,14 +82,114 @@ DetectionAnnotation: TypeAlias = models.LabeledImageRequest | models.LabeledShap
 DetectionFunctionContext = sdk_aa.DetectionFunctionContext
 
 
+def plain_number(value: Any) -> Any:
+    """A numpy or torch number (or 0-d array) as the Python number it holds; else ``value``.
+
+    An array becomes a (nested) list of Python numbers.
+    """
+    if type(value) in (float, int, bool, str) or value is None:
+        return value
+    if hasattr(value, "tolist") and hasattr(value, "ndim"):
+        return value.tolist()
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
+
+
+def _flat_points(points: Any) -> Any:
+    """Coordinates as a flat list of Python numbers: pairs and (N, 2) arrays are flattened."""
+    points = plain_number(points)
+    if not isinstance(points, (list, tuple)):
+        return points
+    flat: list[Any] = []
+    for value in points:
+        value = plain_number(value)
+        if isinstance(value, (list, tuple)):
+            flat.extend(_flat_points(value))
+        else:
+            flat.append(value)
+    return flat
+
+
+def _attribute_text(value: Any) -> Any:
+    """An attribute value as CVAT writes it: ``true``/``false``, whole numbers without ``.0``."""
+    value = plain_number(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def _plain_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    converted = {name: plain_number(value) for name, value in kwargs.items()}
+    if "points" in converted:
+        converted["points"] = _flat_points(kwargs["points"])
+    attributes = converted.get("attributes")
+    if isinstance(attributes, Mapping):
+        converted["attributes"] = attribute_vals_from_dict(
+            {plain_number(k): _attribute_text(v) for k, v in attributes.items()}
+        )
+    return converted
+
+
+def tag(label_id: int, **kwargs: Any) -> models.LabeledImageRequest:
+    """cvat-sdk's ``tag``, also taking numpy and torch numbers.
+
+    ``attributes`` may also be a mapping of attribute ids to values (strings, whole numbers,
+    booleans), as for ``cvat_sdk.attributes.attribute_vals_from_dict``.
+    """
+    return sdk_aa.tag(plain_number(label_id), **_plain_kwargs(kwargs))
+
+
+def shape(label_id: int, **kwargs: Any) -> models.LabeledShapeRequest:
+    """cvat-sdk's ``shape``, also taking numpy and torch numbers and arrays.
+
+    ``points`` may be an array or a sequence of (x, y) pairs; it is flattened. ``attributes``
+    may be a mapping of attribute ids to values, as for :func:`tag`.
+    """
+    return sdk_aa.shape(plain_number(label_id), **_plain_kwargs(kwargs))
+
+
+def rectangle(label_id: int, points: Sequence[float], **kwargs: Any) -> models.LabeledShapeRequest:
+    """cvat-sdk's ``rectangle`` (``points`` is ``[x1, y1, x2, y2]``); takes what :func:`shape` takes."""
+    return shape(label_id, type="rectangle", points=points, **kwargs)
+
+
+def polygon(label_id: int, points: Sequence[float], **kwargs: Any) -> models.LabeledShapeRequest:
+    """cvat-sdk's ``polygon``; ``points`` may also be an (N, 2) array such as a contour."""
+    return shape(label_id, type="polygon", points=points, **kwargs)
+
+
+def mask(label_id: int, points: Sequence[float], **kwargs: Any) -> models.LabeledShapeRequest:
+    """cvat-sdk's ``mask``: build ``points`` with ``cvat_sdk.masks.encode_mask``."""
+    return shape(label_id, type="mask", points=points, **kwargs)
+
+
+def skeleton(
+    label_id: int, elements: Sequence[models.SubLabeledShapeRequest], **kwargs: Any
+) -> models.LabeledShapeRequest:
+    """cvat-sdk's ``skeleton``: ``elements`` are :func:`keypoint` objects."""
+    return shape(label_id, type="skeleton", elements=list(elements), **kwargs)
+
+
+def keypoint(
+    label_id: int, points: Sequence[float], **kwargs: Any
+) -> models.SubLabeledShapeRequest:
+    """cvat-sdk's ``keypoint``, also taking numpy and torch numbers and arrays."""
+    return sdk_aa.keypoint(plain_number(label_id), _flat_points(points), **_plain_kwargs(kwargs))
+
+
 def _validate_attributes(attributes: Sequence[models.AttributeRequest], owner: str) -> None:
     seen_ids: set[int] = set()
     for attr in attributes:
         desc = f"attribute {attr.name!r} of {owner}"
         if not hasattr(attr, "id"):
-            raise BadFunctionError(f"{desc} has no id")
+            raise BadFunctionError(f"{desc} has no ID")
         if attr.id in seen_ids:
-            raise BadFunctionError(f"{desc} has the same id as another attribute ({attr.id})")
+            raise BadFunctionError(f"{desc} has same ID as another attribute ({attr.id})")
         seen_ids.add(attr.id)
         try:
             attribute_value_validator(attr)
@@ -107,15 +207,15 @@ def _validate_label(label: models.PatchedLabelRequest) -> None:
     label_type = getattr(label, "type", "any")
     if label_type != "skeleton":
         raise BadFunctionError(
-            f"{desc} has sublabels but type {label_type!r}; only 'skeleton' labels have sublabels"
+            f"{desc} with sublabels has type {label_type!r} (should be 'skeleton')"
         )
     seen_ids: set[int] = set()
     for sublabel in sublabels:
         sl_desc = f"sublabel {sublabel.name!r} of {desc}"
         if not hasattr(sublabel, "id"):
-            raise BadFunctionError(f"{sl_desc} has no id")
+            raise BadFunctionError(f"{sl_desc} has no ID")
         if sublabel.id in seen_ids:
-            raise BadFunctionError(f"{sl_desc} has the same id as another sublabel ({sublabel.id})")
+            raise BadFunctionError(f"{sl_desc} has same ID as another sublabel ({sublabel.id})")
         seen_ids.add(sublabel.id)
         sl_type = getattr(sublabel, "type", "any")
         if sl_type != "points":
@@ -124,7 +224,7 @@ def _validate_label(label: models.PatchedLabelRequest) -> None:
 
 
 def validate_labels(labels: Sequence[models.PatchedLabelRequest]) -> None:
-    """Check labels as cvat-sdk 2.80 does, raising our BadFunctionError on the first violation."""
+    """Check labels as cvat-sdk 2.80 does, with its messages, raising our BadFunctionError."""
     seen_ids: set[int] = set()
     for label in labels:
         if not isinstance(label, models.PatchedLabelRequest):
@@ -133,11 +233,10 @@ def validate_labels(labels: Sequence[models.PatchedLabelRequest]) -> None:
                 " build labels with label_spec() or skeleton_label_spec()"
             )
         if not hasattr(label, "id"):
-            raise BadFunctionError(f"label {label.name!r} has no id")
+            raise BadFunctionError(f"label {label.name!r} has no ID")
         if label.id in seen_ids:
-            raise BadFunctionError(
-                f"label {label.name!r} has the same id as another label ({label.id})"
-            )
+            # cvat-sdk leaves this one name unquoted; matching its wording matters more.
+            raise BadFunctionError(f"label {label.name} has same ID as another label ({label.id})")
         seen_ids.add(label.id)
         _validate_label(label)
 

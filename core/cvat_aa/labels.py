@@ -16,12 +16,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-__all__ = ["AttributeInfo", "LabelCatalog", "LabelInfo", "skeleton_edges", "stable_color"]
+__all__ = [
+    "AttributeInfo",
+    "LabelCatalog",
+    "LabelInfo",
+    "rename_skeleton_nodes",
+    "skeleton_edges",
+    "stable_color",
+]
 
 # CVAT's default label colours, so that a preview looks like the task in CVAT.
 _PALETTE = (
@@ -151,6 +158,32 @@ def skeleton_edges(svg: str, sublabels: Sequence[LabelInfo]) -> list[tuple[int, 
         if start in nodes and end in nodes and nodes[start] != nodes[end]:
             edges.append((nodes[start], nodes[end]))
     return edges
+
+
+def rename_skeleton_nodes(
+    svg: str, sublabels: Sequence[tuple[int, str]], names: Mapping[str, str | None]
+) -> str:
+    """A skeleton svg for the same sublabels under new ``names`` (None: the sublabel is gone).
+
+    ``sublabels`` are the (id, name) pairs the svg was written for. Circles that name their
+    sublabel get the new name. An svg without circles refers to sublabels by position, which
+    leaving one out would shift, so circles naming the remaining sublabels are added to it.
+    """
+    circles = [m for m in _SVG_ELEMENT.finditer(svg or "") if m.group(1).lower() == "circle"]
+    if not circles:
+        added = "".join(
+            f'<circle data-node-id="{position}" data-label-id="{sublabel_id}"'
+            f' data-label-name="{new}"></circle>'
+            for position, (sublabel_id, name) in enumerate(sublabels, start=1)
+            if (new := names.get(name, name)) is not None
+        )
+        return (svg or "") + added
+
+    def renamed(match: re.Match[str]) -> str:
+        new = names.get(match.group(1), match.group(1))
+        return f'data-label-name="{new if new is not None else ""}"'
+
+    return re.sub(r'data-label-name="([^"]*)"', renamed, svg)
 
 
 @attrs.frozen
