@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -130,3 +131,41 @@ def test_version_and_module_entry_point():
         [sys.executable, "-m", "cvat_aa", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == f"cvat-aa {cvat_aa.__version__}"
+
+
+def test_list_shows_a_plugin_that_exits_at_import_as_broken(installed, make_distribution):
+    dist_info = make_distribution(
+        "cvat-aa-quitter",
+        version="0.9",
+        modules={"quitter_cli_a": "import sys\nsys.exit(0)\n"},
+        entry_points={plugins.FUNCTIONS_GROUP: {"quitter": "quitter_cli_a"}},
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "cvat_aa", "functions", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(dist_info.parent)},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert (rows["quitter"]["status"], rows["quitter"]["error"]) == ("broken", "SystemExit: 0")
+    assert rows["people"]["status"] == "ok"
+
+
+def test_show_a_function_whose_spec_exits_is_a_bad_function(tmp_path, capsys):
+    path = tmp_path / "f.py"
+    path.write_text(
+        "import sys\n"
+        "class F:\n"
+        "    @property\n"
+        "    def spec(self):\n"
+        "        sys.exit(4)\n"
+        "    def detect(self, context, image):\n"
+        "        return []\n"
+        "def create():\n"
+        "    return F()\n"
+    )
+    assert main(["functions", "show", "--function-file", str(path)]) == 5
+    err = capsys.readouterr().err
+    assert "reading 'spec' and 'detect' of function" in err and "raised SystemExit: 4" in err

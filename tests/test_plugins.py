@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import cvat_aa
 import PIL.Image
@@ -289,3 +291,128 @@ def test_the_trace_variable_logs_every_hook_call(fresh_plugin_manager, monkeypat
     with caplog.at_level(logging.DEBUG, logger="cvat_aa.plugins"):
         plugins.hooks().spec(_Counting())
     assert "cvat_aa_spec" in caplog.text
+
+
+# --- plugin code never decides how cvat-aa ends -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("import sys\nsys.exit(0)\n", "SystemExit: 0"),
+        ("raise SystemExit('no GPU, bye')\n", "SystemExit: no GPU, bye"),
+        ("raise GeneratorExit\n", "GeneratorExit"),
+    ],
+)
+def test_a_plugin_that_exits_at_import_is_listed_as_broken_and_others_still_work(
+    make_distribution, source, reason
+):
+    make_distribution(
+        "cvat-aa-quitter",
+        version="0.3",
+        modules={"quitter_plugin_n": source},
+        entry_points={plugins.FUNCTIONS_GROUP: {"quitter": "quitter_plugin_n"}},
+    )
+    make_distribution(
+        "cvat-aa-fine",
+        modules={"fine_plugin_n": FUNCTION_MODULE.format(label="car")},
+        entry_points={plugins.FUNCTIONS_GROUP: {"fine": "fine_plugin_n"}},
+    )
+    entries = {e.name: e for e in cvat_aa.discover_functions()}
+    assert (entries["quitter"].status, entries["quitter"].error) == ("broken", reason)
+    assert entries["fine"].status == "ok"
+    with pytest.raises(cvat_aa.BadFunctionError, match=r"'quitter' \(from cvat-aa-quitter 0.3\)"):
+        cvat_aa.load_function("quitter")
+
+
+def test_a_hook_plugin_that_exits_at_import_is_skipped_with_a_warning(make_distribution, caplog):
+    make_distribution(
+        "cvat-aa-quitter",
+        modules={"quitter_hooks_o": "import sys\nsys.exit(0)\n"},
+        entry_points={plugins.HOOK_PLUGINS_GROUP: {"quitter": "quitter_hooks_o"}},
+    )
+    with caplog.at_level(logging.WARNING, logger="cvat_aa.plugins"):
+        plugins.hooks()
+    assert "'quitter' from cvat-aa-quitter 1.0 failed to load" in caplog.text
+    assert "SystemExit: 0" in caplog.text
+
+
+def test_a_factory_that_exits_is_a_bad_function(make_distribution):
+    make_distribution(
+        "cvat-aa-quitter",
+        modules={"quitter_factory_p": "import sys\ndef create():\n    sys.exit(2)\n"},
+        entry_points={plugins.FUNCTIONS_GROUP: {"quitter": "quitter_factory_p"}},
+    )
+    with pytest.raises(
+        cvat_aa.BadFunctionError, match="the factory of function 'quitter' raised SystemExit: 2"
+    ):
+        cvat_aa.load_function("quitter")
+
+
+def test_a_module_or_file_that_exits_at_import_is_a_bad_function(make_distribution, tmp_path):
+    make_distribution("cvat-aa-mod", modules={"quitter_module_q": "raise SystemExit(0)\n"})
+    with pytest.raises(cvat_aa.BadFunctionError, match="failed to import: SystemExit: 0"):
+        cvat_aa.load_function(function_module="quitter_module_q")
+    path = tmp_path / "quitter.py"
+    path.write_text("import sys\nsys.exit(0)\n")
+    with pytest.raises(cvat_aa.BadFunctionError, match="failed to run: SystemExit: 0"):
+        cvat_aa.load_function(function_file=path)
+
+
+def test_a_keyboard_interrupt_at_import_still_interrupts(make_distribution):
+    make_distribution(
+        "cvat-aa-slow",
+        modules={"slow_plugin_r": "raise KeyboardInterrupt\n"},
+        entry_points={plugins.FUNCTIONS_GROUP: {"slow": "slow_plugin_r"}},
+    )
+    with pytest.raises(KeyboardInterrupt):
+        cvat_aa.discover_functions()
+
+
+def test_a_spec_that_exits_is_a_bad_function(fresh_plugin_manager):
+    class ExitingSpec(_Counting):
+        @property
+        def spec(self):
+            raise SystemExit(0)
+
+        @spec.setter
+        def spec(self, value):
+            pass
+
+    with pytest.raises(cvat_aa.BadFunctionError, match="spec raised SystemExit: 0"):
+        plugins.hooks().spec(ExitingSpec())
+
+
+def test_an_observer_hook_that_exits_is_a_bad_function_naming_the_hook(make_distribution):
+    make_distribution(
+        "cvat-aa-quitter",
+        modules={
+            "quitter_hooks_s": (
+                "import sys, cvat_aa\n"
+                "@cvat_aa.hookimpl\n"
+                "def cvat_aa_run_started(run):\n"
+                "    sys.exit(0)\n"
+            )
+        },
+        entry_points={plugins.HOOK_PLUGINS_GROUP: {"quitter": "quitter_hooks_s"}},
+    )
+    with pytest.raises(
+        cvat_aa.BadFunctionError,
+        match="hook plugin 'quitter' raised SystemExit: 0 in cvat_aa_run_started;"
+        ".*CVAT_AA_DISABLE_PLUGINS=quitter",
+    ):
+        plugins.hooks().run_started({"target": "task"})
+
+
+def test_a_function_file_has_the_same_module_name_in_every_process(tmp_path):
+    path = tmp_path / "same.py"
+    path.write_text(FACTORY_MODULE.replace("\n    ", "\n"))
+    name = cvat_aa.load_function(str(path)).__class__.__module__
+    script = (
+        "import sys, cvat_aa\n"
+        f"print(cvat_aa.load_function({str(path)!r}).__class__.__module__)\n"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert other.stdout.strip() == name

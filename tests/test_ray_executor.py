@@ -19,6 +19,7 @@ ray = pytest.importorskip("ray")
 
 FUNCTION = """
 import os
+import sys
 from pathlib import Path
 
 import cvat_aa
@@ -28,7 +29,9 @@ spec = cvat_aa.DetectionFunctionSpec(
 )
 
 
-def create(die_on: str = "", marker: str = "", raise_on: str = "", bad: bool = False):
+def create(
+    die_on: str = "", marker: str = "", raise_on: str = "", exit_on: str = "", bad: bool = False
+):
     class Boxes:
         '''Boxes a corner that depends on the pixels; can die (once, with a marker) or raise on a frame.'''
 
@@ -42,6 +45,8 @@ def create(die_on: str = "", marker: str = "", raise_on: str = "", bad: bool = F
                 os._exit(1)
             if context.frame_name == raise_on:
                 raise RuntimeError("model exploded")
+            if context.frame_name == exit_on:
+                sys.exit(0)
             red = image.getpixel((0, 0))[0]
             return [
                 cvat_aa.rectangle(7 if bad else 0, [1, 2, 10 + red % 20, image.height - 1]),
@@ -252,3 +257,34 @@ def test_ray_options_without_the_ray_executor_are_a_usage_error(function_file):
     )
     assert result.returncode == 2
     assert "--actors needs --executor ray" in result.stderr
+
+
+def test_the_functions_own_exception_comes_back_from_an_actor_naming_its_frame(
+    ray_cluster, cvat_server, cvat_client, function_file
+):
+    task = make_task(cvat_server, count=6)
+    params = {"raise_on": "frame_000004.png"}
+    function = cvat_aa.load_function(str(function_file), **params)
+    with (
+        RayExecutor(function_file, params, actors=2) as executor,
+        pytest.raises(RuntimeError, match="model exploded") as info,
+    ):
+        cvat_aa.annotate_task(cvat_client, task, function, executor=executor, batch_size=3)
+    assert type(info.value) is RuntimeError
+    assert info.value.__notes__ == ["cvat-aa: the function failed on frame 4 (frame_000004.png)"]
+    assert cvat_server.annotations(task)["shapes"] == []
+
+
+def test_a_function_that_exits_in_an_actor_fails_on_its_frame_and_the_actor_lives(
+    ray_cluster, cvat_server, cvat_client, function_file
+):
+    task = make_task(cvat_server, count=4)
+    params = {"exit_on": "frame_000002.png"}
+    function = cvat_aa.load_function(str(function_file), **params)
+    with (
+        RayExecutor(function_file, params, actors=1) as executor,
+        pytest.raises(FunctionFailedError, match=r"frame 2 \(frame_000002.png\): SystemExit: 0"),
+    ):
+        cvat_aa.annotate_task(cvat_client, task, function, executor=executor, batch_size=2)
+    assert executor.replaced == 0
+    assert cvat_server.annotations(task)["shapes"] == []

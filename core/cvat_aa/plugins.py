@@ -6,10 +6,17 @@ Environment variables:
   hook plugins). When set, nothing else is loaded; set it to an empty string to load none.
 * ``CVAT_AA_DISABLE_PLUGINS``: a comma-separated blocklist of entry-point names.
 * ``CVAT_AA_TRACE_HOOKS``: when ``1``, every hook call is logged at DEBUG level.
+
+Plugin code never decides how cvat-aa ends. Whatever it raises while being imported, built,
+asked for its spec or called as a hook, ``SystemExit`` (a ``sys.exit()`` at import) and
+``GeneratorExit`` included, is reported as that plugin's failure: a broken entry in
+``functions list``, or a ``BadFunctionError``. Only ``KeyboardInterrupt`` passes through.
+Exceptions a function raises on frames are the driver's business (see ``driver.detection``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import logging
@@ -18,7 +25,7 @@ import sys
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import importlib_metadata
@@ -53,9 +60,28 @@ TRACE_ENV = "CVAT_AA_TRACE_HOOKS"
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 class UnknownFunctionError(LookupError):
     """No installed plugin, module or file matches the requested function."""
+
+
+def describe_exception(ex: BaseException) -> str:
+    """``ValueError: bad value``, or ``SystemExit: 0``, for messages."""
+    text = str(ex)
+    return f"{type(ex).__name__}: {text}" if text else type(ex).__name__
+
+
+def _plugin_code(what: str, action: Callable[[], T]) -> T:
+    """Run plugin code; what it raises that is not an ``Exception`` (but for
+    ``KeyboardInterrupt``) becomes a ``BadFunctionError`` naming ``what``."""
+    try:
+        return action()
+    except (Exception, KeyboardInterrupt):
+        raise
+    except BaseException as ex:
+        raise BadFunctionError(f"{what} raised {describe_exception(ex)}") from ex
 
 
 def _name_list(value: str) -> set[str]:
@@ -115,15 +141,16 @@ def _make_plugin_manager() -> pluggy.PluginManager:
             continue
         try:
             pm.register(ep.load(), name=ep.name)
-        except Exception as ex:  # one broken plugin must not break the others
+        except KeyboardInterrupt:
+            raise
+        except BaseException as ex:  # one broken plugin must not break the others (or exit)
             dist, version = _describe_dist(ep)
             logger.warning(
-                "hook plugin %r from %s %s failed to load and is skipped: %s: %s",
+                "hook plugin %r from %s %s failed to load and is skipped: %s",
                 ep.name,
                 dist,
                 version,
-                type(ex).__name__,
-                ex,
+                describe_exception(ex),
             )
     return pm
 
@@ -146,7 +173,9 @@ class Hooks:
     pm: pluggy.PluginManager
 
     def spec(self, function: Any) -> SdkDetectionFunctionSpec:
-        spec = self.pm.hook.cvat_aa_spec(function=function)
+        spec = _plugin_code(
+            "the function's spec", lambda: self.pm.hook.cvat_aa_spec(function=function)
+        )
         if not isinstance(spec, SdkDetectionFunctionSpec):
             raise BadFunctionError(
                 f"function spec is a {type(spec).__name__}, not a DetectionFunctionSpec"
@@ -162,13 +191,39 @@ class Hooks:
         return self.pm.hook.cvat_aa_detect(function=function, contexts=contexts, images=images)
 
     def run_started(self, run: Mapping[str, Any]) -> None:
-        self.pm.hook.cvat_aa_run_started(run=run)
+        self._observe("cvat_aa_run_started", run=run)
 
     def frames_done(self, frames: Sequence[int], annotations: int) -> None:
-        self.pm.hook.cvat_aa_frames_done(frames=frames, annotations=annotations)
+        self._observe("cvat_aa_frames_done", frames=frames, annotations=annotations)
 
     def run_finished(self, summary: Mapping[str, Any]) -> None:
-        self.pm.hook.cvat_aa_run_finished(summary=summary)
+        self._observe("cvat_aa_run_finished", summary=summary)
+
+    def _observe(self, name: str, **kwargs: Any) -> None:
+        caller = getattr(self.pm.hook, name)
+        try:
+            caller(**kwargs)
+        except (Exception, KeyboardInterrupt):
+            raise
+        except BaseException as ex:
+            plugin = _raised_by(caller, ex)
+            raise BadFunctionError(
+                f"hook plugin {plugin!r} raised {describe_exception(ex)} in {name};"
+                f" uninstall it, or disable it with {DISABLE_ENV}={plugin}"
+            ) from ex
+
+
+def _raised_by(caller: pluggy.HookCaller, ex: BaseException) -> str:
+    """The name of the plugin whose implementation of the hook ``ex`` came through."""
+    codes = set()
+    tb = ex.__traceback__
+    while tb is not None:
+        codes.add(tb.tb_frame.f_code)
+        tb = tb.tb_next
+    for impl in caller.get_hookimpls():
+        if getattr(impl.function, "__code__", None) in codes:
+            return impl.plugin_name
+    return "unknown"
 
 
 def hooks() -> Hooks:
@@ -222,6 +277,10 @@ def check_function(function: Any, *, name: str) -> Any:
     return function
 
 
+def _checking(name: str) -> str:
+    return f"reading 'spec' and 'detect' of function {name!r}"
+
+
 def instantiate(obj: Any, params: Mapping[str, Any], *, name: str) -> Any:
     """Turn an entry-point object, module or file module into a function, given parameters."""
     factory = _factory_of(obj)
@@ -230,16 +289,16 @@ def instantiate(obj: Any, params: Mapping[str, Any], *, name: str) -> Any:
             raise FunctionParameterError(
                 f"function {name!r} takes no parameters, got {', '.join(sorted(params))}"
             )
-        return check_function(obj, name=name)
+        return _plugin_code(_checking(name), lambda: check_function(obj, name=name))
     check_factory_parameters(factory, params, function_name=name)
     try:
-        function = factory(**params)
+        function = _plugin_code(f"the factory of function {name!r}", lambda: factory(**params))
     except (FunctionParameterError, BadFunctionError):
         raise
     except (TypeError, ValueError, LookupError) as ex:
         # Factories report bad values (an unknown model name, say) with these.
         raise FunctionParameterError(f"function {name!r}: {ex}") from ex
-    return check_function(function, name=name)
+    return _plugin_code(_checking(name), lambda: check_function(function, name=name))
 
 
 @attrs.define
@@ -278,8 +337,10 @@ def _load_entry(ep: importlib_metadata.EntryPoint) -> FunctionEntry:
     try:
         obj = ep.load()
         factory = _factory_of(obj)
-    except Exception as ex:  # a broken plugin is reported, not fatal
-        entry.error = f"{type(ex).__name__}: {ex}"
+    except KeyboardInterrupt:
+        raise
+    except BaseException as ex:  # a broken plugin is reported, not fatal (nor the exit code)
+        entry.error = describe_exception(ex)
         logger.debug("function plugin %s failed to load", entry.describe(), exc_info=True)
         return entry
     entry._object = obj
@@ -337,11 +398,13 @@ def import_function_module(module_name: str) -> Any:
         if ex.name and module_name.startswith(ex.name):
             raise UnknownFunctionError(f"no module named {module_name!r} can be imported") from ex
         raise BadFunctionError(
-            f"module {module_name!r} failed to import: {type(ex).__name__}: {ex}"
+            f"module {module_name!r} failed to import: {describe_exception(ex)}"
         ) from ex
-    except Exception as ex:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as ex:
         raise BadFunctionError(
-            f"module {module_name!r} failed to import: {type(ex).__name__}: {ex}"
+            f"module {module_name!r} failed to import: {describe_exception(ex)}"
         ) from ex
 
 
@@ -350,7 +413,10 @@ def import_function_file(path: str | os.PathLike[str]) -> Any:
     path = Path(path)
     if not path.is_file():
         raise UnknownFunctionError(f"function file {str(path)!r} does not exist")
-    module_name = f"__cvat_aa_function_{abs(hash(str(path.resolve())))}__"
+    # The same name in every process (Ray actors too), so that what pickles by reference to
+    # the file's module (an exception class it defines, say) unpickles in the others.
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    module_name = f"__cvat_aa_function_{digest}__"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise BadFunctionError(f"{str(path)!r} is not a Python file")
@@ -359,10 +425,12 @@ def import_function_file(path: str | os.PathLike[str]) -> Any:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as ex:
+    except BaseException as ex:
         del sys.modules[module_name]
+        if isinstance(ex, KeyboardInterrupt):
+            raise
         raise BadFunctionError(
-            f"function file {str(path)!r} failed to run: {type(ex).__name__}: {ex}"
+            f"function file {str(path)!r} failed to run: {describe_exception(ex)}"
         ) from ex
     return module
 

@@ -5,8 +5,10 @@ Exit codes (also in docs/cli.md):
 ====  =====================================================================================
 0     success
 1     an unexpected error, or the server failed or could not be reached
-2     bad usage: bad options or parameters, an unknown function, a bad frame selection
-3     authentication failed (wrong credentials or token, or no permission)
+2     bad usage: bad options or parameters (a server address that does not parse too), an
+      unknown function, a bad frame selection
+3     authentication failed (wrong credentials or token, or no permission), or no
+      credentials were given and there is no terminal to ask for a password on
 4     the task or job was not found, or it has no data
 5     the function is bad: a broken plugin, or a function that broke the protocol
 6     the function raised an exception on a frame
@@ -67,5 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in stopped_run_lines(ex):
             print(f"cvat-aa: {line}", file=sys.stderr)
         return ExitCode.INTERRUPTED
-    except Exception as ex:  # every error a user can hit ends here, as one message
+    except BaseException as ex:  # every error a user can hit ends here, as one message
+        # SystemExit too: only cvat-aa decides its exit status, never code it loaded.
         return report_error(ex, debug=args.debug)

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import enum
 import logging
+import ssl
 import sys
 import traceback
 
 import cvat_sdk.auto_annotation as sdk_aa
 import urllib3.exceptions
 from cvat_sdk.api_client import exceptions as api_exceptions
-from cvat_sdk.core.exceptions import AuthStoreError
+from cvat_sdk.core.exceptions import AuthStoreError, InvalidHostException
 
-from ..driver import FunctionFailedError, NoDataError
+from ..driver import NoDataError
+from ..driver.detection import failure_of
+from ..driver.retry import is_refused
 from ..driver.run_lock import RunInProgressError
 from ..parameters import FunctionParameterError
 from ..plugins import UnknownFunctionError
+from .login import MissingCredentialsError
 
 logger = logging.getLogger(__name__)
 
@@ -42,18 +46,27 @@ class NotFoundError(LookupError):
 
 def classify(ex: BaseException) -> tuple[ExitCode, str]:
     """The exit code and the message for an exception."""
+    # First: what the function raised may be of any type, a ValueError say.
+    failure = failure_of(ex)
+    if failure is not None:
+        return ExitCode.FUNCTION_FAILED, f"{failure}. Nothing was uploaded or written."
     if isinstance(ex, (UsageError, FunctionParameterError, UnknownFunctionError)):
         return ExitCode.USAGE, str(ex)
     if isinstance(ex, sdk_aa.BadFunctionError):
         return ExitCode.BAD_FUNCTION, f"bad function: {ex}"
-    if isinstance(ex, FunctionFailedError):
-        return ExitCode.FUNCTION_FAILED, f"{ex}. Nothing was uploaded or written."
     if isinstance(ex, RunInProgressError):
         return ExitCode.BUSY, str(ex)
     if isinstance(ex, (NotFoundError, NoDataError)):
         return ExitCode.NOT_FOUND, str(ex)
-    if isinstance(ex, AuthStoreError):
+    if isinstance(ex, (AuthStoreError, MissingCredentialsError)):
         return ExitCode.AUTH, str(ex)
+    if isinstance(ex, (InvalidHostException, urllib3.exceptions.LocationValueError)):
+        # Not str(ex): urllib3 quotes the whole URL, credentials included.
+        detail = str(ex) if isinstance(ex, InvalidHostException) else "it does not parse"
+        return ExitCode.USAGE, (
+            f"the server address is not valid ({detail}): check --server-host and"
+            " --server-port (a port is a number from 1 to 65535)"
+        )
     if isinstance(ex, (api_exceptions.UnauthorizedException, api_exceptions.ForbiddenException)):
         return ExitCode.AUTH, (
             f"the server refused the request ({ex.status} {ex.reason}): check --auth, the"
@@ -66,10 +79,52 @@ def classify(ex: BaseException) -> tuple[ExitCode, str]:
             return ExitCode.AUTH, "login failed: wrong user name or password"
         return ExitCode.ERROR, f"the server answered {ex.status} {ex.reason}"
     if isinstance(ex, urllib3.exceptions.HTTPError):
-        return ExitCode.ERROR, f"cannot reach the CVAT server: {type(ex).__name__}"
+        where = _address(ex)
+        return ExitCode.ERROR, f"cannot reach the CVAT server{where}: {_why_unreachable(ex)}"
     if isinstance(ex, ValueError):
         return ExitCode.USAGE, str(ex)
     return ExitCode.ERROR, f"unexpected error: {type(ex).__name__}: {ex}"
+
+
+# OpenSSL's reasons for a handshake with something that does not speak TLS.
+_NOT_TLS = {"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"}
+
+
+def _address(ex: urllib3.exceptions.HTTPError) -> str:
+    pool = getattr(ex, "pool", None) if isinstance(ex, urllib3.exceptions.MaxRetryError) else None
+    if pool is None:
+        return ""
+    return f" at {pool.scheme}://{pool.host}:{pool.port}"
+
+
+def _why_unreachable(ex: urllib3.exceptions.HTTPError) -> str:
+    """What went wrong, and what to do about it (never the URL: it may hold a password)."""
+    reason = ex.reason if isinstance(ex, urllib3.exceptions.MaxRetryError) else ex
+    if isinstance(reason, urllib3.exceptions.SSLError):
+        inner = reason.args[0] if reason.args else None
+        if isinstance(inner, ssl.SSLCertVerificationError):
+            return (
+                f"its TLS certificate cannot be verified ({inner.verify_message}); pass"
+                " --insecure if you trust this server"
+            )
+        if isinstance(inner, ssl.SSLError) and inner.reason in _NOT_TLS:
+            return (
+                "it does not speak HTTPS there; if the server serves plain HTTP, give"
+                " --server-host with http:// (a host without a scheme means https://)"
+            )
+        return f"the TLS handshake failed ({type(inner).__name__}); check the address"
+    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+        return "its host name cannot be resolved; check --server-host"
+    if is_refused(reason):
+        return (
+            "nothing accepts connections there; check --server-host and --server-port, and"
+            " that the server is running"
+        )
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+        return f"cannot connect ({reason.__cause__ or 'no reason given'}); check the address"
+    if isinstance(reason, (urllib3.exceptions.TimeoutError, TimeoutError)):
+        return "it did not answer in time; check the address, or try again later"
+    return f"{type(reason).__name__}; check the address, or try again later"
 
 
 def _as_bytes(body: object) -> bytes:

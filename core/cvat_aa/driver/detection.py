@@ -5,33 +5,122 @@ annotations or the error the function raised on it. :class:`LocalExecutor` runs 
 in this process; other executors (a cluster of workers, say) implement the same protocol and
 call :func:`detect_batch` where the function lives. Whatever the executor, the driver alone
 maps labels, validates, journals and uploads.
+
+Inside the pipeline, an exception the function raised travels as a
+:class:`FunctionFailedError` (it says which frames, it pickles, and on_error="skip" can tell
+it from the driver's own errors). The public entry points raise the function's own exception
+again (see :func:`raising_as_the_function_did`), as cvat-sdk's ``annotate_task`` does, so
+that a caller's ``except ValueError:`` works unchanged.
+
+Plugin code never decides how cvat-aa ends: whatever it raises, ``SystemExit`` and
+``GeneratorExit`` included, is a failure of the function on those frames. Only
+``KeyboardInterrupt`` passes through, as the user's request to stop.
 """
 
 from __future__ import annotations
 
+import contextlib
+import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cvat_sdk.api_client.exceptions import ApiTypeError, ApiValueError
 
 from ..interface import BadFunctionError, FrameContext
-from ..plugins import hooks
+from ..plugins import describe_exception, hooks
 from .frames import Frame
 
-__all__ = ["Executor", "FunctionFailedError", "LocalExecutor", "detect_batch"]
+__all__ = [
+    "Executor",
+    "FunctionFailedError",
+    "LocalExecutor",
+    "detect_batch",
+    "failure_of",
+    "raising_as_the_function_did",
+]
+
+T = TypeVar("T")
+
+FAILURE_ATTRIBUTE = "cvat_aa_failure"
+"""Set on a function's own exception raised from the public API: its FunctionFailedError."""
 
 
 class FunctionFailedError(RuntimeError):
-    """The function raised an exception on a frame (or, with ``on_error="skip"``, on some)."""
+    """The function raised an exception on a frame (or, with ``on_error="skip"``, on some).
 
-    def __init__(self, message: str, frames: Sequence[int], reason: str = "") -> None:
+    ``frames`` are the task frame numbers, ``reason`` is ``"ValueError: ..."``, and
+    ``original`` is the exception the function raised (None if it could not be sent back
+    from where the function ran).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        frames: Sequence[int],
+        reason: str = "",
+        original: BaseException | None = None,
+    ) -> None:
         super().__init__(message)
         self.frames = list(frames)
         self.reason = reason or message
+        self.original = original
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Picklable, so that executors running the function elsewhere can send it back.
-        return (type(self), (str(self), self.frames, self.reason))
+        # Picklable, so that executors running the function elsewhere can send it back; an
+        # original exception that does not pickle stays behind (its reason still says it all).
+        return (type(self), (str(self), self.frames, self.reason, _picklable(self.original)))
+
+    @property
+    def where(self) -> str:
+        """``the function failed on frame 3 (a.jpg)``, without the reason."""
+        return str(self).removesuffix(f": {self.reason}")
+
+
+def _picklable(error: BaseException | None) -> BaseException | None:
+    if error is None:
+        return None
+    try:
+        pickle.dumps(error)
+    except Exception:
+        return None
+    return error
+
+
+def failure_of(error: BaseException) -> FunctionFailedError | None:
+    """The failure behind ``error``: itself, or the one that a function's own exception, raised
+    from the public API, carries. None when the function did not raise it."""
+    if isinstance(error, FunctionFailedError):
+        return error
+    failure = getattr(error, FAILURE_ATTRIBUTE, None)
+    return failure if isinstance(failure, FunctionFailedError) else None
+
+
+def raising_as_the_function_did(action: Callable[[], T]) -> T:
+    """Run ``action``; if it fails with a FunctionFailedError, raise the function's own
+    exception instead, with a note naming the frame.
+
+    What the function raised that is not an ``Exception`` (``SystemExit``, ``GeneratorExit``)
+    stays a FunctionFailedError: a caller would not expect an API call to end its program.
+    """
+    try:
+        return action()
+    except FunctionFailedError as failure:
+        original = failure.original
+        if not isinstance(original, Exception):
+            raise
+        with contextlib.suppress(AttributeError, TypeError):
+            original.add_note(f"cvat-aa: {failure.where}")
+            # What the pipeline recorded on its way out (what a stopped run undid, say).
+            for name, value in vars(failure).items():
+                if name.startswith("cvat_aa_"):
+                    setattr(original, name, value)
+            setattr(
+                original,
+                FAILURE_ATTRIBUTE,
+                FunctionFailedError(str(failure), failure.frames, failure.reason),
+            )
+    # Raised outside the except clause: the function's exception keeps its own context.
+    raise original
 
 
 def where(frames: Sequence[tuple[int, str]]) -> str:
@@ -50,7 +139,7 @@ def detect_batch(
 
     ``frames`` are the (task frame number, name) pairs of the batch, for messages. Raises
     ``BadFunctionError`` when the function breaks the protocol and ``FunctionFailedError``
-    when it raises.
+    when it (or a hook wrapping it) raises anything but ``KeyboardInterrupt``.
     """
     try:
         results = hooks().detect(function, contexts, images)
@@ -61,10 +150,15 @@ def detect_batch(
         raise BadFunctionError(
             f"the function built an invalid annotation on {where(frames)}: {ex}"
         ) from ex
-    except Exception as ex:
-        reason = f"{type(ex).__name__}: {ex}"
+    except KeyboardInterrupt:
+        raise
+    except BaseException as ex:  # SystemExit too: the function does not decide how we end
+        reason = describe_exception(ex)
         raise FunctionFailedError(
-            f"the function failed on {where(frames)}: {reason}", [i for i, _ in frames], reason
+            f"the function failed on {where(frames)}: {reason}",
+            [i for i, _ in frames],
+            reason,
+            ex,
         ) from ex
     if results is None or len(results) != len(frames):
         raise BadFunctionError(

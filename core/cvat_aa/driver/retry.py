@@ -1,9 +1,22 @@
 """Retrying transient server and network failures with capped exponential backoff.
 
-Transient: connection errors, timeouts, and the statuses 429, 500, 502, 503 and 504 (a
-``Retry-After`` header is honoured). Permanent (400, 401, 403, 404 and other client errors)
-fail at once. A request that may have been applied before its connection broke is not simply
-sent again: the caller says how to find out (see ``Uploader``).
+Transient: dropped connections, timeouts, a refused connection, a DNS server that is
+temporarily unavailable, and the statuses 429, 500, 502, 503 and 504 (a ``Retry-After``
+header is honoured). Permanent, and failing at once, is whatever cannot succeed by waiting:
+the statuses 400, 401, 403, 404 and other client errors, a URL that does not parse (a port
+such as 99999), a host name that does not exist, and TLS failures (a certificate that cannot
+be verified, or an ``https://`` URL for a server that speaks plain HTTP) other than a
+connection dropped during the handshake.
+
+A refused connection is the one ambiguous case: during a server restart nothing listens for a
+few seconds, but a wrong port refuses too. ``refused_attempts`` lets a caller give it fewer
+tries: the CLI's login, the first contact with the server, tries once (cvat-sdk's HTTP client
+itself tries three times over about three seconds, for every connection error), so a wrong
+address fails within seconds; once the server has answered, a refusal means a restart and
+gets the full retry.
+
+A request that may have been applied before its connection broke is not simply sent again:
+the caller says how to find out (see ``Uploader``).
 """
 
 from __future__ import annotations
@@ -11,6 +24,7 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -19,13 +33,23 @@ import attrs
 import urllib3.exceptions
 from cvat_sdk.api_client.exceptions import ApiException
 
-__all__ = ["RetryPolicy", "is_ambiguous", "is_transient"]
+__all__ = ["RetryPolicy", "is_ambiguous", "is_refused", "is_transient"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+# TLS errors that mean the connection broke during the handshake, not that it cannot succeed.
+_DROPPED_HANDSHAKE = (
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+    ssl.SSLSyscallError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -35,9 +59,26 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, urllib3.exceptions.MaxRetryError):
         # urllib3 gave up after its own retries; the cause tells what happened.
         return error.reason is None or is_transient(error.reason)
+    if isinstance(error, urllib3.exceptions.LocationValueError):
+        return False  # the URL does not parse (a port out of range, say)
+    if isinstance(error, urllib3.exceptions.NameResolutionError):
+        cause = error.__cause__
+        return isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_AGAIN
+    if isinstance(error, urllib3.exceptions.SSLError):
+        inner = error.args[0] if error.args else None
+        return isinstance(inner, _DROPPED_HANDSHAKE)
     return isinstance(
         error, (urllib3.exceptions.HTTPError, ConnectionError, socket.timeout, TimeoutError)
     )
+
+
+def is_refused(error: BaseException) -> bool:
+    """Whether ``error`` is a refused connection: nothing listens at the address (yet)."""
+    if isinstance(error, urllib3.exceptions.MaxRetryError):
+        return error.reason is not None and is_refused(error.reason)
+    if isinstance(error, urllib3.exceptions.NewConnectionError):
+        return isinstance(error.__cause__, ConnectionRefusedError)
+    return isinstance(error, ConnectionRefusedError)
 
 
 def is_ambiguous(error: BaseException) -> bool:
@@ -68,7 +109,14 @@ class RetryPolicy:
     """Tries in all, the first included."""
     base_delay: float = 0.5
     max_delay: float = 30.0
+    refused_attempts: int | None = None
+    """Tries in all when the connection is refused; None: as many as ``attempts``."""
     sleep: Callable[[float], None] = attrs.field(default=time.sleep, eq=False, repr=False)
+
+    def _attempts_for(self, error: BaseException) -> int:
+        if self.refused_attempts is not None and is_refused(error):
+            return self.refused_attempts
+        return self.attempts
 
     def delay(self, attempt: int, error: BaseException) -> float:
         """Seconds to wait before try ``attempt + 1``: Retry-After, or backoff with full jitter."""
@@ -95,7 +143,7 @@ class RetryPolicy:
             try:
                 return action()
             except Exception as error:
-                if not is_transient(error) or attempt >= self.attempts:
+                if not is_transient(error) or attempt >= self._attempts_for(error):
                     raise
                 failure = error
             if on_ambiguous is not None and is_ambiguous(failure):
@@ -109,7 +157,7 @@ class RetryPolicy:
                 what,
                 _describe(failure),
                 attempt,
-                self.attempts - 1,
+                self._attempts_for(failure) - 1,
                 wait,
             )
             self.sleep(wait)
