@@ -161,6 +161,7 @@ def test_an_unknown_host_name_is_tried_once():
     assert attempts.count == 1
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_a_certificate_that_cannot_be_verified_is_tried_once_and_insecure_skips_the_check(
     tls_server,
 ):
