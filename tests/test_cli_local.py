@@ -205,6 +205,59 @@ def test_an_output_name_that_names_no_format_is_a_usage_error(
     assert not (tmp_path / "a.txt").exists()
 
 
+@pytest.fixture
+def loud_function_file(tmp_path) -> Path:
+    """A function file that says on stderr when it is loaded."""
+    path = tmp_path / "loud.py"
+    path.write_text("import sys\nprint('LOADED', file=sys.stderr)\n" + textwrap.dedent(BOXES))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("missing/out.xml", "--output: the folder of the output, '.*missing', does not exist"),
+        (".", "--output: the output '.*' is a folder; give a file name"),
+    ],
+    ids=["missing-folder", "a-folder"],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_the_function_is_loaded(
+    tmp_path, images, loud_function_file, capsys, output, message
+):
+    err = usage_error(
+        capsys, "--images", images, "--function-file", loud_function_file,
+        "--output", tmp_path / output,
+    )  # fmt: skip
+    assert re.search(message, err)
+    assert "LOADED" not in err
+
+
+@pytest.mark.parametrize("task_run", [False, True], ids=["images", "task"])
+def test_a_preview_that_cannot_be_written_is_refused_before_the_function_is_loaded(
+    tmp_path, images, loud_function_file, capsys, task_run
+):
+    (tmp_path / "file").write_text("x")
+    target = ["7", "--dry-run"] if task_run else ["--images", images]
+    err = usage_error(
+        capsys, *target, "--function-file", loud_function_file, "--preview", tmp_path / "file"
+    )
+    assert re.search("--preview: '.*file' is a file, not a folder; choose another folder", err)
+    assert "LOADED" not in err
+
+
+def test_frames_that_match_no_input_frame_are_refused_before_the_function_is_loaded(
+    images, loud_function_file, capsys
+):
+    err = usage_error(
+        capsys, "--images", images, "--function-file", loud_function_file, "--frames", "500-600"
+    )
+    assert (
+        "the frame selection 500-600 matches no frame of the inputs (frames 0-1);"
+        " choose frames in that range"
+    ) in err
+    assert "LOADED" not in err
+
+
 def test_format_needs_an_output(images, function_file, capsys):
     assert "--format needs --output" in usage_error(
         capsys, "--images", images, "--function-file", function_file, "--format", "coco"
@@ -240,10 +293,60 @@ def test_a_function_that_raises_exits_6_and_writes_no_output(tmp_path, images, c
         "--images", images, "--function-file", tmp_path / "raises.py", "--output", output
     )
     assert code == ExitCode.FUNCTION_FAILED
+    assert "failed on frame 0 (a.png): RuntimeError: model exploded" in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_with_on_error_skip_an_unreadable_image_is_listed_and_the_run_exits_6(
+    tmp_path, images, function_file, capsys
+):
+    (images / "broken.jpg").write_text("not a jpeg")
+    output = tmp_path / "out.xml"
+    code = annotate(
+        "--images", images, "--function-file", function_file, "--output", output,
+        "--on-error", "skip",
+    )  # fmt: skip
+    assert code == ExitCode.FUNCTION_FAILED
+    out = capsys.readouterr().out
+    assert "on 2 frames: 4 annotations" in out
+    assert "Skipped 1 frame (left out of the output):" in out
     assert (
-        "failed on frames 0 (a.png), 1 (b.jpg): RuntimeError: model exploded"
-        in capsys.readouterr().err
+        f"frame 2 (broken.jpg): cannot read the image '{images / 'broken.jpg'}': it is not in an"
+        " image format PIL reads"
+    ) in out
+    assert [f.name for f in read_cvat_xml(output, SPEC_LABELS).frames] == ["a.png", "b.jpg"]
+
+
+def test_with_on_error_skip_a_failing_frame_is_listed_in_the_json_summary(
+    tmp_path, images, capsys
+):
+    (tmp_path / "raises.py").write_text(textwrap.dedent(RAISES))
+    code = annotate(
+        "--images", images, "--function-file", tmp_path / "raises.py", "--on-error", "skip",
+        "--json",
+    )  # fmt: skip
+    assert code == ExitCode.FUNCTION_FAILED
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["frames"] == 0
+    assert summary["skipped"] == [
+        {
+            "frame": i,
+            "name": name,
+            "reason": "the function failed: RuntimeError: model exploded",
+        }
+        for i, name in enumerate(["a.png", "b.jpg"])
+    ]
+
+
+def test_an_unreadable_image_ends_the_run_naming_it_and_writes_nothing(
+    tmp_path, images, function_file, capsys
+):
+    (images / "broken.jpg").write_bytes(b"")
+    output = tmp_path / "out.xml"
+    err = usage_error(
+        capsys, "--images", images, "--function-file", function_file, "--output", output
     )
+    assert f"cannot read the image '{images / 'broken.jpg'}': the file is empty" in err
     assert not output.exists()
 
 
@@ -323,6 +426,17 @@ def test_a_task_run_with_a_preview_uploads_and_draws(
     assert len(cvat_server.annotations(task)["shapes"]) == 3
     assert len(list((preview / "frames").iterdir())) == 3
     assert "See the result in CVAT" in capsys.readouterr().out
+
+
+def test_frames_that_match_no_frame_of_the_task_exit_2_naming_its_frames(
+    cvat_server, task, function_file, capsys
+):
+    err = usage_error(
+        capsys, task, "--function-file", function_file, "--frames", "500-600",
+        *server_options(cvat_server),
+    )  # fmt: skip
+    assert f"the frame selection 500-600 matches no frame of task {task} (frames 0-2)" in err
+    assert cvat_server.annotations(task)["shapes"] == []
 
 
 # --- the README's quick start ------------------------------------------------------------------

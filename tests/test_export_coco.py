@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
-from cvat_aa.export import format_for, read_annotations, read_coco, write_annotations, write_coco
+from cvat_aa.annotations import AnnotationSet, FrameAnnotations
+from cvat_aa.export import (
+    CocoWriter,
+    check_output,
+    format_for,
+    read_annotations,
+    read_coco,
+    write_annotations,
+    write_coco,
+)
 from cvat_aa.export.coco import to_coco
 from cvat_aa.local import annotate_images
+from cvat_sdk import models
 from sample_annotations import SampleFunction, views
 
 SUPPORTED = ("rectangle", "polygon", "mask", "skeleton")
@@ -211,3 +223,66 @@ def test_write_and_read_annotations_pick_the_format_by_extension(result, tmp_pat
     assert write_annotations(tmp_path / "a.xml", result.annotations) == "cvat"
     read = read_annotations(tmp_path / "a.xml", result.annotations.labels)
     assert read.count == result.annotations.count
+
+
+# --- writing frame by frame -------------------------------------------------------------------
+
+
+def test_the_writer_writes_frame_by_frame_what_to_coco_describes(result, tmp_path):
+    with CocoWriter(tmp_path / "x.json", result.annotations.labels) as writer:
+        for frame in result.annotations.frames:
+            writer.add(frame)
+        assert not (tmp_path / "x.json").exists(), "the file appears when it is complete"
+    document, skipped = to_coco(result.annotations)
+    assert (tmp_path / "x.json").read_text() == json.dumps(document)
+    assert writer.skipped == skipped
+
+
+def test_a_file_that_fails_to_be_written_leaves_the_old_one_and_no_temporary_file(
+    result, tmp_path
+):
+    (tmp_path / "x.json").write_text("old")
+    broken = AnnotationSet(
+        result.annotations.labels,
+        [FrameAnnotations(0, "a.png", 10, 10, (), [models.LabeledShapeRequest(
+            type="rectangle", frame=0, label_id=999, points=[0, 0, 1, 1]
+        )])],
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="label id 999"):
+        write_coco(tmp_path / "x.json", broken)
+    assert (tmp_path / "x.json").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_a_written_file_has_the_usual_permissions(result, tmp_path):
+    write_coco(tmp_path / "x.json", result.annotations)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize(
+    ("make_path", "message"),
+    [
+        (lambda tmp: tmp / "missing" / "a.json", "'.*missing', does not exist"),
+        (lambda tmp: tmp, "is a folder; give a file name"),
+        (lambda tmp: (tmp / "file").touch() or tmp / "file" / "a.json", "is not a folder"),
+    ],
+    ids=["missing-folder", "a-folder", "folder-is-a-file"],
+)
+def test_an_output_that_cannot_be_written_is_refused_without_creating_anything(
+    tmp_path, make_path, message
+):
+    path = make_path(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(ValueError, match=message):
+        check_output(path)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_an_output_in_a_folder_that_cannot_be_written_is_refused(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir(mode=0o500)
+    with pytest.raises(ValueError, match="cannot write in"):
+        check_output(folder / "a.json")

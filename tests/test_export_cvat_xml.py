@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
-from cvat_aa.export import read_cvat_xml, write_cvat_xml
+from cvat_aa.annotations import FrameAnnotations
+from cvat_aa.export import CvatXmlWriter, read_cvat_xml, write_cvat_xml
+from cvat_aa.labels import LabelCatalog
 from cvat_aa.local import annotate_images
 from cvat_sdk.masks import encode_mask
 from sample_annotations import KINDS, SampleFunction, views
@@ -217,3 +221,47 @@ def test_reading_refuses_other_files(tmp_path, result):
     (tmp_path / "x.xml").write_text("<annotations><version>1.0</version></annotations>")
     with pytest.raises(ValueError, match="1.1"):
         read_cvat_xml(tmp_path / "x.xml", result.annotations.labels)
+
+
+# --- writing frame by frame -------------------------------------------------------------------
+
+
+def test_the_writer_writes_frame_by_frame_what_write_cvat_xml_writes(result, tmp_path):
+    write_cvat_xml(tmp_path / "whole.xml", result.annotations, task_name="sample")
+    labels = result.annotations.labels
+    with CvatXmlWriter(tmp_path / "streamed.xml", labels, task_name="sample") as writer:
+        for frame in result.annotations.frames:
+            writer.add(frame)
+        assert not (tmp_path / "streamed.xml").exists(), "the file appears when it is complete"
+
+    def without_dates(path: Path) -> str:
+        return re.sub(r"<(created|updated|dumped)>[^<]*<", "<\\1><", path.read_text())
+
+    assert without_dates(tmp_path / "streamed.xml") == without_dates(tmp_path / "whole.xml")
+
+
+def test_the_meta_counts_the_frames_written(tmp_path):
+    labels = LabelCatalog.from_spec([])
+    with CvatXmlWriter(tmp_path / "a.xml", labels) as writer:
+        for index in (3, 4, 7):
+            writer.add(FrameAnnotations(index, f"{index}.png", 10, 10))
+    task = ET.parse(tmp_path / "a.xml").getroot().find("meta/task")
+    assert [task.findtext(t) for t in ("size", "start_frame", "stop_frame")] == ["3", "3", "7"]
+
+
+def test_a_writer_that_is_discarded_leaves_the_old_file_and_no_temporary_file(tmp_path):
+    (tmp_path / "a.xml").write_text("old")
+    with pytest.raises(RuntimeError):
+        with CvatXmlWriter(tmp_path / "a.xml", LabelCatalog.from_spec([])) as writer:
+            writer.add(FrameAnnotations(0, "0.png", 10, 10))
+            raise RuntimeError("the run failed")
+    assert (tmp_path / "a.xml").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.xml"]
+
+
+def test_a_writer_writes_to_a_stream(result):
+    stream = io.StringIO()
+    write_cvat_xml(stream, result.annotations)
+    assert read_cvat_xml(io.StringIO(stream.getvalue()), result.annotations.labels).count == (
+        result.annotations.count
+    )

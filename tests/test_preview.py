@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 import re
 
 import cvat_aa
@@ -12,7 +13,7 @@ import pytest
 from cvat_aa.driver.frames import Frame
 from cvat_aa.labels import LabelCatalog
 from cvat_aa.local import annotate_images
-from cvat_aa.preview import PreviewWriter, draw_annotations
+from cvat_aa.preview import PreviewWriter, check_preview_directory, draw_annotations
 from cvat_sdk import models
 from cvat_sdk.masks import encode_mask
 from sample_annotations import CAT_SVG, SPEC, SampleFunction
@@ -215,3 +216,44 @@ def test_a_local_run_draws_its_frames_as_it_goes(tmp_path):
         annotate_images(SampleFunction(), [tmp_path / "a.png"], on_frame=writer.add)
     assert (tmp_path / "preview" / "frames" / "000000_a.png").is_file()
     assert "9 annotations" in (tmp_path / "preview" / "index.html").read_text()
+
+
+# --- checking the directory before a run -------------------------------------------------------
+
+
+def test_a_directory_that_does_not_exist_yet_passes_the_check_and_is_not_created(tmp_path):
+    assert check_preview_directory(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda tmp: tmp / "file", "'.*file' is a file, not a folder"),
+        (lambda tmp: tmp / "file" / "preview", "cannot be created: '.*file' is a file"),
+        (lambda tmp: (tmp / "p").mkdir() or tmp / "p", None),
+    ],
+    ids=["a-file", "below-a-file", "an-existing-folder"],
+)
+def test_a_directory_that_cannot_hold_a_gallery_is_refused(tmp_path, make, message):
+    (tmp_path / "file").write_text("x")
+    directory = make(tmp_path)
+    if message is None:
+        check_preview_directory(directory)
+    else:
+        with pytest.raises(ValueError, match=message):
+            check_preview_directory(directory)
+
+
+def test_a_directory_whose_frames_folder_is_a_file_is_refused(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "frames").write_text("x")
+    with pytest.raises(ValueError, match="frames' is a file"):
+        check_preview_directory(tmp_path / "p")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_a_directory_in_a_folder_that_cannot_be_written_is_refused(tmp_path):
+    (tmp_path / "locked").mkdir(mode=0o500)
+    with pytest.raises(ValueError, match="cannot write in"):
+        check_preview_directory(tmp_path / "locked" / "preview")

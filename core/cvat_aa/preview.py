@@ -12,6 +12,7 @@ so it is the same in every preview.
 (``thumbnails/``), and at the end an ``index.html`` gallery that links them, with each
 frame's name and its annotation counts per label. Its :meth:`~PreviewWriter.add` has the
 signature of the drivers' ``on_frame`` callback, so a run draws its frames as it goes.
+:func:`check_preview_directory` tells before a run whether the gallery can be written.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import logging
 import math
 import os
 import re
+import tempfile
 import urllib.parse
 from collections import Counter
 from collections.abc import Sequence
@@ -39,7 +41,7 @@ from cvat_sdk.masks import decode_mask
 from .driver.frames import Frame
 from .labels import LabelCatalog, LabelInfo, stable_color
 
-__all__ = ["PreviewWriter", "draw_annotations"]
+__all__ = ["PreviewWriter", "check_preview_directory", "draw_annotations"]
 
 logger = logging.getLogger(__name__)
 
@@ -294,6 +296,38 @@ def _safe_name(index: int, name: str) -> str:
     """A file name for a frame: its number (which makes it unique) and what of its name is safe."""
     stem = _UNSAFE.sub("_", os.path.splitext(name)[0]).strip("_")[-80:]
     return f"{index:06d}_{stem}.png"
+
+
+def check_preview_directory(directory: str | os.PathLike[str]) -> Path:
+    """Check that a gallery can be written into ``directory``; return it as a ``Path``.
+
+    The directory may not exist yet (it is created with its parents), but what would hold it
+    must be a folder this process can write in. Raises ``ValueError`` saying what to change.
+    Nothing is created.
+    """
+    path = Path(directory)
+    for sub in (path, path / "frames", path / "thumbnails"):
+        if sub.exists() and not sub.is_dir():
+            raise ValueError(f"{os.fspath(sub)!r} is a file, not a folder; choose another folder")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(
+            f"{os.fspath(path)!r} cannot be created: {os.fspath(existing)!r} is a file;"
+            " choose another folder"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as ex:
+        raise ValueError(
+            f"cannot write in {os.fspath(existing)!r} ({ex.strerror or ex}); choose another"
+            " folder"
+        ) from None
+    return path
 
 
 class PreviewWriter:

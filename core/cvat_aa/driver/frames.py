@@ -25,11 +25,23 @@ from .retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Frame", "FrameCallback", "FrameSelection", "FrameSource", "NoDataError", "batches"]
+__all__ = [
+    "EmptySelectionError",
+    "Frame",
+    "FrameCallback",
+    "FrameSelection",
+    "FrameSource",
+    "NoDataError",
+    "batches",
+]
 
 
 class NoDataError(ValueError):
     """The task has no data (no frames to annotate)."""
+
+
+class EmptySelectionError(ValueError):
+    """A frame selection matches none of the frames there are: the run would do nothing."""
 
 
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?(?::(\d+))?$")
@@ -67,6 +79,35 @@ class FrameSelection:
         return any(
             start <= frame <= stop and (frame - start) % step == 0
             for start, stop, step in self.parts
+        )
+
+    def __str__(self) -> str:
+        """The selection as ``parse`` reads it (shortened when it lists many frames)."""
+        text = ",".join(
+            str(start) if stop == start else f"{start}-{stop}" + (f":{step}" if step != 1 else "")
+            for start, stop, step in self.parts
+        )
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    @property
+    def first(self) -> int:
+        """The lowest frame number selected."""
+        return min(start for start, _, _ in self.parts)
+
+    @property
+    def last(self) -> int:
+        """The highest frame number a part reaches (it may not be selected itself)."""
+        return max(start if stop is None else stop for start, stop, _ in self.parts)
+
+    def no_frame_error(
+        self, what: str, first: int, last: int, note: str = ""
+    ) -> EmptySelectionError:
+        """The error for a selection that matches no frame of ``what``, whose frames are
+        ``first`` to ``last``."""
+        frames = str(first) if first == last else f"{first}-{last}"
+        return EmptySelectionError(
+            f"the frame selection {self} matches no frame of {what} (frames {frames}{note});"
+            " choose frames in that range"
         )
 
 
@@ -127,7 +168,11 @@ class FrameSource:
         selection: FrameSelection | None = None,
         retry: RetryPolicy | None = None,
     ) -> FrameSource:
-        """Select the frames of ``task`` (optionally only those in an inclusive range)."""
+        """Select the frames of ``task`` (optionally only those in an inclusive range).
+
+        Raises :class:`NoDataError` for a task without data, and :class:`EmptySelectionError`
+        when ``selection`` matches none of the frames (not deleted) of the task or range.
+        """
         retry = retry or RetryPolicy()
         if not task.size or not task.data_chunk_size:
             raise NoDataError(
@@ -146,6 +191,13 @@ class FrameSource:
             else:
                 name = meta.frames[index].name
             frames.append((index, name))
+        if not frames and selection is not None:
+            what, note = f"task {task.id}", ""
+            if frame_range is not None:
+                what, note = "the job", f" of task {task.id}"
+            if deleted:
+                note += ", deleted ones excluded"
+            raise selection.no_frame_error(what, first, last, note)
         return cls(
             task=task,
             frames=frames,

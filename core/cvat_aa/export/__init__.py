@@ -4,7 +4,9 @@
 * ``coco``: COCO 1.0 JSON (:mod:`.coco`): boxes, polygons, masks, and skeletons as keypoints.
 
 The format is chosen by name, or else by the file's extension: ``.xml`` for ``cvat``,
-``.json`` for ``coco``.
+``.json`` for ``coco``. :func:`open_writer` writes a file frame by frame, holding one frame in
+memory at a time, and the file appears only when it is complete (see :mod:`.streaming`);
+:func:`write_annotations` writes annotations held in memory the same way.
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ from typing import Any
 
 from ..annotations import AnnotationSet
 from ..labels import LabelCatalog
-from .coco import read_coco, write_coco
-from .cvat_xml import read_cvat_xml, write_cvat_xml
+from .coco import CocoWriter, read_coco, write_coco
+from .cvat_xml import CvatXmlWriter, read_cvat_xml, write_cvat_xml
+from .streaming import AnnotationWriter, check_output_path
 
 __all__ = [
     "FORMATS",
+    "AnnotationWriter",
+    "CocoWriter",
+    "CvatXmlWriter",
+    "check_output",
     "format_for",
+    "open_writer",
     "read_annotations",
     "read_coco",
     "read_cvat_xml",
@@ -53,6 +61,33 @@ def format_for(path: str | os.PathLike[str], format: str | None = None) -> str:
     return _EXTENSIONS[suffix]
 
 
+def check_output(path: str | os.PathLike[str], format: str | None = None) -> str:
+    """Check, before any work, that annotations can be written to ``path``; return the format.
+
+    Raises ``ValueError`` saying what to change for an unknown format, a name that names
+    none, a folder, or a folder that does not exist or cannot be written to.
+    """
+    check_output_path(path)
+    return format_for(path, format)
+
+
+def open_writer(
+    path: str | os.PathLike[str],
+    labels: LabelCatalog,
+    *,
+    format: str | None = None,
+    task_name: str = "cvat-aa",
+) -> AnnotationWriter:
+    """A writer that writes frames to ``path`` in ``format`` (or the one its extension names).
+
+    ``task_name`` is used where the format names a task. The file appears when the writer is
+    closed; use it as a context manager, so that a failure leaves no file behind.
+    """
+    if format_for(path, format) == "cvat":
+        return CvatXmlWriter(path, labels, task_name=task_name)
+    return CocoWriter(path, labels)
+
+
 def write_annotations(
     path: str | os.PathLike[str],
     annotations: AnnotationSet,
@@ -62,7 +97,8 @@ def write_annotations(
 ) -> str:
     """Write ``annotations`` to ``path`` in ``format`` (or the one its extension names).
 
-    ``task_name`` is used where the format names a task. Returns the format written.
+    ``task_name`` is used where the format names a task. Returns the format written. The
+    file is replaced only once it is complete.
     """
     chosen = format_for(path, format)
     if chosen == "cvat":

@@ -45,8 +45,9 @@ from cvat_sdk.masks import decode_mask, encode_mask
 
 from ..annotations import AnnotationSet, FrameAnnotations
 from ..labels import AttributeInfo, LabelCatalog, LabelInfo
+from .streaming import AnnotationWriter
 
-__all__ = ["UNSUPPORTED", "read_coco", "to_coco", "write_coco"]
+__all__ = ["UNSUPPORTED", "CocoWriter", "read_coco", "to_coco", "write_coco"]
 
 logger = logging.getLogger(__name__)
 
@@ -186,10 +187,9 @@ def _category(category_id: int, label: LabelInfo) -> dict[str, Any]:
     return category
 
 
-def to_coco(annotations: AnnotationSet) -> tuple[dict[str, Any], Counter[str]]:
-    """The COCO document for ``annotations``, and how many of each kind COCO lacks were left out."""
-    category_ids = {label.id: i for i, label in enumerate(annotations.labels, start=1)}
-    document: dict[str, Any] = {
+def _head(labels: LabelCatalog) -> dict[str, Any]:
+    """The document's parts before its images: licenses, info and the categories."""
+    return {
         "licenses": [{"name": "", "id": 0, "url": ""}],
         "info": {
             "contributor": "",
@@ -199,51 +199,128 @@ def to_coco(annotations: AnnotationSet) -> tuple[dict[str, Any], Counter[str]]:
             "version": "",
             "year": "",
         },
-        "categories": [_category(category_ids[label.id], label) for label in annotations.labels],
-        "images": [],
-        "annotations": [],
+        "categories": [_category(i, label) for i, label in enumerate(labels, start=1)],
     }
+
+
+def _image(frame: FrameAnnotations) -> dict[str, Any]:
+    return {
+        "id": frame.index + 1,
+        "width": frame.width,
+        "height": frame.height,
+        "file_name": frame.name,
+        "license": 0,
+        "flickr_url": "",
+        "coco_url": "",
+        "date_captured": 0,
+    }
+
+
+def _annotations(
+    frame: FrameAnnotations,
+    labels: LabelCatalog,
+    category_ids: dict[int, int],
+    first_id: int,
+    skipped: Counter[str],
+) -> list[dict[str, Any]]:
+    """The COCO annotations of a frame, numbered from ``first_id``; what COCO cannot hold is
+    counted in ``skipped``."""
+    skipped["tag"] += len(frame.tags)
+    annotations = []
+    for shape in frame.shapes:
+        shape_type = _type(shape)
+        if shape_type in UNSUPPORTED:
+            skipped[shape_type] += 1
+            continue
+        label = labels.get(shape.label_id)
+        if label is None:
+            raise ValueError(
+                f"a shape refers to label id {shape.label_id}, which is not in the labels"
+            )
+        attributes = {"occluded": bool(getattr(shape, "occluded", False))}
+        if shape_type == "rectangle":
+            attributes["rotation"] = float(getattr(shape, "rotation", None) or 0)
+        attributes.update(_attributes(shape, label))
+        annotation = {
+            "id": first_id + len(annotations),
+            "image_id": frame.index + 1,
+            "category_id": category_ids[label.id],
+            **_geometry(shape, frame, label),
+            "attributes": attributes,
+        }
+        if getattr(shape, "score", None) is not None:
+            annotation["score"] = float(shape.score)
+        annotations.append(annotation)
+    return annotations
+
+
+def _category_ids(labels: LabelCatalog) -> dict[int, int]:
+    return {label.id: i for i, label in enumerate(labels, start=1)}
+
+
+def to_coco(annotations: AnnotationSet) -> tuple[dict[str, Any], Counter[str]]:
+    """The COCO document for ``annotations``, and how many of each kind COCO lacks were left out."""
+    labels = annotations.labels
+    category_ids = _category_ids(labels)
+    document: dict[str, Any] = {**_head(labels), "images": [], "annotations": []}
     skipped: Counter[str] = Counter()
     for frame in sorted(annotations.frames, key=lambda f: f.index):
-        image_id = frame.index + 1
-        document["images"].append(
-            {
-                "id": image_id,
-                "width": frame.width,
-                "height": frame.height,
-                "file_name": frame.name,
-                "license": 0,
-                "flickr_url": "",
-                "coco_url": "",
-                "date_captured": 0,
-            }
+        document["images"].append(_image(frame))
+        document["annotations"] += _annotations(
+            frame, labels, category_ids, len(document["annotations"]) + 1, skipped
         )
-        skipped["tag"] += len(frame.tags)
-        for shape in frame.shapes:
-            shape_type = _type(shape)
-            if shape_type in UNSUPPORTED:
-                skipped[shape_type] += 1
-                continue
-            label = annotations.labels.get(shape.label_id)
-            if label is None:
-                raise ValueError(
-                    f"a shape refers to label id {shape.label_id}, which is not in the labels"
-                )
-            attributes = {"occluded": bool(getattr(shape, "occluded", False))}
-            if shape_type == "rectangle":
-                attributes["rotation"] = float(getattr(shape, "rotation", None) or 0)
-            attributes.update(_attributes(shape, label))
-            annotation = {
-                "id": len(document["annotations"]) + 1,
-                "image_id": image_id,
-                "category_id": category_ids[label.id],
-                **_geometry(shape, frame, label),
-                "attributes": attributes,
-            }
-            if getattr(shape, "score", None) is not None:
-                annotation["score"] = float(shape.score)
-            document["annotations"].append(annotation)
     return document, +skipped
+
+
+class CocoWriter(AnnotationWriter):
+    """Writes a COCO file frame by frame (see :class:`AnnotationWriter`).
+
+    Images and annotations are streamed into two parts, joined at :meth:`close`; the file is
+    the one :func:`to_coco` describes, byte for byte. What COCO cannot hold is left out and
+    counted in :attr:`skipped`, and :meth:`close` warns about it.
+    """
+
+    def __init__(
+        self, destination: str | os.PathLike[str] | IO[str], labels: LabelCatalog
+    ) -> None:
+        super().__init__(destination)
+        self.labels = labels
+        self.skipped: Counter[str] = Counter()
+        self._category_ids = _category_ids(labels)
+        self._images = self._part()
+        self._annotations = self._part()
+        self._image_count = 0
+        self._annotation_count = 0
+
+    def add(self, frame: FrameAnnotations) -> None:
+        annotations = _annotations(
+            frame, self.labels, self._category_ids, self._annotation_count + 1, self.skipped
+        )
+        self._images.write((", " if self._image_count else "") + json.dumps(_image(frame)))
+        self._image_count += 1
+        for annotation in annotations:
+            self._annotations.write(
+                (", " if self._annotation_count else "") + json.dumps(annotation)
+            )
+            self._annotation_count += 1
+
+    def _assemble(self, stream: IO[str]) -> None:
+        self.skipped = +self.skipped
+        if self.skipped:
+            logger.warning(
+                "COCO has no place for %s; they were left out (the CVAT for images format"
+                " keeps them)",
+                ", ".join(
+                    f"{count} {_PLURALS[kind]}" for kind, count in sorted(self.skipped.items())
+                ),
+            )
+        # json.dumps of the whole document, written piece by piece.
+        stream.write(json.dumps(_head(self.labels))[:-1])
+        stream.write(', "images": [')
+        self._copy(self._images, stream)
+        stream.write('], "annotations": [')
+        self._copy(self._annotations, stream)
+        stream.write("]}")
 
 
 def write_coco(
@@ -252,20 +329,12 @@ def write_coco(
     """Write ``annotations`` as a COCO file (a path or a text stream).
 
     Returns how many tags and shapes of each kind COCO cannot hold were left out (also
-    logged as a warning).
+    logged as a warning). A path is replaced only once the whole file is written.
     """
-    document, skipped = to_coco(annotations)
-    if skipped:
-        logger.warning(
-            "COCO has no place for %s; they were left out (the CVAT for images format keeps them)",
-            ", ".join(f"{count} {_PLURALS[kind]}" for kind, count in sorted(skipped.items())),
-        )
-    if isinstance(destination, (str, os.PathLike)):
-        with open(destination, "w", encoding="utf-8") as stream:
-            json.dump(document, stream)
-    else:
-        json.dump(document, destination)
-    return skipped
+    with CocoWriter(destination, annotations.labels) as writer:
+        for frame in sorted(annotations.frames, key=lambda f: f.index):
+            writer.add(frame)
+    return writer.skipped
 
 
 # --- reading ---------------------------------------------------------------------------------

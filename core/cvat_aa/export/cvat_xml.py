@@ -39,8 +39,9 @@ from cvat_sdk import models
 
 from ..annotations import AnnotationSet, FrameAnnotations
 from ..labels import LabelCatalog, LabelInfo
+from .streaming import AnnotationWriter
 
-__all__ = ["read_cvat_xml", "write_cvat_xml"]
+__all__ = ["CvatXmlWriter", "read_cvat_xml", "write_cvat_xml"]
 
 _SHAPE_ELEMENTS = {
     "rectangle": "box",
@@ -103,27 +104,28 @@ def _label_meta(parent: ET.Element, label: LabelInfo, parent_name: str | None = 
         _label_meta(parent, sublabel, label.name)
 
 
-def _meta(annotations: AnnotationSet, task_name: str, now: str) -> ET.Element:
+def _meta(
+    labels: LabelCatalog, task_name: str, now: str, size: int, start: int, stop: int
+) -> ET.Element:
     meta = ET.Element("meta")
     task = _sub(meta, "task")
-    frames = annotations.frames
     for tag, text in (
         ("name", task_name),
-        ("size", str(len(frames))),
+        ("size", str(size)),
         ("mode", "annotation"),
         ("overlap", "0"),
         ("bugtracker", ""),
         ("created", now),
         ("updated", now),
         ("subset", "default"),
-        ("start_frame", str(min((f.index for f in frames), default=0))),
-        ("stop_frame", str(max((f.index for f in frames), default=0))),
+        ("start_frame", str(start)),
+        ("stop_frame", str(stop)),
         ("frame_filter", ""),
     ):
         _sub(task, tag, text)
-    labels = _sub(task, "labels")
-    for label in annotations.labels:
-        _label_meta(labels, label)
+    labels_element = _sub(task, "labels")
+    for label in labels:
+        _label_meta(labels_element, label)
     _sub(meta, "dumped", now)
     return meta
 
@@ -235,6 +237,46 @@ def _serialize(element: ET.Element, level: int) -> str:
     return "  " * level + ET.tostring(element, encoding="unicode") + "\n"
 
 
+class CvatXmlWriter(AnnotationWriter):
+    """Writes a "CVAT for images 1.1" file frame by frame (see :class:`AnnotationWriter`).
+
+    Images are written in the order they are added; ``task_name`` goes into the meta's
+    ``<task><name>``.
+    """
+
+    def __init__(
+        self,
+        destination: str | os.PathLike[str] | IO[str],
+        labels: LabelCatalog,
+        *,
+        task_name: str = "cvat-aa",
+    ) -> None:
+        super().__init__(destination)
+        self.labels = labels
+        self.task_name = task_name
+        self._images = self._part()
+        self._size = 0
+        self._start: int | None = None
+        self._stop: int | None = None
+
+    def add(self, frame: FrameAnnotations) -> None:
+        self._images.write(_serialize(_image_element(frame, self.labels), 1))
+        self._size += 1
+        self._start = frame.index if self._start is None else min(self._start, frame.index)
+        self._stop = frame.index if self._stop is None else max(self._stop, frame.index)
+
+    def _assemble(self, stream: IO[str]) -> None:
+        now = datetime.datetime.now(datetime.UTC).isoformat()
+        meta = _meta(
+            self.labels, self.task_name, now, self._size, self._start or 0, self._stop or 0
+        )
+        stream.write('<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n')
+        stream.write("  <version>1.1</version>\n")
+        stream.write(_serialize(meta, 1))
+        self._copy(self._images, stream)
+        stream.write("</annotations>\n")
+
+
 def write_cvat_xml(
     destination: str | os.PathLike[str] | IO[str],
     annotations: AnnotationSet,
@@ -243,19 +285,12 @@ def write_cvat_xml(
 ) -> None:
     """Write ``annotations`` as a "CVAT for images 1.1" file (a path or a text stream).
 
-    ``task_name`` goes into the meta's ``<task><name>``. Images are written one at a time.
+    ``task_name`` goes into the meta's ``<task><name>``. Images are written in frame order; a
+    path is replaced only once the whole file is written.
     """
-    if isinstance(destination, (str, os.PathLike)):
-        with open(destination, "w", encoding="utf-8") as stream:
-            write_cvat_xml(stream, annotations, task_name=task_name)
-        return
-    now = datetime.datetime.now(datetime.UTC).isoformat()
-    destination.write('<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n')
-    destination.write("  <version>1.1</version>\n")
-    destination.write(_serialize(_meta(annotations, task_name, now), 1))
-    for frame in sorted(annotations.frames, key=lambda f: f.index):
-        destination.write(_serialize(_image_element(frame, annotations.labels), 1))
-    destination.write("</annotations>\n")
+    with CvatXmlWriter(destination, annotations.labels, task_name=task_name) as writer:
+        for frame in sorted(annotations.frames, key=lambda f: f.index):
+            writer.add(frame)
 
 
 # --- reading ---------------------------------------------------------------------------------

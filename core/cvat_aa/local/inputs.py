@@ -20,6 +20,12 @@ exported annotations to them:
 Images are turned upright by their EXIF orientation, as CVAT does, and given to the function
 as RGB. Frames are decoded one at a time, as the run needs them. Videos are decoded with PyAV
 (the ``video`` extra: ``pip install 'cvat-aa[video]'``).
+
+Whatever goes wrong while a file is read (an empty or damaged file, one that is not what its
+extension says, an image too large to decode safely, a video that fails or ends before the
+frames it states) is one :class:`ImageInputError` that names the file, which a run either
+stops at or, with ``on_error="skip"``, records as :class:`Skipped` and goes on from. Frames
+after a video that broke keep the numbers they would have had.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ import glob
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +51,7 @@ __all__ = [
     "ImageInputError",
     "LocalFrames",
     "MediaFile",
+    "Skipped",
     "find_media",
 ]
 
@@ -179,47 +187,126 @@ def _import_av(path: Path) -> Any:
 
 def _open_image(path: Path) -> PIL.Image.Image:
     try:
-        with PIL.Image.open(path) as raw:
-            image = PIL.ImageOps.exif_transpose(raw)
-            return image.convert("RGB") if image.mode != "RGB" else image.copy()
-    except (OSError, SyntaxError, ValueError) as ex:
-        raise ImageInputError(f"cannot read the image {str(path)!r}: {ex}") from ex
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with PIL.Image.open(path) as raw:
+                image = PIL.ImageOps.exif_transpose(raw)
+                image = image.convert("RGB") if image.mode != "RGB" else image.copy()
+    except PIL.Image.DecompressionBombError as ex:
+        raise ImageInputError(f"the image {str(path)!r} is too large to read safely: {ex}") from ex
+    except PIL.UnidentifiedImageError as ex:
+        why = "the file is empty" if _is_empty(path) else "it is not in an image format PIL reads"
+        raise ImageInputError(f"cannot read the image {str(path)!r}: {why}") from ex
+    except Exception as ex:  # decoders raise many types on malformed data
+        raise ImageInputError(f"cannot read the image {str(path)!r}: {_why(ex)}") from ex
+    # What PIL warns about a file (corrupt EXIF data; more pixels than PIL deems safe, which it
+    # reads up to twice its limit) is said in the log, with the file's name.
+    for warning in caught:
+        if issubclass(warning.category, PIL.Image.DecompressionBombWarning):
+            logger.warning(
+                "%s is a very large image; it was read anyway (%s)", path, warning.message
+            )
+        elif not issubclass(warning.category, DeprecationWarning | PendingDeprecationWarning):
+            logger.warning("%s: %s", path, warning.message)
+    return image
 
 
-def _video_frames(path: Path) -> Iterator[Any]:
-    """Yield the video's frames undecoded to images: only selected ones become images."""
-    av = _import_av(path)
+def _why(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+def _is_empty(path: Path) -> bool:
     try:
-        container = av.open(str(path))
-    except (OSError, av.FFmpegError) as ex:
-        raise ImageInputError(f"cannot read the video {str(path)!r}: {ex}") from ex
-    with container:
-        if not container.streams.video:
-            raise ImageInputError(f"{str(path)!r} has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        try:
-            yield from container.decode(stream)
-        except av.FFmpegError as ex:
-            raise ImageInputError(f"cannot decode the video {str(path)!r}: {ex}") from ex
-
-
-def _video_length(path: Path) -> int | None:
-    av = _import_av(path)
-    try:
-        with av.open(str(path)) as container:
-            frames = container.streams.video[0].frames if container.streams.video else 0
-    except (OSError, av.FFmpegError):
-        return None
-    return frames or None
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 @attrs.frozen
+class Skipped:
+    """A frame that was not annotated (or a file that was not read), and why."""
+
+    frame: int | None
+    """The frame number; None for a file of which no frame could be read."""
+    name: str
+    """The frame's name, or the file's path."""
+    reason: str
+
+    def __str__(self) -> str:
+        if self.frame is None:
+            return f"{self.name}: {self.reason}"
+        return f"frame {self.frame} ({self.name}): {self.reason}"
+
+
+class _Video:
+    """An open video file: its frames, undecoded to images (only selected ones become images)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._av = _import_av(path)
+        try:
+            self._container = self._av.open(str(path))
+        except Exception as ex:
+            raise ImageInputError(f"cannot read the video {str(path)!r}: {_why(ex)}") from ex
+        if not self._container.streams.video:
+            self._container.close()
+            raise ImageInputError(f"cannot read the video {str(path)!r}: it has no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+
+    @property
+    def length(self) -> int:
+        """The number of frames the file announces (0 when it does not say)."""
+        return self._stream.frames or 0
+
+    def frames(self) -> Iterator[Any]:
+        decoded = self._container.decode(self._stream)
+        while True:
+            try:
+                frame = next(decoded)
+            except StopIteration:
+                return
+            except Exception as ex:
+                raise ImageInputError(
+                    f"cannot decode the video {str(self.path)!r}: {_why(ex)}"
+                ) from ex
+            yield frame
+
+    def image(self, frame: Any) -> PIL.Image.Image:
+        try:
+            return frame.to_image()
+        except Exception as ex:
+            raise ImageInputError(
+                f"cannot decode the video {str(self.path)!r}: {_why(ex)}"
+            ) from ex
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def _video_length(path: Path) -> int | None:
+    try:
+        video = _Video(path)
+    except ImageInputError:
+        return None
+    try:
+        return video.length or None
+    finally:
+        video.close()
+
+
+OnUnreadable = Callable[[Skipped], None]
+"""Called with each frame (or file) that cannot be read, when a run goes on without it."""
+
+
+@attrs.define
 class LocalFrames:
     """The frames of some images and videos, optionally only a selection of them."""
 
     media: Sequence[MediaFile] = attrs.field(converter=tuple)
     selection: FrameSelection | None = None
+    frames_read: int = attrs.field(default=0, init=False)
+    """How many frames of the inputs (selected or not) :meth:`iter_frames` has gone past."""
 
     @classmethod
     def find(
@@ -227,28 +314,96 @@ class LocalFrames:
     ) -> LocalFrames:
         return cls(find_media(paths), selection)
 
-    def estimated_count(self) -> int | None:
-        """How many frames will be read, if the videos say how long they are."""
+    def count(self) -> int | None:
+        """How many frames the inputs have, if the videos say how long they are."""
         total = 0
         for item in self.media:
             length = _video_length(item.path) if item.is_video else 1
             if length is None:
                 return None
             total += length
-        if self.selection is None:
+        return total
+
+    def estimated_count(self) -> int | None:
+        """How many frames will be read, if the videos say how long they are."""
+        total = self.count()
+        if total is None or self.selection is None:
             return total
         return sum(1 for index in range(total) if index in self.selection)
 
-    def iter_frames(self) -> Iterator[Frame]:
-        """Yield the selected frames in order, each decoded when it is reached."""
+    def check_selection(self, total: int | None = None) -> None:
+        """Raise :class:`~cvat_aa.driver.frames.EmptySelectionError` when the selection
+        matches no frame of the inputs (``total`` frames; counted when not given). Nothing
+        is said when a video does not tell its length."""
+        if self.selection is None:
+            return
+        total = self.count() if total is None else total
+        if total is not None and self.selection.first >= total:
+            raise self.selection.no_frame_error("the inputs", 0, max(total - 1, 0))
+
+    def _selected(self, index: int) -> bool:
+        return self.selection is None or index in self.selection
+
+    def iter_frames(self, on_unreadable: OnUnreadable | None = None) -> Iterator[Frame]:
+        """Yield the selected frames in order, each decoded when it is reached.
+
+        A file that cannot be read raises :class:`ImageInputError`; with ``on_unreadable``,
+        it is passed there instead (a video that breaks after some frames: once, with the
+        first frame not read) and the frames of the next files keep their numbers.
+        """
+        self.frames_read = 0
         index = 0
         for item in self.media:
+            if self.selection is not None and index > self.selection.last:
+                return  # nothing more is selected
             if not item.is_video:
-                if self.selection is None or index in self.selection:
-                    yield Frame(index, item.name, _open_image(item.path))
+                if self._selected(index):
+                    try:
+                        image = _open_image(item.path)
+                    except ImageInputError as ex:
+                        if on_unreadable is None:
+                            raise
+                        on_unreadable(Skipped(index, item.name, str(ex)))
+                    else:
+                        yield Frame(index, item.name, image)
                 index += 1
+                self.frames_read = index
                 continue
-            for position, video_frame in enumerate(_video_frames(item.path)):
-                if self.selection is None or index in self.selection:
-                    yield Frame(index, item.frame_name(position), video_frame.to_image())
-                index += 1
+            index = yield from self._video_frames(item, index, on_unreadable)
+            self.frames_read = index
+
+    def _video_frames(
+        self, item: MediaFile, start: int, on_unreadable: OnUnreadable | None
+    ) -> Generator[Frame, None, int]:
+        """Yield a video's selected frames; return the number of the frame after its last."""
+        position, length = 0, 0
+        try:
+            video = _Video(item.path)
+            try:
+                length = video.length
+                for video_frame in video.frames():
+                    index = start + position
+                    if self.selection is not None and index > self.selection.last:
+                        return start + max(position, length)
+                    if self._selected(index):
+                        yield Frame(index, item.frame_name(position), video.image(video_frame))
+                    position += 1
+                    self.frames_read = start + position
+            finally:
+                video.close()
+            if position < length:
+                # FFmpeg ends a damaged or cut-short stream quietly.
+                raise ImageInputError(
+                    f"the video {str(item.path)!r} ended after {position} of the {length} frames"
+                    " it says it has; it may be cut short or damaged"
+                )
+        except ImageInputError as ex:
+            if on_unreadable is None:
+                raise
+            if position:
+                on_unreadable(Skipped(start + position, item.frame_name(position), str(ex)))
+            else:
+                on_unreadable(Skipped(None, str(item.path), str(ex)))
+        # The next files' frames are numbered after all the frames the video says it has, so
+        # a video that broke leaves their numbers as they would be if it had not.
+        return start + max(position, length)
