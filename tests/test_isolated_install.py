@@ -1,0 +1,427 @@
+"""Every distribution works from its wheel, with only the dependencies it declares.
+
+Wheels of the core and of every plugin are built from copies of their sources, then installed
+into virtual environments that cannot see this one: plain venvs of the base interpreter,
+without system site-packages and without path files. pip resolves each wheel's declared
+dependencies as a user's ``pip install`` would, so a missing declaration fails here (the core
+once crashed on ``cvat-aa --version`` for want of numpy). There, each distribution runs what a
+new user runs: ``cvat-aa --version``, ``functions list --json``, a sandbox started from the
+wheel with a task annotated by a function, and a run on image files (``--images``) with an
+output file and a preview.
+
+Installing torch takes a minute and 5 GB, so it is installed once, into a template venv, and
+each torch plugin's venv starts as a hard-linked copy of that (``cp -al``); the core and the
+plugin are then installed with pip as usual. torch being there beforehand hides an undeclared
+torch import, which ``tests/test_declared_dependencies.py`` catches instead. Every install is
+constrained to the versions installed here (``pip freeze``, which pins torch and torchvision to
+the releases that scripts/setup.sh installs from local disk), so nothing downloads another
+torch, and pip must leave the template's torch as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import attrs
+import PIL.Image
+import pytest
+from cvat_aa.testing import demo_images
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = "cvat-aa"
+TORCH = ("torch", "torchvision")
+#: The core's function in the core-only venv: nothing but cvat_aa and what it declares.
+CORE_FUNCTION = """
+import cvat_aa
+
+spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("person", 0, type="rectangle")])
+
+
+def detect(context, image):
+    width, height = image.size
+    return [cvat_aa.rectangle(0, [1, 1, width / 2, height / 2], score=0.9)]
+"""
+
+pytestmark = pytest.mark.slow
+
+
+@attrs.frozen
+class Plugin:
+    """How to run a plugin's function offline: its name, torch or not, and its parameters."""
+
+    function: str
+    uses_torch: bool
+    #: (folder for model files, the venv's python) -> ``-p`` options.
+    parameters: Callable[[Path, Path], list[str]] = lambda folder, python: []
+
+
+def torchvision_parameters(model: str, *extra: str) -> Callable[[Path, Path], list[str]]:
+    """Random weights for ``model`` (saved here, with this environment's torch), on the CPU."""
+
+    def parameters(folder: Path, python: Path) -> list[str]:
+        from cvat_aa.testing.offline_models import save_random_weights
+
+        weights = save_random_weights(model, folder / "torch-home")
+        options = [f"model_name=str:{model}", f"weights_path=str:{weights}", "device=str:cpu"]
+        return [arg for option in [*options, *extra] for arg in ("-p", option)]
+
+    return parameters
+
+
+def yolo_parameters(folder: Path, python: Path) -> list[str]:
+    """A YOLOv8n detector with random weights, built by the venv's Ultralytics, offline."""
+    model = folder / "yolov8n-random.pt"
+    run(python, "-c", f"from ultralytics import YOLO; YOLO('yolov8n.yaml').save({str(model)!r})")
+    options = [f"model=str:{model}", "device=str:cpu", "imgsz=int:96"]
+    return [arg for option in options for arg in ("-p", option)]
+
+
+# Small inputs keep the R-CNN models fast on a CPU.
+SMALL_RCNN = ("min_size=int:160", "max_size=int:240")
+PLUGINS = {
+    "cvat-aa-face-detection": Plugin("face_detection", uses_torch=False),
+    "cvat-aa-torchvision-classification": Plugin(
+        "torchvision_classification", True, torchvision_parameters("mobilenet_v3_small")
+    ),
+    "cvat-aa-torchvision-detection": Plugin(
+        "torchvision_detection",
+        True,
+        torchvision_parameters("fasterrcnn_mobilenet_v3_large_320_fpn"),
+    ),
+    "cvat-aa-torchvision-instance-segmentation": Plugin(
+        "torchvision_instance_segmentation",
+        True,
+        torchvision_parameters("maskrcnn_resnet50_fpn", *SMALL_RCNN),
+    ),
+    "cvat-aa-torchvision-keypoint-detection": Plugin(
+        "torchvision_keypoint_detection",
+        True,
+        torchvision_parameters("keypointrcnn_resnet50_fpn", *SMALL_RCNN),
+    ),
+    "cvat-aa-ultralytics-yolo": Plugin("ultralytics_yolo", True, yolo_parameters),
+}
+
+
+def distributions() -> dict[str, Path]:
+    """Every distribution in the repository: its name and its source folder."""
+    pyprojects = [ROOT, *sorted(ROOT.glob("plugins/*")), *sorted(ROOT.glob("examples/*"))]
+    return {
+        tomllib.loads((folder / "pyproject.toml").read_text())["project"]["name"]: folder
+        for folder in pyprojects
+        if (folder / "pyproject.toml").is_file()
+    }
+
+
+def base_env() -> dict[str, str]:
+    """This environment's variables, less what would point Python at this environment."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CONDA", "CVAT_AA_", "PIP_REQUIRE"))
+    }
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def run_env(tmp: Path) -> dict[str, str]:
+    """For cvat-aa and the functions: state, caches and settings in ``tmp``, offline."""
+    env = base_env()
+    env.update(
+        XDG_STATE_HOME=str(tmp / "state"),
+        XDG_CACHE_HOME=str(tmp / "cache"),
+        XDG_CONFIG_HOME=str(tmp / "config"),
+        TORCH_HOME=str(tmp / "torch-home"),
+        YOLO_CONFIG_DIR=str(tmp / "ultralytics"),
+        YOLO_OFFLINE="true",
+    )
+    return env
+
+
+def run(program: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Runs ``program args`` outside the repository; fails the test unless it exits 0."""
+    cwd = Path(program).parent.parent
+    env = env or run_env(cwd / "run")
+    result = subprocess.run(
+        [str(program), *args], capture_output=True, text=True, env=env, cwd=cwd, check=False
+    )
+    assert result.returncode == 0, (
+        f"{Path(program).name} {' '.join(args)} exited {result.returncode}:\n"
+        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+    return result.stdout
+
+
+def pip_install(venv: Path, *requirements: str | Path, constraints: Path) -> None:
+    run(
+        venv / "bin" / "python",
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--constraint",
+        str(constraints),
+        *map(str, requirements),
+        env=base_env(),
+    )
+
+
+def make_venv(path: Path, template: Path | None = None) -> Path:
+    """A venv that sees only what is installed into it: new, or a hard-linked ``template``."""
+    if template is not None:
+        subprocess.run(["cp", "-al", str(template), str(path)], check=True)
+    else:
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    assert "include-system-site-packages = false" in (path / "pyvenv.cfg").read_text()
+    return path
+
+
+INSPECT = """
+import json, sys
+from importlib import metadata
+import cvat_aa
+print(json.dumps({
+    "path": sys.path,
+    "cvat_aa": cvat_aa.__file__,
+    "installed": sorted(d.metadata["Name"] for d in metadata.distributions()),
+}))
+"""
+
+
+def assert_isolated(venv: Path) -> set[str]:
+    """Checks that the venv sees nothing of this environment; returns what is installed there."""
+    seen = json.loads(run(venv / "bin" / "python", "-c", INSPECT))
+    outside = [p for p in seen["path"] if p and not p.startswith(str(venv))]
+    assert not [p for p in outside if p.startswith((sys.prefix, str(ROOT)))], seen["path"]
+    assert seen["cvat_aa"].startswith(str(venv)), seen["cvat_aa"]
+    return {re.sub(r"[-_.]+", "-", name).lower() for name in seen["installed"]}
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A wheel of every distribution, built from a copy of its sources (no build/ in the tree)."""
+    sources = tmp_path_factory.mktemp("sources")
+    output = tmp_path_factory.mktemp("wheels")
+    ignore = shutil.ignore_patterns(
+        "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "tests", ".venv", ".git"
+    )
+    copies = []
+    for name, folder in distributions().items():
+        copy = sources / name
+        if folder == ROOT:
+            copy.mkdir()
+            for entry in ("pyproject.toml", "README.md"):
+                shutil.copy(ROOT / entry, copy / entry)
+            shutil.copytree(ROOT / "core", copy / "core", ignore=ignore)
+        else:
+            shutil.copytree(folder, copy, ignore=ignore)
+        copies.append(str(copy))
+    run(
+        Path(sys.executable), "-m", "pip", "wheel", "--quiet", "--no-deps",
+        "--no-build-isolation", "--wheel-dir", str(output), *copies,
+        env=base_env(),
+    )  # fmt: skip
+    built = {}
+    for name in distributions():
+        (wheel,) = output.glob(f"{name.replace('-', '_')}-*-py3-none-any.whl")
+        built[name] = wheel
+    return built
+
+
+@pytest.fixture(scope="module")
+def constraints(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The versions installed here, torch and torchvision among them, as pip constraints."""
+    frozen = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    pins = [
+        line
+        for line in frozen.splitlines()
+        if re.match(r"^[A-Za-z0-9][\w.-]*==", line) and not line.lower().startswith("cvat-aa")
+    ]
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    for name in TORCH:
+        pin = next((p for p in pins if p.lower().startswith(f"{name}==")), f"{name} (missing)")
+        assert f'"{pin}"' in setup, f"{pin} is not what scripts/setup.sh pins; run it again"
+    path = tmp_path_factory.mktemp("constraints") / "constraints.txt"
+    path.write_text("\n".join(pins) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def torch_template(tmp_path_factory: pytest.TempPathFactory, constraints: Path) -> Iterator[Path]:
+    """An isolated venv with only torch and torchvision (and what they need)."""
+    venv = make_venv(tmp_path_factory.mktemp("template") / "venv")
+    pip_install(venv, *TORCH, constraints=constraints)
+    yield venv
+    # 5 GB: not left behind in pytest's kept temporary directories.
+    shutil.rmtree(venv, ignore_errors=True)
+
+
+@pytest.fixture
+def venv_path(tmp_path: Path) -> Iterator[Path]:
+    """Where a test makes its venv, removed after the test (what it printed is in the report)."""
+    path = tmp_path / "venv"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small demo photo with people in it."""
+    (source,) = [path for path in demo_images() if path.name == "astronaut.jpg"]
+    path = tmp_path_factory.mktemp("photo") / "astronaut.jpg"
+    with PIL.Image.open(source) as image:
+        image.convert("RGB").resize((160, 160)).save(path)
+    return path
+
+
+def start_sandbox(cvat_aa: Path, *args: str) -> tuple[subprocess.Popen, list[str]]:
+    """``cvat-aa sandbox --port 0 ARGS`` from the venv; the process and what it printed."""
+    venv = cvat_aa.parent.parent
+    process = subprocess.Popen(
+        [str(cvat_aa), "sandbox", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=run_env(venv / "run"),
+        cwd=venv,
+    )
+    lines: list[str] = []
+    while not lines or not lines[-1].startswith("Press Ctrl-C"):
+        line = process.stdout.readline()
+        if not line:
+            process.wait(timeout=30)
+            pytest.fail(f"the sandbox exited {process.returncode}:\n{process.stderr.read()}")
+        lines.append(line.strip())
+    return process, lines
+
+
+def stop_sandbox(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def annotate_in_sandbox(cvat_aa: Path, lines: list[str], function: list[str]) -> dict:
+    """Runs the sandbox's ``cvat-aa annotate`` command with ``function`` options instead."""
+    (command,) = [line for line in lines if line.startswith("cvat-aa annotate")]
+    words = shlex.split(command)[2:]
+    task_id = words.pop(0)
+    connection = words[words.index("--server-host") :]
+    return json.loads(run(cvat_aa, "annotate", task_id, *function, *connection, "--json"))
+
+
+def annotate_images(cvat_aa: Path, photo: Path, function: list[str], out: Path) -> dict:
+    out.mkdir(parents=True)
+    summary = json.loads(
+        run(
+            cvat_aa,
+            "annotate",
+            "--images",
+            str(photo),
+            *function,
+            "--output",
+            str(out / "annotations.json"),
+            "--preview",
+            str(out / "preview"),
+            "--json",
+        )
+    )
+    coco = json.loads((out / "annotations.json").read_text())
+    assert [image["file_name"] for image in coco["images"]] == [photo.name]
+    assert (out / "preview" / "index.html").is_file()
+    return summary
+
+
+def test_every_plugin_distribution_is_tested():
+    assert set(PLUGINS) == set(distributions()) - {CORE}
+
+
+def test_the_core_wheel_runs_alone_with_its_declared_dependencies(
+    tmp_path: Path, venv_path: Path, wheels: dict[str, Path], constraints: Path, photo: Path
+) -> None:
+    venv = make_venv(venv_path)
+    pip_install(venv, wheels[CORE], constraints=constraints)
+    assert not set(TORCH) & assert_isolated(venv), "the core must not need torch"
+    cvat_aa = venv / "bin" / "cvat-aa"
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert run(cvat_aa, "--version").strip() == f"cvat-aa {version}"
+    assert json.loads(run(cvat_aa, "functions", "list", "--json")) == []
+
+    function_file = tmp_path / "halves.py"
+    function_file.write_text(CORE_FUNCTION)
+    function = ["--function-file", str(function_file)]
+    process, lines = start_sandbox(cvat_aa)
+    try:
+        demo_task = re.search(r"demo task:\s+(\d+)", "\n".join(lines)).group(1)
+        assert any(line.startswith(f"cvat-aa annotate {demo_task} ") for line in lines)
+        summary = annotate_in_sandbox(cvat_aa, lines, function)
+    finally:
+        stop_sandbox(process)
+    assert summary["per_label"] == {"person": len(demo_images())}
+
+    summary = annotate_images(cvat_aa, photo, function, tmp_path / "local")
+    assert summary["per_label"] == {"person": 1}
+
+
+@pytest.mark.parametrize("name", sorted(PLUGINS))
+def test_each_plugin_wheel_runs_with_its_declared_dependencies(
+    name: str,
+    tmp_path: Path,
+    venv_path: Path,
+    wheels: dict[str, Path],
+    constraints: Path,
+    photo: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    plugin = PLUGINS[name]
+    template = request.getfixturevalue("torch_template") if plugin.uses_torch else None
+    venv = make_venv(venv_path, template)
+    pip_install(venv, wheels[CORE], wheels[name], constraints=constraints)
+    packages = assert_isolated(venv)
+    if template is None:
+        assert not set(TORCH) & set(packages), f"{name} must not need torch"
+    else:
+        # pip kept the template's torch: same files, nothing downloaded or reinstalled.
+        for module in TORCH:
+            here, there = (v / "lib" for v in (venv, template))
+            init = next(here.glob(f"python3*/site-packages/{module}/__init__.py"))
+            assert init.stat().st_ino == (there / init.relative_to(here)).stat().st_ino
+
+    cvat_aa = venv / "bin" / "cvat-aa"
+    assert run(cvat_aa, "--version").startswith("cvat-aa ")
+    listing = {f["name"]: f for f in json.loads(run(cvat_aa, "functions", "list", "--json"))}
+    assert list(listing) == [plugin.function]
+    assert listing[plugin.function]["status"] == "ok", listing[plugin.function]["error"]
+    assert listing[plugin.function]["distribution"] == name
+
+    parameters = plugin.parameters(tmp_path, venv / "bin" / "python")
+    function = ["--function", plugin.function, *parameters]
+    process, lines = start_sandbox(
+        cvat_aa, "--images", str(photo), "--labels-from", plugin.function, *parameters
+    )
+    try:
+        summary = annotate_in_sandbox(cvat_aa, lines, function)
+    finally:
+        stop_sandbox(process)
+    assert summary["frames"] == 1
+
+    summary = annotate_images(cvat_aa, photo, function, tmp_path / "local")
+    assert summary["frames"] == 1
