@@ -232,7 +232,7 @@ def test_labels_without_images_make_a_task_of_the_demo_photos(sandbox, tmp_path:
     code, _, _ = sandbox("--labels", "cat,cup")
     assert code == 0
     with reopen(tmp_path / "data") as server:
-        task_id = task_named(server, "demo images ('cat,cup')")
+        task_id = task_named(server, "demo images (cat,cup)")
         assert server.task(task_id)["size"] == len(demo_images())
         assert [label["name"] for label in server.labels(task_id)] == ["cat", "cup"]
 

@@ -16,6 +16,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from .errors import UsageError
 from .options import add_parameter_option
 
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             check_labels(labels)
         except ValueError as ex:
             raise UsageError(
-                f"the labels from {source} are not valid ({ex}); fix them and start the"
+                f"the labels from {source!r} are not valid ({ex}); fix them and start the"
                 " sandbox again"
             ) from None
     elif args.images:
@@ -105,10 +107,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{len(args.name)} --name options for {len(tasks)} tasks; give one name per task"
         )
-    tasks = [
-        SandboxTask(name, task.labels, images=task.images, video=task.video)
-        for name, task in zip(args.name, tasks)
-    ] + tasks[len(args.name) :]
+    tasks = [attrs.evolve(task, name=name) for name, task in zip(args.name, tasks)] + tasks[
+        len(args.name) :
+    ]
     try:
         serve_sandbox(
             host=args.host,
@@ -146,7 +147,7 @@ def _labels(args: argparse.Namespace) -> tuple[list[dict[str, Any]] | None, str]
         name, _, label_type = item.strip().partition(":")
         if name:
             labels.append({"name": name.strip(), "type": label_type.strip() or "any"})
-    return labels, repr(text)
+    return labels, text
 
 
 def _label_file(path: Path) -> list[dict[str, Any]]:
