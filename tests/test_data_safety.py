@@ -64,7 +64,7 @@ class Tags:
 
 
 def make_task(server: TestServer, frames: int, **kwargs) -> int:
-    images = [PIL.Image.new("RGB", (32, 32), (i, 0, 0)) for i in range(frames)]
+    images = [PIL.Image.new("RGB", (48, 48), (i, 0, 0)) for i in range(frames)]
     return server.create_task("safety", images=images, labels=LABELS, chunk_size=4, **kwargs)
 
 

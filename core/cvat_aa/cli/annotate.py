@@ -17,20 +17,19 @@ from typing import Any
 
 from cvat_sdk.api_client import exceptions as api_exceptions
 from cvat_sdk.core import Client
-from cvat_sdk.core.auth import configure_client_auth_arguments, make_client_from_cli
 from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
 
-from .. import __version__
 from ..driver import FrameSelection, annotate_job, annotate_project, annotate_task, annotate_tasks
 from ..driver.annotate import DEFAULT_BATCH_SIZE, DEFAULT_PREFETCH, DEFAULT_UPLOAD_FRAMES
 from ..driver.journal import default_journal_dir, private_directory
+from ..driver.label_mapping import LabelMismatchError
 from ..driver.server_url import redact_url
 from ..driver.ray_executor import RayExecutor
-from ..driver.retry import RetryPolicy
 from ..labels import LabelCatalog
 from ..plugins import find_function
 from ..preview import PreviewWriter
-from . import local_run
+from . import label_map as label_map_options
+from . import local_run, login
 from .errors import ExitCode, NotFoundError, UsageError
 from .options import add_function_options, load_from_args
 
@@ -151,6 +150,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="drop output for function labels, sublabels or attributes the task lacks",
     )
+    label_map_options.add_options(parser)
     parser.add_argument(
         "--conf-threshold", type=_threshold, metavar="X", help="confidence threshold, 0 to 1"
     )
@@ -191,8 +191,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--on-error",
         choices=["stop", "skip"],
         default="stop",
-        help="when the function raises on a frame: stop the run (default; nothing stays"
-        " uploaded), or skip the frame, go on, and list the failed frames at the end (exit 6)",
+        help="when the function raises on a frame (or, with --images, a file cannot be read):"
+        " stop the run (default; nothing stays uploaded or written), or skip it, go on, and"
+        " list what was skipped at the end (exit 6)",
     )
     journal = parser.add_mutually_exclusive_group()
     journal.add_argument(
@@ -212,7 +213,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     _add_executor_options(parser)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    configure_client_auth_arguments(parser)
+    login.add_server_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -266,6 +267,8 @@ def run(args: argparse.Namespace) -> int:
     several = args.project is not None or len(args.task_ids) > 1
     if several and args.preview is not None:
         raise UsageError("--preview works with one task or job; give one TASK_ID or --job")
+    # A bad label map needs no model or server.
+    label_map_options.from_args(args)
     # Load the function before connecting: a bad name or parameter needs no server.
     function, name, _ = load_from_args(args)
     executor = _make_executor(args)
@@ -281,13 +284,7 @@ def _run_on_server(
 ) -> int:
     journal_dir = None if args.no_journal else (args.journal_dir or default_journal_dir())
 
-    client = RetryPolicy().call(
-        lambda: make_client_from_cli(args, logger=logging.getLogger("cvat_aa.client")),
-        what="logging in",
-    )
-    client.api_client.default_headers["User-Agent"] = (
-        f"cvat_aa/{__version__} {client.api_client.default_headers['User-Agent']}"
-    )
+    client = login.log_in(args)
     with client:
         client.check_server_version(fail_if_unsupported=False)
         pbar = DeferredTqdmProgressReporter(
@@ -299,6 +296,7 @@ def _run_on_server(
             allow_unmatched_labels=args.allow_unmatched_labels,
             conf_threshold=args.conf_threshold,
             conv_mask_to_poly=args.conv_mask_to_poly,
+            label_map=label_map_options.from_args(args),
             frames=args.frames,
             batch_size=args.batch_size,
             prefetch=args.prefetch,
@@ -338,6 +336,8 @@ def _run_on_server(
                 summary = annotate_task(
                     client, args.task_ids[0], function, dry_run=args.dry_run, **options
                 )
+        except LabelMismatchError as ex:
+            raise ex.for_command_line() from None
         except api_exceptions.NotFoundException:
             raise NotFoundError(
                 f"{target} was not found on {redact_url(client.api_map.host)}"

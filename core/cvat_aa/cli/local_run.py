@@ -1,7 +1,9 @@
 """``cvat-aa annotate --images``: run a function on local files, with no server.
 
-The annotations go to ``--output`` (CVAT for images XML or COCO JSON) and, with
-``--preview``, are drawn into a gallery. The task-run side of the command is ``annotate``.
+The annotations go to ``--output`` (CVAT for images XML or COCO JSON), written frame by frame
+as the run goes (the file appears whole when it ends), and, with ``--preview``, are drawn into a
+gallery. Where they go is checked before the function is loaded, in task runs too: a bad path
+must not cost a model load, let alone a run. The task-run side of the command is ``annotate``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from contextlib import ExitStack
 import attrs
 from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
 
-from ..export import FORMATS, format_for, write_annotations
+from ..driver.label_mapping import LabelMap
+from ..export import FORMATS, check_output
 from ..labels import LabelCatalog
-from ..local import annotate_images, find_media
+from ..local import LocalFrames, annotate_images
 from ..plugins import hooks
-from ..preview import PreviewWriter
-from .errors import UsageError
+from ..preview import PreviewWriter, check_preview_directory
+from . import label_map as label_map_options
+from .errors import ExitCode, UsageError
 from .options import load_from_args
 
 __all__ = ["add_options", "check_task_run", "run"]
@@ -32,7 +36,6 @@ _TASK_ONLY = (
     ("--resume", lambda args: getattr(args, "resume", False)),
     ("--no-journal", lambda args: getattr(args, "no_journal", False)),
     ("--journal-dir", lambda args: getattr(args, "journal_dir", None) is not None),
-    ("--on-error skip", lambda args: getattr(args, "on_error", "stop") != "stop"),
 )
 
 
@@ -59,12 +62,22 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_task_run(args: argparse.Namespace) -> None:
-    """Refuse the options that only an ``--images`` run takes."""
+    """Refuse the options that only an ``--images`` run takes, and a ``--preview`` directory
+    that cannot be written."""
     if args.output is not None or args.format is not None:
         raise UsageError(
             "--output and --format are for --images runs; a task or job run uploads its"
             " annotations to CVAT (add --dry-run --preview DIR to look at them first)"
         )
+    _check_preview(args)
+
+
+def _check_preview(args: argparse.Namespace) -> None:
+    if args.preview is not None:
+        try:
+            check_preview_directory(args.preview)
+        except ValueError as ex:
+            raise UsageError(f"--preview: {ex}") from None
 
 
 def _check(args: argparse.Namespace) -> str | None:
@@ -74,24 +87,30 @@ def _check(args: argparse.Namespace) -> str | None:
             f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to task and job"
             " runs; an --images run uploads nothing"
         )
+    _check_preview(args)
     if args.output is None:
         if args.format is not None:
             raise UsageError("--format needs --output FILE")
         return None
     try:
-        return format_for(args.output, args.format)
+        return check_output(args.output, args.format)
     except ValueError as ex:
-        raise UsageError(str(ex)) from None
+        raise UsageError(f"--output: {ex}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     output_format = _check(args)
-    # Find the files before loading the function: a wrong path needs no model.
-    media = find_media(args.images)
+    # Find the files, and the frames --frames selects, before loading the function: a wrong
+    # path or selection needs no model.
+    source = LocalFrames.find(args.images, args.frames)
+    source.check_selection()
+    media = source.media
+    label_map = label_map_options.from_args(args)
     function, name, _ = load_from_args(args)
-    labels = LabelCatalog.from_spec(
-        hooks().spec(function).labels, conv_mask_to_poly=args.conv_mask_to_poly
-    )
+    spec_labels = hooks().spec(function).labels
+    if label_map is not None:
+        spec_labels = LabelMap.parse(label_map).rename(spec_labels)
+    labels = LabelCatalog.from_spec(spec_labels, conv_mask_to_poly=args.conv_mask_to_poly)
     pbar = DeferredTqdmProgressReporter(
         {"file": sys.stderr, "dynamic_ncols": True, "disable": None}
     )
@@ -106,14 +125,19 @@ def run(args: argparse.Namespace) -> int:
             args.images,
             conf_threshold=args.conf_threshold,
             conv_mask_to_poly=args.conv_mask_to_poly,
+            label_map=label_map,
             frames=args.frames,
             batch_size=args.batch_size,
+            on_error=args.on_error,
+            output=args.output,
+            format=output_format,
+            task_name=name,
+            keep_annotations=False,
             pbar=pbar,
             on_frame=preview.add if preview is not None else None,
         )
     result = attrs.evolve(result, function=name)
-    if args.output is not None:
-        write_annotations(args.output, result.annotations, format=output_format, task_name=name)
+    code = ExitCode.FUNCTION_FAILED if result.skipped else ExitCode.OK
 
     if args.json:
         print(
@@ -127,10 +151,10 @@ def run(args: argparse.Namespace) -> int:
                 indent=2,
             )
         )
-        return 0
+        return code
     print(result.format())
     if args.output is not None:
         print(f"Wrote {args.output} ({FORMATS[output_format]})")
     if preview is not None:
         print(f"Preview: {preview.index_path}")
-    return 0
+    return code

@@ -15,8 +15,6 @@ import logging
 import sys
 from pathlib import Path
 
-from cvat_sdk.core.auth import configure_client_auth_arguments, make_client_from_cli
-
 from ..driver.journal import (
     Journal,
     JournalInfo,
@@ -24,9 +22,9 @@ from ..driver.journal import (
     list_journals,
     remove_journal_files,
 )
-from ..driver.retry import RetryPolicy
 from ..driver.run_lock import RunLock
 from ..driver.upload import AnnotationTarget, Uploader
+from . import login
 from .errors import ExitCode, UsageError
 
 __all__ = ["register"]
@@ -67,7 +65,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     rollback.add_argument("run_id", metavar="ID", help="the run's ID, as 'runs list' shows it")
     _journal_dir_option(rollback)
-    configure_client_auth_arguments(rollback)
+    login.add_server_options(rollback)
     rollback.set_defaults(run=run_rollback)
 
     forget = actions.add_parser(
@@ -175,11 +173,7 @@ def run_rollback(args: argparse.Namespace) -> int:
     with RunLock.acquire(info.server, info.task_id, what=info.target, function=function):
         journal = Journal(info.path, describe=info.run)
         try:
-            client = RetryPolicy().call(
-                lambda: make_client_from_cli(args, logger=logging.getLogger("cvat_aa.client")),
-                what="logging in",
-            )
-            with client:
+            with login.log_in(args) as client:
                 target = AnnotationTarget(client, kind, target_id)
                 uploader = Uploader(target, journal)
                 try:

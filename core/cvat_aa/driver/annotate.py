@@ -23,7 +23,7 @@ from cvat_sdk.core.progress import NullProgressReporter, ProgressReporter
 
 from ..interface import FrameContext
 from ..plugins import Hooks, hooks, load_function
-from .detection import Executor, FunctionFailedError, LocalExecutor
+from .detection import Executor, FunctionFailedError, LocalExecutor, raising_as_the_function_did
 from .frames import Frame, FrameCallback, FrameSelection, FrameSource, batches
 from .journal import (
     SCHEMA_VERSION,
@@ -33,7 +33,7 @@ from .journal import (
     journal_key,
     list_journals,
 )
-from .label_mapping import LabelMapper
+from .label_mapping import LabelMap, LabelMapper
 from .memory import keep_large_buffers_unpooled
 from .retry import RetryPolicy
 from .run_lock import RunLock
@@ -120,6 +120,7 @@ class _Options:
     allow_unmatched_labels: bool
     conf_threshold: float | None
     conv_mask_to_poly: bool
+    label_map: LabelMap | None
     frames: FrameSelection | None
     batch_size: int
     prefetch: int
@@ -140,6 +141,7 @@ class _Options:
             "allow_unmatched_labels": self.allow_unmatched_labels,
             "conf_threshold": self.conf_threshold,
             "conv_mask_to_poly": self.conv_mask_to_poly,
+            "label_map": None if self.label_map is None else self.label_map.to_dict(),
             "frames": None if self.frames is None else self.frames.parts,
         }
 
@@ -166,10 +168,22 @@ class _Run:
     def _detect_or_skip(
         self, batch: list[Frame], outcome: list[Any] | BaseException, journal: Journal
     ) -> list[tuple[Frame, Any]]:
-        """A batch's (frame, annotations); with on_error=skip, isolate and record failed frames."""
+        """A batch's (frame, annotations). When the function failed on a batch of several
+        frames, they run again one by one to find the frame that fails: with on_error=skip,
+        failed frames are recorded and the others kept; otherwise the first frame on which
+        the function raises stops the run, named alone (the batch's failure stands if every
+        frame succeeds alone, or if the function raised nothing: a Ray actor died, say)."""
         if not isinstance(outcome, BaseException):
             return list(zip(batch, outcome, strict=True))
-        if not isinstance(outcome, FunctionFailedError) or self.options.on_error != "skip":
+        if not isinstance(outcome, FunctionFailedError):
+            raise outcome
+        if self.options.on_error != "skip":
+            if len(batch) > 1 and outcome.original is not None:
+                for _, single_outcome in self.executor.detect(
+                    self.function, ([f] for f in batch), self._contexts
+                ):
+                    if isinstance(single_outcome, BaseException):
+                        raise single_outcome
             raise outcome
         if len(batch) == 1:
             why = outcome.reason
@@ -213,7 +227,9 @@ class _Run:
                 mapped = []
                 count = 0
                 for frame, annotations in self._detect_or_skip(batch, outcome, journal):
-                    tags, shapes = mapper.map_frame(annotations, frame.index)
+                    tags, shapes = mapper.map_frame(
+                        annotations, frame.index, frame_size=frame.image.size
+                    )
                     mapped.append((frame, tags, shapes))
                     count += len(tags) + len(shapes)
                 journal.record_frames((f.index, t, s) for f, t, s in mapped)
@@ -427,6 +443,7 @@ def _annotate(
         task_labels,
         allow_unmatched_labels=options.allow_unmatched_labels,
         conv_mask_to_poly=options.conv_mask_to_poly,
+        label_map=options.label_map,
     )
     target = AnnotationTarget(client, target_kind, target_id)
     server = normalize_server_url(client.api_map.host)
@@ -506,6 +523,8 @@ def _options(**kwargs: Any) -> _Options:
         kwargs["journal_dir"] = Path(kwargs["journal_dir"])
     if isinstance(kwargs["journal_key"], Mapping):
         kwargs["journal_key"] = json.dumps(kwargs["journal_key"], sort_keys=True, default=str)
+    if kwargs["label_map"] is not None:
+        kwargs["label_map"] = LabelMap.parse(kwargs["label_map"])
     return _Options(**kwargs)
 
 
@@ -519,6 +538,7 @@ def annotate_task(
     allow_unmatched_labels: bool = False,
     conf_threshold: float | None = None,
     conv_mask_to_poly: bool = False,
+    label_map: LabelMap | Mapping[str, Any] | None = None,
     frames: FrameSelection | str | Iterable[int] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     prefetch: int = DEFAULT_PREFETCH,
@@ -546,10 +566,20 @@ def annotate_task(
     * ``batch_size`` frames are passed to the function at a time (through ``detect_batch``
       when it has one); ``prefetch`` chunk (or frame) requests run ahead of the function;
     * annotations are uploaded every ``upload_frames`` frames (or 2,000 annotations);
+    * ``label_map`` puts function labels on task labels of other names:
+      ``{"person": "pedestrian"}``, or ``{"person": {"name": "pedestrian", "sublabels":
+      {"nose": "head"}, "attributes": {"pose": "posture"}}}`` for skeleton points and
+      attributes too; None leaves a label, sublabel or attribute out. What the map does not
+      name matches by name. A name that is not the function's or the task's is a
+      ``ValueError``;
+    * shapes are clipped to their frame, and those left with no area or entirely outside it
+      are left out (see the user guide); an inverted rectangle or a mask larger than the
+      frame is a ``BadFunctionError``;
     * ``dry_run`` processes the frames and uploads nothing; ``on_frame(frame, tags, shapes)``
       sees every frame's annotations, mapped to the task's labels;
     * ``on_error="skip"`` records frames on which the function raises and goes on (they are
-      listed in the summary's ``failed_frames``); the default stops the run;
+      listed in the summary's ``failed_frames``); the default stops the run and raises what
+      the function raised, as cvat-sdk does (see below);
     * with ``journal_dir`` and a ``journal_key`` (what identifies the function and its
       parameters), the run is journaled there and a run with the same key, target and
       options resumes where an interrupted one stopped; ``resume=True`` insists on that;
@@ -562,14 +592,21 @@ def annotate_task(
     fails, what it uploaded is removed again, so the task is left as it was; with
     ``clear_existing`` the old annotations are removed only after all new ones are uploaded.
 
-    Raises ``BadFunctionError`` (the function broke its contract), ``FunctionFailedError``
-    (it raised on a frame), ``ValueError`` for bad arguments, ``NoDataError`` for a task
-    without data, and cvat-sdk's API exceptions for server errors.
+    When the function raises an exception on a frame, that exception is raised here, as
+    cvat-sdk's ``annotate_task`` does, with a note (``add_note``) naming the frame; in a
+    batch of several frames, the frames run again one by one to find which. What the function
+    raises that is not an ``Exception`` (``SystemExit``, ``GeneratorExit``) is raised as a
+    ``FunctionFailedError`` instead, caused by it: plugin code cannot end the caller's program.
+    Otherwise raises ``BadFunctionError`` (the function broke its contract), ``ValueError``
+    for bad arguments, ``NoDataError`` for a task without data, and cvat-sdk's API exceptions
+    for server errors.
     """
     options = _options(
         **{k: v for k, v in locals().items() if k not in ("client", "task_id", "function")}
     )
-    return _annotate(client, function, target_kind="task", target_id=task_id, options=options)
+    return raising_as_the_function_did(
+        lambda: _annotate(client, function, target_kind="task", target_id=task_id, options=options)
+    )
 
 
 def annotate_job(
@@ -582,6 +619,7 @@ def annotate_job(
     allow_unmatched_labels: bool = False,
     conf_threshold: float | None = None,
     conv_mask_to_poly: bool = False,
+    label_map: LabelMap | Mapping[str, Any] | None = None,
     frames: FrameSelection | str | Iterable[int] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     prefetch: int = DEFAULT_PREFETCH,
@@ -603,4 +641,6 @@ def annotate_job(
     options = _options(
         **{k: v for k, v in locals().items() if k not in ("client", "job_id", "function")}
     )
-    return _annotate(client, function, target_kind="job", target_id=job_id, options=options)
+    return raising_as_the_function_did(
+        lambda: _annotate(client, function, target_kind="job", target_id=job_id, options=options)
+    )

@@ -24,6 +24,7 @@ from cvat_sdk.core import Client
 
 from ..plugins import load_function
 from .annotate import AnnotationSummary, _options, annotate_task
+from .frames import EmptySelectionError
 from .journal import SCHEMA_VERSION, journal_key, private_directory
 from .retry import RetryPolicy
 from .server_url import normalize_server_url
@@ -180,13 +181,25 @@ def _run(
         for i in ids
         if i in progress.done
     ]
+    outside: list[EmptySelectionError] = []
     for task_id in (i for i in ids if i not in progress.done):
         logger.info("Annotating task %d", task_id)
         # A task that had not started has no journal: resuming is the progress file's job.
-        summary = annotate_task(client, task_id, loaded, **{**options, "resume": None})
+        try:
+            summary = annotate_task(client, task_id, loaded, **{**options, "resume": None})
+        except EmptySelectionError as ex:
+            # Tasks differ in length: a selection need only match frames of some of them.
+            logger.info("Task %d has no frame in the selection; it is left as it is", task_id)
+            outside.append(ex)
+            continue
         progress.finish(task_id, summary)
         summaries.append(summary)
     progress.delete()
+    if outside and not summaries:
+        raise outside[0] if len(outside) == 1 else EmptySelectionError(
+            f"the frame selection {parsed.frames} matches no frame of any of the tasks"
+            f" {', '.join(map(str, ids))}; choose frames that they have"
+        )
     return TasksSummary(
         project_id=project_id,
         tasks=summaries,
@@ -210,7 +223,8 @@ def annotate_tasks(
 
     ``options`` are :func:`annotate_task`'s keyword arguments and apply to every task; the
     function (and ``executor``) serve them all. A failure stops the run in the task it
-    happened in, which is left as it was; tasks finished before keep their annotations. With
+    happened in, which is left as it was; tasks finished before keep their annotations. What
+    the function raised on a frame is raised here, as :func:`annotate_task` raises it. With
     ``journal_dir`` and ``journal_key``, running the same call again skips the tasks that
     were finished and resumes the one that was interrupted; ``resume=True`` insists on that.
     """
