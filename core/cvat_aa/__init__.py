@@ -1,7 +1,8 @@
 """cvat-aa: auto-annotate CVAT tasks with ML models on your own machine.
 
 The public API. Functions follow cvat-sdk's auto-annotation protocol (``spec`` + ``detect``);
-see the plugin author guide in docs/.
+see the plugin author guide in docs/. Every error cvat-aa raises on purpose is a
+:class:`CvatAaError`; ``cvat_aa.errors`` has them all.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -19,6 +20,7 @@ from .driver import (
     annotate_task,
     annotate_tasks,
 )
+from .errors import CvatAaError
 from .hookspecs import hookimpl
 from .interface import (
     BadFunctionError,
@@ -58,6 +60,7 @@ __all__ = [
     "AnnotationSummary",
     "BadFunctionError",
     "BatchDetectionFunction",
+    "CvatAaError",
     "DetectionAnnotation",
     "DetectionFunction",
     "DetectionFunctionContext",

@@ -42,6 +42,7 @@ from cvat_sdk.auto_annotation import (
     skeleton_label_spec,
     text_attribute_spec,
 )
+from .errors import BadFunctionError
 
 __all__ = [
     "BadFunctionError",
@@ -68,14 +69,6 @@ __all__ = [
     "tag",
     "text_attribute_spec",
 ]
-
-
-class BadFunctionError(sdk_aa.BadFunctionError):
-    """A function broke its contract: a bad spec, bad output, or it could not be loaded.
-
-    It subclasses cvat-sdk's ``BadFunctionError``, so ``except
-    cvat_sdk.auto_annotation.BadFunctionError`` catches it too.
-    """
 
 
 DetectionAnnotation: TypeAlias = models.LabeledImageRequest | models.LabeledShapeRequest

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from attr.converters import to_bool
+from .errors import FunctionParameterError
 
 __all__ = [
     "FunctionParameterError",
@@ -22,10 +23,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     # cvat-cli parses booleans with attrs' to_bool: yes/no, true/false, on/off, 1/0.
     "bool": to_bool,
 }
-
-
-class FunctionParameterError(ValueError):
-    """A function parameter is malformed, unknown, missing or of the wrong type."""
 
 
 def parse_function_parameter(text: str) -> tuple[str, Any]:

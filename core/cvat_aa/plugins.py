@@ -39,6 +39,7 @@ from .parameters import (
     check_factory_parameters,
     describe_factory_parameters,
 )
+from .errors import UnknownFunctionError
 
 __all__ = [
     "FUNCTIONS_GROUP",
@@ -61,10 +62,6 @@ TRACE_ENV = "CVAT_AA_TRACE_HOOKS"
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class UnknownFunctionError(LookupError):
-    """No installed plugin, module or file matches the requested function."""
 
 
 def describe_exception(ex: BaseException) -> str:

@@ -20,6 +20,7 @@ from ..driver.run_lock import RunInProgressError
 from ..parameters import FunctionParameterError
 from ..plugins import UnknownFunctionError
 from .login import MissingCredentialsError
+from ..errors import NotFoundError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +35,6 @@ class ExitCode(enum.IntEnum):
     FUNCTION_FAILED = 6
     BUSY = 7
     INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """A mistake in the command line that argparse cannot see."""
-
-
-class NotFoundError(LookupError):
-    """A task or job does not exist."""
 
 
 def classify(ex: BaseException) -> tuple[ExitCode, str]:

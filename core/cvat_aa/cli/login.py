@@ -35,6 +35,7 @@ from cvat_sdk.core.client import PasswordCredentials
 
 from .. import __version__
 from ..driver.retry import RetryPolicy
+from ..errors import MissingCredentialsError
 
 __all__ = ["MissingCredentialsError", "add_server_options", "log_in"]
 
@@ -50,10 +51,6 @@ HOW_TO_AUTHENTICATE = (
     f" variable, or a personal access token in the {CVAT_ACCESS_TOKEN_ENV_VAR} variable, or"
     " --profile NAME (a profile saved with 'cvat-cli profile')"
 )
-
-
-class MissingCredentialsError(Exception):
-    """A password is needed, and there is no terminal to ask for it on."""
 
 
 def _can_prompt() -> bool:

@@ -20,7 +20,6 @@ Plugin code never decides how cvat-aa ends: whatever it raises, ``SystemExit`` a
 from __future__ import annotations
 
 import contextlib
-import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -29,6 +28,7 @@ from cvat_sdk.api_client.exceptions import ApiTypeError, ApiValueError
 from ..interface import BadFunctionError, FrameContext
 from ..plugins import describe_exception, hooks
 from .frames import Frame
+from ..errors import FunctionFailedError
 
 __all__ = [
     "Executor",
@@ -43,47 +43,6 @@ T = TypeVar("T")
 
 FAILURE_ATTRIBUTE = "cvat_aa_failure"
 """Set on a function's own exception raised from the public API: its FunctionFailedError."""
-
-
-class FunctionFailedError(RuntimeError):
-    """The function raised an exception on a frame (or, with ``on_error="skip"``, on some).
-
-    ``frames`` are the task frame numbers, ``reason`` is ``"ValueError: ..."``, and
-    ``original`` is the exception the function raised (None if it could not be sent back
-    from where the function ran).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        frames: Sequence[int],
-        reason: str = "",
-        original: BaseException | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.frames = list(frames)
-        self.reason = reason or message
-        self.original = original
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Picklable, so that executors running the function elsewhere can send it back; an
-        # original exception that does not pickle stays behind (its reason still says it all).
-        return (type(self), (str(self), self.frames, self.reason, _picklable(self.original)))
-
-    @property
-    def where(self) -> str:
-        """``the function failed on frame 3 (a.jpg)``, without the reason."""
-        return str(self).removesuffix(f": {self.reason}")
-
-
-def _picklable(error: BaseException | None) -> BaseException | None:
-    if error is None:
-        return None
-    try:
-        pickle.dumps(error)
-    except Exception:
-        return None
-    return error
 
 
 def failure_of(error: BaseException) -> FunctionFailedError | None:

@@ -22,6 +22,7 @@ from cvat_sdk import models
 from cvat_sdk.core.proxies.tasks import Task
 
 from .retry import RetryPolicy
+from ..errors import EmptySelectionError, NoDataError
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +35,6 @@ __all__ = [
     "NoDataError",
     "batches",
 ]
-
-
-class NoDataError(ValueError):
-    """The task has no data (no frames to annotate)."""
-
-
-class EmptySelectionError(ValueError):
-    """A frame selection matches none of the frames there are: the run would do nothing."""
 
 
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?(?::(\d+))?$")

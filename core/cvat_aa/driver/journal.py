@@ -35,6 +35,7 @@ from typing import Any
 
 import attrs
 from cvat_sdk import models
+from ..errors import JournalError
 
 __all__ = [
     "ANNOTATION_KINDS",
@@ -85,10 +86,6 @@ CREATE TABLE IF NOT EXISTS created (
     PRIMARY KEY (kind, id)
 );
 """
-
-
-class JournalError(ValueError):
-    """The journal (or its directory) cannot be used."""
 
 
 def default_state_dir() -> Path:

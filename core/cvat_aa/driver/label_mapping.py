@@ -36,6 +36,7 @@ from cvat_sdk.auto_annotation.driver import (
 from ..interface import BadFunctionError, DetectionAnnotation, plain_number
 from ..labels import rename_skeleton_nodes
 from .frame_bounds import fit_to_frame
+from ..errors import LabelMapError, LabelMismatchError
 
 __all__ = [
     "LabelMap",
@@ -117,10 +118,6 @@ def check_geometry(shape: models.LabeledShapeRequest) -> None:
     _check_one(data, "shape")
     for element in data.get("elements") or []:
         _check_one(element._data_store, "skeleton element")
-
-
-class LabelMapError(ValueError):
-    """A label map that does not fit the function or the task (a mistake of the caller)."""
 
 
 def _names(things: Sequence[Any]) -> str:
@@ -398,37 +395,6 @@ def _renamed_attributes(attributes: Sequence[Any], entry: LabelMapEntry) -> list
             copied.name = target
             kept.append(copied)
     return kept
-
-
-class LabelMismatchError(BadFunctionError):
-    """A function label, sublabel or attribute that the task lacks.
-
-    The message starts with cvat-sdk's ("label 'x' is not in dataset"), then lists both sides'
-    names and what to do. :meth:`for_command_line` words the advice for the CLI's options.
-    """
-
-    def __init__(
-        self, sdk_message: str, kind: str, context: str, *, command_line: bool = False
-    ) -> None:
-        self.sdk_message = sdk_message
-        self.kind = kind
-        """``label``, ``sublabel`` or ``attribute``: what the task lacks."""
-        self.context = context
-        self.command_line = command_line
-        if command_line and kind == "label":
-            how = "--label-map FUNCTION_LABEL=TASK_LABEL"
-        elif command_line:
-            how = "--label-map-file (see the user guide)"
-        else:
-            how = "label_map"
-        drop = "--allow-unmatched-labels" if command_line else "allow_unmatched_labels=True"
-        super().__init__(
-            f"{sdk_message} ({context}); map it to one of the task's {kind}s with {how},"
-            f" or leave it out with {drop}"
-        )
-
-    def for_command_line(self) -> LabelMismatchError:
-        return LabelMismatchError(self.sdk_message, self.kind, self.context, command_line=True)
 
 
 def _mismatch(

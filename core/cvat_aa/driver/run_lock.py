@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .journal import JournalError, default_state_dir, journal_key, private_directory
+from ..errors import RunInProgressError
 
 try:
     import fcntl
@@ -34,17 +35,6 @@ __all__ = ["RunInProgressError", "RunLock", "default_lock_dir"]
 def default_lock_dir() -> Path:
     """``$XDG_STATE_HOME/cvat-aa/locks`` (``~/.local/state/cvat-aa/locks``)."""
     return default_state_dir() / "locks"
-
-
-class RunInProgressError(RuntimeError):
-    """Another live run is working on the same task."""
-
-    def __init__(self, message: str, holder: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.holder = holder
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), self.holder))
 
 
 def _try_lock(fd: int) -> bool:

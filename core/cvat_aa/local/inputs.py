@@ -44,6 +44,7 @@ import PIL.Image
 import PIL.ImageOps
 
 from ..driver.frames import Frame, FrameSelection
+from ..errors import ImageInputError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -68,10 +69,6 @@ VIDEO_EXTENSIONS = frozenset(
 
 _GLOB_MAGIC = re.compile(r"[*?\[]")
 _VIDEO_HINT = "install PyAV with: pip install 'cvat-aa[video]'"
-
-
-class ImageInputError(ValueError):
-    """The images or videos to annotate cannot be found or read."""
 
 
 @attrs.frozen
