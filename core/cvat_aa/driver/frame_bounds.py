@@ -31,6 +31,7 @@ from typing import Any
 from cvat_sdk import models
 
 from ..interface import BadFunctionError
+from ..sdk_private import fields
 
 __all__ = ["fit_to_frame"]
 
@@ -210,7 +211,7 @@ def _mask(data: dict[str, Any], width: int, height: int) -> str | None:
 
 
 def _skeleton(data: dict[str, Any], width: int, height: int) -> str | None:
-    elements = [e._data_store for e in data.get("elements") or []]
+    elements = [fields(e) for e in data.get("elements") or []]
     outside = [
         not any(_inside(x, y, width, height) for x, y in _pairs(e["points"])) for e in elements
     ]
@@ -245,6 +246,6 @@ def fit_to_frame(shape: models.LabeledShapeRequest, width: int, height: int) -> 
     encoding) before. Raises :class:`BadFunctionError` for inverted rectangles, ellipses with
     a negative radius and masks that do not fit in the frame.
     """
-    data = shape._data_store
+    data = fields(shape)
     fitter = _FITTERS.get(data["type"].value)
     return fitter(data, width, height) if fitter is not None else None

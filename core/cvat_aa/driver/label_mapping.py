@@ -25,18 +25,19 @@ from typing import Any
 import attrs
 import cvat_sdk.auto_annotation as sdk_aa
 from cvat_sdk import models
-from cvat_sdk.auto_annotation.driver import (
-    _AnnotationMapper,
-    _AttributeNameMapping,
-    _LabelNameMapping,
-    _SpecNameMapping,
-    _SublabelNameMapping,
-)
 
 from ..interface import BadFunctionError, DetectionAnnotation, plain_number
 from ..labels import rename_skeleton_nodes
 from .frame_bounds import fit_to_frame
 from ..errors import LabelMapError, LabelMismatchError
+from ..sdk_private import (
+    AnnotationMapper,
+    AttributeNameMapping,
+    LabelNameMapping,
+    SpecNameMapping,
+    SublabelNameMapping,
+    fields,
+)
 
 __all__ = [
     "LabelMap",
@@ -114,10 +115,10 @@ def _check_one(data: dict[str, Any], what: str) -> None:
 
 def check_geometry(shape: models.LabeledShapeRequest) -> None:
     """Raise BadFunctionError if CVAT would reject the shape's geometry."""
-    data = shape._data_store
+    data = fields(shape)
     _check_one(data, "shape")
     for element in data.get("elements") or []:
-        _check_one(element._data_store, "skeleton element")
+        _check_one(fields(element), "skeleton element")
 
 
 def _names(things: Sequence[Any]) -> str:
@@ -316,12 +317,12 @@ class LabelMap:
                     f" {_names(task_attributes)})"
                 )
 
-    def name_mapping(self, function_labels: Sequence[Any]) -> _SpecNameMapping:
+    def name_mapping(self, function_labels: Sequence[Any]) -> SpecNameMapping:
         """The map in the form cvat-sdk's mapper takes: every label, sublabel and attribute."""
 
-        def attributes(owner: Any, entry: LabelMapEntry) -> dict[str, _AttributeNameMapping]:
+        def attributes(owner: Any, entry: LabelMapEntry) -> dict[str, AttributeNameMapping]:
             return {
-                a.name: _AttributeNameMapping(target)
+                a.name: AttributeNameMapping(target)
                 for a in getattr(owner, "attributes", None) or []
                 if (target := entry.attribute(a.name)) is not None
             }
@@ -335,13 +336,13 @@ class LabelMap:
             for sublabel in getattr(label, "sublabels", None) or []:
                 sub_entry = entry.sublabel(sublabel.name)
                 if sub_entry is not None:
-                    sublabels[sublabel.name] = _SublabelNameMapping(
+                    sublabels[sublabel.name] = SublabelNameMapping(
                         sub_entry.name, attributes=attributes(sublabel, sub_entry)
                     )
-            labels[label.name] = _LabelNameMapping(
+            labels[label.name] = LabelNameMapping(
                 entry.name, attributes=attributes(label, entry), sublabels=sublabels
             )
-        return _SpecNameMapping(labels=labels)
+        return SpecNameMapping(labels=labels)
 
     def rename(self, function_labels: Sequence[Any]) -> list[models.PatchedLabelRequest]:
         """The function's labels under their mapped names, for a run with no task.
@@ -473,7 +474,7 @@ class LabelMapper:
             parsed.check(function_labels, task_labels)
             name_mapping["spec_nm"] = parsed.name_mapping(function_labels)
         try:
-            self._mapper = _AnnotationMapper(
+            self._mapper = AnnotationMapper(
                 logger,
                 function_labels,
                 task_labels,
@@ -572,7 +573,7 @@ class LabelMapper:
         return destination_type == "any" or destination_type == source_type
 
     def _remap(self, annotation: DetectionAnnotation, frame: int, object_type: str) -> bool:
-        data = annotation._data_store
+        data = fields(annotation)
         if "id" in data:
             raise BadFunctionError(f"function output {object_type} with preset id")
         if "source" in data:
@@ -622,7 +623,7 @@ class LabelMapper:
     def _remap_element(
         self, element: models.SubLabeledShapeRequest, frame: int, mapping: Any, seen: set[int]
     ) -> bool:
-        data = element._data_store
+        data = fields(element)
         if "id" in data:
             raise BadFunctionError("function output shape element with preset id")
         if "source" in data:
@@ -663,7 +664,7 @@ class LabelMapper:
         seen: set[int] = set()
         kept = []
         for attribute in attributes:
-            values = attribute._data_store
+            values = fields(attribute)
             try:
                 target = mapping.attributes[values["spec_id"]]
             except KeyError:
