@@ -159,7 +159,7 @@ def _cpu_seconds() -> float:
 
 def make_frames(folder: Path, count: int) -> list[Path]:
     """640x480 JPEGs cropped from the demo photos at shifting offsets."""
-    from cvat_aa.testing import demo_images
+    from cvat_aa_testing import demo_images
 
     folder.mkdir(parents=True, exist_ok=True)
     photos = [PIL.Image.open(p).convert("RGB") for p in demo_images()]
@@ -207,7 +207,7 @@ def parent(args: argparse.Namespace) -> int:
     import torch
     import torchvision
 
-    from cvat_aa.testing import TestServer
+    from cvat_aa_testing import TestServer
 
     scale = 10 if args.quick else 1
     n_a, n_b, n_c_small, n_c_large = 1000 // scale, 200 // scale, 200 // scale, 2000 // scale

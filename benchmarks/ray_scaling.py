@@ -27,7 +27,7 @@ from pathlib import Path
 
 import cvat_aa
 import PIL.Image
-from cvat_aa.testing import TestServer
+from cvat_aa_testing import TestServer
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTORS = (1, 2, 4)

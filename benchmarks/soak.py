@@ -24,7 +24,7 @@ from pathlib import Path
 
 import PIL.Image
 
-from cvat_aa.testing import TestServer
+from cvat_aa_testing import TestServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

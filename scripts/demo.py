@@ -1,6 +1,6 @@
 """The README's main job on the embedded default: annotate a demo task by plugin name.
 
-Starts cvat-aa's CVAT-compatible test server (data in .sandbox/), seeds the demo task, runs
+Starts cvat-aa-testing's CVAT-compatible test server (data in .sandbox/), seeds the demo task, runs
 `cvat-aa annotate TASK --function face_detection` against it as a user would against a real
 CVAT, and shows the result.
 """
@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cvat_aa.testing import TestServer, seed_demo
+from cvat_aa_testing import TestServer, seed_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".sandbox"

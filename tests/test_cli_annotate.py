@@ -12,7 +12,7 @@ import PIL.Image
 import pytest
 
 from cvat_aa import plugins
-from cvat_aa.testing import TestServer
+from cvat_aa_testing import TestServer
 
 BOXES = """
     '''Boxes the middle of every frame.'''

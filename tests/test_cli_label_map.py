@@ -11,7 +11,7 @@ from pathlib import Path
 import PIL.Image
 import pytest
 from cvat_aa import plugins
-from cvat_aa.testing import TestServer
+from cvat_aa_testing import TestServer
 
 PEOPLE = """
     import cvat_aa

@@ -15,7 +15,7 @@ from cvat_aa.cli import main
 from cvat_aa.cli.errors import ExitCode
 from cvat_aa.export import read_coco, read_cvat_xml
 from cvat_aa.labels import LabelCatalog
-from cvat_aa.testing import TestServer, demo_images
+from cvat_aa_testing import TestServer, demo_images
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -445,13 +445,13 @@ def test_frames_that_match_no_frame_of_the_task_exit_2_naming_its_frames(
 def test_the_readme_quick_start_runs(tmp_path, monkeypatch, capsys):
     pytest.importorskip("cvat_aa_face_detection")
     command = (
-        "cvat-aa annotate --images core/cvat_aa/testing/demo_images --function face_detection"
+        "cvat-aa annotate --images cvat-aa-testing/src/cvat_aa_testing/demo_images --function face_detection"
         " --output faces.xml --preview preview/"
     )
     assert command in README.read_text()
     monkeypatch.chdir(tmp_path)
     args = command.split()[2:]
-    args[args.index("core/cvat_aa/testing/demo_images")] = str(demo_images()[0].parent)
+    args[args.index("cvat-aa-testing/src/cvat_aa_testing/demo_images")] = str(demo_images()[0].parent)
     assert annotate(*args) == 0
     assert (tmp_path / "faces.xml").is_file()
     assert (tmp_path / "preview" / "index.html").is_file()

@@ -25,7 +25,7 @@ from cvat_aa.driver.journal import Journal, list_journals
 from cvat_aa.driver.run_lock import RunInProgressError, RunLock
 from cvat_aa.driver.server_url import normalize_server_url, redact_url
 from cvat_aa.driver.upload import RollbackReport, Uploader
-from cvat_aa.testing import TestServer
+from cvat_aa_testing import TestServer
 
 LABELS = [{"name": "car", "type": "rectangle"}, {"name": "night", "type": "tag"}]
 

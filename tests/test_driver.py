@@ -11,7 +11,7 @@ from cvat_sdk.core.progress import NullProgressReporter
 
 import cvat_aa
 from cvat_aa import plugins
-from cvat_aa.testing import TestServer
+from cvat_aa_testing import TestServer
 
 LABELS = [
     {"name": "car", "type": "rectangle"},

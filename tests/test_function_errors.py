@@ -14,7 +14,7 @@ import PIL.Image
 import pytest
 from cvat_aa import plugins
 from cvat_aa.driver.detection import FunctionFailedError, failure_of
-from cvat_aa.testing import TestServer
+from cvat_aa_testing import TestServer
 
 LABELS = [{"name": "car", "type": "rectangle"}]
 

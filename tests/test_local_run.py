@@ -18,7 +18,7 @@ from cvat_aa.driver.frames import EmptySelectionError
 from cvat_aa.export import read_annotations, read_cvat_xml
 from cvat_aa.local import ImageInputError, annotate_images, find_media
 from cvat_sdk import models
-from cvat_aa.testing import demo_images
+from cvat_aa_testing import demo_images
 from sample_annotations import SampleFunction
 
 

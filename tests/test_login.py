@@ -24,7 +24,7 @@ from cvat_sdk.api_client.exceptions import ApiException
 
 from cvat_aa.cli import login
 from cvat_aa.driver.retry import RetryPolicy
-from cvat_aa.testing import TestServer
+from cvat_aa_testing import TestServer
 
 FUNCTION = """
 import cvat_aa

@@ -9,7 +9,7 @@ import sys
 import cvat_aa
 import PIL.Image
 import pytest
-from cvat_aa.testing import TestServer
+from cvat_aa_testing import TestServer
 
 LABELS = [{"name": "car", "type": "rectangle"}]
 

@@ -13,7 +13,7 @@ import cvat_aa
 import PIL.Image
 import pytest
 from cvat_aa import BadFunctionError, FunctionFailedError, LocalExecutor, RayExecutor
-from cvat_aa.testing import TestServer
+from cvat_aa_testing import TestServer
 
 ray = pytest.importorskip("ray")
 

@@ -14,7 +14,7 @@ from cvat_sdk.api_client.exceptions import ApiException
 
 import cvat_aa
 from cvat_aa.driver.retry import RetryPolicy
-from cvat_aa.testing import TestServer
+from cvat_aa_testing import TestServer
 
 LABELS = [{"name": "car", "type": "rectangle"}]
 FAST_RETRY = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.05)

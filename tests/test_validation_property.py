@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import cvat_aa
-from cvat_aa.testing import TestServer
+from cvat_aa_testing import TestServer
 
 TASK_LABELS = [
     {"name": "car", "type": "rectangle"},

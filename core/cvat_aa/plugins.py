@@ -42,6 +42,7 @@ from .parameters import (
 from .errors import UnknownFunctionError
 
 __all__ = [
+    "COMMANDS_GROUP",
     "FUNCTIONS_GROUP",
     "HOOK_PLUGINS_GROUP",
     "FunctionEntry",
@@ -50,11 +51,13 @@ __all__ = [
     "discover_functions",
     "get_plugin_manager",
     "hooks",
+    "load_command_plugins",
     "load_function",
 ]
 
 FUNCTIONS_GROUP = "cvat_aa.functions"
 HOOK_PLUGINS_GROUP = "cvat_aa.plugins"
+COMMANDS_GROUP = "cvat_aa.commands"
 LOAD_ENV = "CVAT_AA_LOAD_PLUGINS"
 DISABLE_ENV = "CVAT_AA_DISABLE_PLUGINS"
 TRACE_ENV = "CVAT_AA_TRACE_HOOKS"
@@ -134,22 +137,52 @@ def _make_plugin_manager() -> pluggy.PluginManager:
         pm.trace.root.setwriter(lambda message: logger.debug("hook: %s", message.rstrip()))
         pm.enable_tracing()
     for ep in _entry_points(HOOK_PLUGINS_GROUP):
-        if not is_enabled(ep.name):
-            continue
-        try:
-            pm.register(ep.load(), name=ep.name)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as ex:  # one broken plugin must not break the others (or exit)
-            dist, version = _describe_dist(ep)
-            logger.warning(
-                "hook plugin %r from %s %s failed to load and is skipped: %s",
-                ep.name,
-                dist,
-                version,
-                describe_exception(ex),
-            )
+        if is_enabled(ep.name):
+            _load_isolated(ep, "hook plugin", lambda plugin: pm.register(plugin, name=ep.name))
     return pm
+
+
+def _load_isolated(
+    ep: importlib_metadata.EntryPoint, kind: str, use: Callable[[Any], object]
+) -> bool:
+    """Load ``ep`` and hand what it names to ``use``, on its own.
+
+    What either raises, but for ``KeyboardInterrupt``, is logged as a warning that names the
+    ``kind`` of plugin, the entry point and its distribution, and False comes back: the caller
+    goes on with the other plugins.
+    """
+    try:
+        use(ep.load())
+    except KeyboardInterrupt:
+        raise
+    except BaseException as ex:  # one broken plugin must not break the others (or exit)
+        dist, version = _describe_dist(ep)
+        logger.warning(
+            "%s %r from %s %s failed to load and is skipped: %s",
+            kind,
+            ep.name,
+            dist,
+            version,
+            describe_exception(ex),
+        )
+        return False
+    return True
+
+
+def load_command_plugins(commands: Any) -> list[str]:
+    """Add the ``cvat-aa`` subcommands that other distributions provide; their entry points' names.
+
+    Each ``cvat_aa.commands`` entry point names a ``register(commands)`` callable, which adds
+    its subcommand to ``commands`` (argparse's subparsers). Each is loaded on its own, so a
+    broken one is a warning and every other command still works. The allowlist and blocklist
+    variables do not apply: they name functions and hook plugins, and a run with those
+    disabled still needs every command.
+    """
+    return [
+        ep.name
+        for ep in _entry_points(COMMANDS_GROUP)
+        if _load_isolated(ep, "command", lambda register: register(commands))
+    ]
 
 
 _plugin_manager: pluggy.PluginManager | None = None

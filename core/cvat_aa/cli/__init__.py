@@ -15,6 +15,10 @@ Exit codes (also in docs/cli.md):
 7     another run is annotating the same task (see the message for which)
 130   interrupted (Ctrl-C)
 ====  =====================================================================================
+
+Other distributions add commands through the ``cvat_aa.commands`` entry-point group
+(:func:`cvat_aa.plugins.load_command_plugins`): cvat-aa-testing adds ``sandbox``, so the core
+never imports the test server. Without it, ``sandbox`` is a stub that says what to install.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from .. import __version__
-from . import annotate, functions, runs, sandbox
-from .errors import ExitCode, report_error, stopped_run_lines
+from ..plugins import load_command_plugins
+from . import annotate, functions, runs
+from .errors import ExitCode, UsageError, report_error, stopped_run_lines
 
 __all__ = ["ExitCode", "main"]
 
@@ -46,22 +52,68 @@ def build_parser() -> argparse.ArgumentParser:
     functions.register(commands)
     annotate.register(commands)
     runs.register(commands)
-    sandbox.register(commands)
+    load_command_plugins(commands)
+    if "sandbox" not in commands.choices:
+        _register_sandbox_stub(commands)
     return parser
 
 
-def _configure_logging(debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(name)s: %(message)s"))
+def _register_sandbox_stub(commands: argparse._SubParsersAction) -> None:
+    """``cvat-aa sandbox`` without cvat-aa-testing: says how to install it (exit 2)."""
+    # Whatever options follow, the answer is what to install: with a prefix character that no
+    # argument can hold (a NUL), every argument is a positional that the stub takes and ignores.
+    parser = commands.add_parser(
+        "sandbox",
+        help="serve a local CVAT-compatible test server (needs cvat-aa-testing)",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    parser.add_argument("arguments", nargs="*")
+
+    def run(args: argparse.Namespace) -> int:
+        raise UsageError(
+            "cvat-aa sandbox needs the cvat-aa-testing distribution:"
+            " pip install 'cvat-aa[testing]'"
+        )
+
+    parser.set_defaults(run=run)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a record comes, not as it was when it was made.
+
+    So one handler serves every ``main()`` in a process (tests call it many times, with
+    ``sys.stderr`` replaced in between), instead of one more per call.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(levelname)s: %(name)s: %(message)s"))
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always sys.stderr
+
+
+def _configure_logging() -> logging.Logger:
     root = logging.getLogger("cvat_aa")
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    if not any(isinstance(handler, _StderrHandler) for handler in root.handlers):
+        root.addHandler(_StderrHandler())
+    root.setLevel(logging.WARNING)
+    return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before the parser is built: a command plugin that fails to load is a logged warning.
+    root = _configure_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.debug)
+    if args.debug:
+        root.setLevel(logging.DEBUG)
     try:
         return int(args.run(args) or ExitCode.OK)
     except KeyboardInterrupt as ex:

@@ -1,0 +1,33 @@
+"""CVAT's REST endpoints, one module per resource, and the table of every route.
+
+=====================  ===================================================================
+:mod:`.auth`           server information, login, logout, the current user
+:mod:`.projects`       projects
+:mod:`.tasks`          tasks, and CVAT's ``filter`` on their list (:mod:`.filters`)
+:mod:`.uploads`        attaching data: the upload protocol and its background request
+:mod:`.data`           frames, chunks, previews and data meta of tasks and jobs
+:mod:`.labels`         labels
+:mod:`.jobs`           jobs
+:mod:`.annotations`    annotations of tasks and jobs
+=====================  ===================================================================
+
+Handlers are plain functions of a :class:`~.context.ServerContext`, the request and the
+caller's identity; :mod:`.http` has what they share. The WSGI application that finds a route
+and calls its handler is :mod:`cvat_aa_testing.app`.
+"""
+
+from . import annotations, auth, data, jobs, labels, projects, tasks, uploads
+from .http import Route
+
+ROUTES: list[Route] = [
+    *auth.ROUTES,
+    *projects.ROUTES,
+    *tasks.ROUTES,
+    *uploads.ROUTES,
+    *data.ROUTES,
+    *labels.ROUTES,
+    *jobs.ROUTES,
+    *annotations.ROUTES,
+]
+
+__all__ = ["ROUTES", "Route"]

@@ -1,0 +1,143 @@
+"""Annotations of a task or a job: GET, PUT, PATCH (create, update, delete) and DELETE.
+
+Every change runs CVAT's checks against the task's labels and the frames in scope, and
+happens in one transaction: a rejected request changes nothing. Ids sent with PUT and PATCH
+update are kept; one already used outside the request's scope is refused.
+"""
+
+from __future__ import annotations
+
+from werkzeug.wrappers import Request, Response
+
+from .. import auth
+from ..storage import IdConflictError
+from ..validation import annotation_ids, check_annotations, parse_labeled_data
+from .context import ServerContext
+from .http import ID, ApiError, Route, empty_response, json_response, parse_json
+
+
+def get_task_annotations(
+    ctx: ServerContext, request: Request, identity: auth.Identity, task_id: str
+) -> Response:
+    with ctx.storage.read() as tx:
+        task = ctx.task(tx, task_id)
+        return json_response(200, tx.annotations(task["id"]))
+
+
+def put_task_annotations(
+    ctx: ServerContext, request: Request, identity: auth.Identity, task_id: str
+) -> Response:
+    return _change_annotations(ctx, request, int(task_id), None, "put")
+
+
+def patch_task_annotations(
+    ctx: ServerContext, request: Request, identity: auth.Identity, task_id: str
+) -> Response:
+    return _change_annotations(ctx, request, int(task_id), None, _patch_action(request))
+
+
+def delete_task_annotations(
+    ctx: ServerContext, request: Request, identity: auth.Identity, task_id: str
+) -> Response:
+    return _change_annotations(ctx, request, int(task_id), None, "clear")
+
+
+def import_annotations(
+    ctx: ServerContext, request: Request, identity: auth.Identity, task_id: str
+) -> Response:
+    raise ApiError(
+        400,
+        ["The test server does not import annotation files; send annotations with PUT or PATCH."],
+    )
+
+
+def get_job_annotations(
+    ctx: ServerContext, request: Request, identity: auth.Identity, job_id: str
+) -> Response:
+    with ctx.storage.read() as tx:
+        job, task = ctx.job(tx, job_id)
+        return json_response(200, tx.annotations(task["id"], job["start_frame"], job["stop_frame"]))
+
+
+def put_job_annotations(
+    ctx: ServerContext, request: Request, identity: auth.Identity, job_id: str
+) -> Response:
+    return _change_annotations(ctx, request, None, int(job_id), "put")
+
+
+def patch_job_annotations(
+    ctx: ServerContext, request: Request, identity: auth.Identity, job_id: str
+) -> Response:
+    return _change_annotations(ctx, request, None, int(job_id), _patch_action(request))
+
+
+def delete_job_annotations(
+    ctx: ServerContext, request: Request, identity: auth.Identity, job_id: str
+) -> Response:
+    return _change_annotations(ctx, request, None, int(job_id), "clear")
+
+
+def _patch_action(request: Request) -> str:
+    action = request.args.get("action", "")
+    if action not in ("create", "update", "delete"):
+        raise ApiError(
+            400,
+            {
+                "action": [
+                    f"Please specify a correct 'action' for the request: create, update or delete, not {action!r}."
+                ]
+            },
+        )
+    return action
+
+
+def _change_annotations(
+    ctx: ServerContext, request: Request, task_id: int | None, job_id: int | None, action: str
+) -> Response:
+    """PUT ("put"), PATCH ("create", "update", "delete") and DELETE ("clear")."""
+    data = parse_labeled_data(parse_json(request)) if action != "clear" else None
+    with ctx.storage.write() as tx:
+        if job_id is not None:
+            job, task = ctx.job(tx, job_id)
+            first, last, scope = job["start_frame"], job["stop_frame"], "job"
+        else:
+            task = ctx.task(tx, task_id)
+            first, last, scope = 0, task["size"] - 1, "task"
+        job_range = (first, last) if job_id is not None else (None, None)
+        if action in ("put", "create", "update"):
+            check_annotations(data, tx.task_labels(task), range(first, last + 1), scope=scope)
+        if action in ("put", "clear"):
+            tx.delete_annotations(task["id"], *job_range)
+        elif action in ("update", "delete"):
+            for kind in ("tags", "shapes", "tracks"):
+                tx.delete_annotations_by_id(
+                    task["id"], kind, annotation_ids(data, kind), *job_range
+                )
+        if action in ("put", "create", "update"):
+            keep_ids = action != "create"
+            if keep_ids:
+                try:
+                    tx.ensure_ids_unused(data)
+                except IdConflictError as e:
+                    raise ApiError(
+                        400, {"id": [f"{e}; use an id of this {scope}'s annotations or none."]}
+                    ) from e
+            tx.insert_annotations(task["id"], data, keep_ids=keep_ids)
+        tx.touch_task(task["id"])
+        tx.touch_jobs(task["id"], first, max(first, last))
+    if action == "clear":
+        return empty_response(204)
+    return json_response(200, data)
+
+
+ROUTES = [
+    Route("GET", "/api/tasks/" + ID.format("task_id") + "/annotations", get_task_annotations),
+    Route("PUT", "/api/tasks/" + ID.format("task_id") + "/annotations", put_task_annotations),
+    Route("PATCH", "/api/tasks/" + ID.format("task_id") + "/annotations", patch_task_annotations),
+    Route("DELETE", "/api/tasks/" + ID.format("task_id") + "/annotations", delete_task_annotations),
+    Route("POST", "/api/tasks/" + ID.format("task_id") + "/annotations", import_annotations),
+    Route("GET", "/api/jobs/" + ID.format("job_id") + "/annotations", get_job_annotations),
+    Route("PUT", "/api/jobs/" + ID.format("job_id") + "/annotations", put_job_annotations),
+    Route("PATCH", "/api/jobs/" + ID.format("job_id") + "/annotations", patch_job_annotations),
+    Route("DELETE", "/api/jobs/" + ID.format("job_id") + "/annotations", delete_job_annotations),
+]

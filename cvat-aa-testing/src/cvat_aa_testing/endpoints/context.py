@@ -1,0 +1,37 @@
+"""What every endpoint works on: the server's database and media, and look-ups that 404.
+
+One :class:`ServerContext` per server is handed to each handler, so handlers are plain
+functions that share no state but this.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..storage import Storage, Transaction
+from .http import not_found
+
+
+@attrs.frozen
+class ServerContext:
+    """One server's database and the folder of its tasks' media."""
+
+    storage: Storage
+    media_root: Path
+
+    def task(self, tx: Transaction, task_id: str | int) -> dict[str, Any]:
+        """The task, or a 404."""
+        task = tx.task(int(task_id))
+        if task is None:
+            raise not_found()
+        return task
+
+    def job(self, tx: Transaction, job_id: str | int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The job and its task, or a 404."""
+        job = tx.job(int(job_id))
+        if job is None:
+            raise not_found()
+        return job, tx.task(job["task_id"])

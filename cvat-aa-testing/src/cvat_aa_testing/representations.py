@@ -1,0 +1,273 @@
+"""JSON bodies of CVAT's read models (TaskRead, JobRead, Label, DataMetaRead, ...).
+
+The field sets follow ``shared/cvat-api-subset.md`` §7: every field that the SDK requires or
+reads is present with the right type; datetimes are tz-aware UTC.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .storage import Transaction
+
+SERVER_VERSION = "2.80.0"
+
+
+def about() -> dict[str, Any]:
+    return {
+        "name": "Computer Vision Annotation Tool",
+        "description": "A CVAT-compatible test server from cvat-aa (cvat-aa-testing).",
+        "version": SERVER_VERSION,
+        "logo_url": "",
+        "subtitle": "cvat-aa test server",
+    }
+
+
+def basic_user(user: dict[str, Any] | None, base_url: str) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {
+        "url": f"{base_url}api/users/{user['id']}",
+        "id": user["id"],
+        "username": user["username"],
+        "first_name": user["first_name"],
+        "last_name": user["last_name"],
+    }
+
+
+def user(user: dict[str, Any], base_url: str) -> dict[str, Any]:
+    return {
+        **basic_user(user, base_url),
+        "email": user["email"],
+        "groups": ["admin"] if user["is_superuser"] else ["user"],
+        "is_staff": bool(user["is_superuser"]),
+        "is_superuser": bool(user["is_superuser"]),
+        "is_active": True,
+        "last_login": None,
+        "date_joined": user["date_joined"],
+        "has_analytics_access": False,
+    }
+
+
+def attribute(attr: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": attr["id"],
+        "name": attr["name"],
+        "mutable": attr["mutable"],
+        "input_type": attr["input_type"],
+        "default_value": attr["default_value"],
+        "values": attr["values"],
+    }
+
+
+def label(label: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": label["id"],
+        "name": label["name"],
+        "color": label["color"],
+        "attributes": [attribute(a) for a in label["attributes"]],
+        "type": label["type"],
+        "svg": label["svg"],
+        "sublabels": [
+            {
+                "id": sub["id"],
+                "name": sub["name"],
+                "color": sub["color"],
+                "attributes": [attribute(a) for a in sub["attributes"]],
+                "type": sub["type"],
+                "has_parent": True,
+            }
+            for sub in label["sublabels"]
+        ],
+        "has_parent": label["parent_id"] is not None,
+        "task_id": label["task_id"],
+        "project_id": label["project_id"],
+        "parent_id": label["parent_id"],
+    }
+
+
+def _mode(task: dict[str, Any]) -> str:
+    return {"image": "annotation", "video": "interpolation"}.get(task["media_type"], "")
+
+
+def task(tx: Transaction, task: dict[str, Any], base_url: str) -> dict[str, Any]:
+    project = tx.project(task["project_id"]) if task["project_id"] is not None else None
+    jobs = tx.jobs(task["id"])
+    has_data = task["media_type"] is not None
+    return {
+        "url": f"{base_url}api/tasks/{task['id']}",
+        "id": task["id"],
+        "name": task["name"],
+        "project_id": task["project_id"],
+        "project_name": project["name"] if project else None,
+        "mode": _mode(task),
+        "owner": basic_user(tx.user(task["owner_id"]) if task["owner_id"] else None, base_url),
+        "assignee": None,
+        "bug_tracker": task["bug_tracker"],
+        "created_date": task["created_date"],
+        "updated_date": task["updated_date"],
+        "overlap": task["overlap"],
+        "segment_size": task["segment_size"],
+        "status": "annotation",
+        "data_chunk_size": task["chunk_size"],
+        "data_compressed_chunk_type": task["compressed_chunk_type"],
+        "data_original_chunk_type": task["original_chunk_type"],
+        "data_cloud_storage_id": None,
+        "guide_id": None,
+        "size": task["size"],
+        "image_quality": task["image_quality"],
+        "data": task["id"] if has_data else None,
+        "dimension": "2d",
+        "media_type": task["media_type"] or "",
+        "subset": task["subset"],
+        "organization": None,
+        "organization_id": None,
+        "target_storage": None,
+        "source_storage": None,
+        "jobs": {
+            "count": len(jobs),
+            "completed": 0,
+            "validation": 0,
+            "url": f"{base_url}api/jobs?task_id={task['id']}",
+        },
+        "labels": {"url": f"{base_url}api/labels?task_id={task['id']}"},
+        "assignee_updated_date": None,
+        "validation_mode": None,
+    }
+
+
+def job(
+    tx: Transaction, job: dict[str, Any], task: dict[str, Any], base_url: str
+) -> dict[str, Any]:
+    project = tx.project(task["project_id"]) if task["project_id"] is not None else None
+    return {
+        "url": f"{base_url}api/jobs/{job['id']}",
+        "id": job["id"],
+        "task_id": task["id"],
+        "task_name": task["name"],
+        "project_id": task["project_id"],
+        "project_name": project["name"] if project else None,
+        "assignee": None,
+        "guide_id": None,
+        "dimension": "2d",
+        "mode": _mode(task),
+        "media_type": task["media_type"] or "",
+        "bug_tracker": task["bug_tracker"] or None,
+        "status": "annotation",
+        "stage": "annotation",
+        "state": "new",
+        "frame_count": job["stop_frame"] - job["start_frame"] + 1,
+        "start_frame": job["start_frame"],
+        "stop_frame": job["stop_frame"],
+        "data_chunk_size": task["chunk_size"],
+        "data_compressed_chunk_type": task["compressed_chunk_type"],
+        "data_original_chunk_type": task["original_chunk_type"],
+        "created_date": job["created_date"],
+        "updated_date": job["updated_date"],
+        "type": "annotation",
+        "organization": None,
+        "target_storage": None,
+        "source_storage": None,
+        "assignee_updated_date": None,
+        "parent_job_id": None,
+        "issues": {"count": 0, "url": f"{base_url}api/issues?job_id={job['id']}"},
+        "labels": {"url": f"{base_url}api/labels?job_id={job['id']}"},
+    }
+
+
+def project(tx: Transaction, project: dict[str, Any], base_url: str) -> dict[str, Any]:
+    return {
+        "url": f"{base_url}api/projects/{project['id']}",
+        "id": project["id"],
+        "name": project["name"],
+        "owner": basic_user(
+            tx.user(project["owner_id"]) if project["owner_id"] else None, base_url
+        ),
+        "assignee": None,
+        "guide_id": None,
+        "bug_tracker": project["bug_tracker"],
+        "task_subsets": [],
+        "created_date": project["created_date"],
+        "updated_date": project["updated_date"],
+        "status": "annotation",
+        "dimension": "2d",
+        "organization": None,
+        "organization_id": None,
+        "target_storage": None,
+        "source_storage": None,
+        "assignee_updated_date": None,
+        "tasks": {
+            "count": tx.count_tasks_in_project(project["id"]),
+            "url": f"{base_url}api/tasks?project_id={project['id']}",
+        },
+        "labels": {"url": f"{base_url}api/labels?project_id={project['id']}"},
+    }
+
+
+def data_meta(
+    task: dict[str, Any],
+    frames: list[dict[str, Any]],
+    first_frame: int | None = None,
+    last_frame: int | None = None,
+) -> dict[str, Any]:
+    """DataMetaRead of a task, or of one job's frames [first_frame, last_frame]."""
+    if first_frame is not None:
+        frames = [f for f in frames if first_frame <= f["frame"] <= last_frame]
+    deleted = [f["frame"] for f in frames if f["deleted"]]
+    listed = frames[:1] if task["media_type"] == "video" else frames
+    step = int(task["frame_filter"].partition("=")[2] or 1)
+    start_frame, stop_frame = task["start_frame"], task["stop_frame"]
+    if first_frame is not None and frames:
+        start_frame = task["start_frame"] + first_frame * step
+        stop_frame = task["start_frame"] + last_frame * step
+    return {
+        "chunk_size": task["chunk_size"],
+        "size": len(frames),
+        "image_quality": task["image_quality"],
+        "start_frame": start_frame,
+        "stop_frame": stop_frame,
+        "frame_filter": task["frame_filter"],
+        "frames": [
+            {
+                "width": f["width"],
+                "height": f["height"],
+                "name": f["name"],
+                "related_files": 0,
+                "has_related_context": False,
+            }
+            for f in listed
+        ],
+        "deleted_frames": deleted,
+        "included_frames": None,
+        "chunks_updated_date": task["chunks_updated_date"] or task["created_date"],
+        "storage": "local",
+        "cloud_storage_id": None,
+    }
+
+
+def request(req: dict[str, Any], owner: dict[str, Any] | None) -> dict[str, Any]:
+    body = {
+        "id": req["id"],
+        "status": req["status"],
+        "message": req["message"],
+        "operation": {
+            "type": req["operation_type"],
+            "target": req["target"],
+            "project_id": None,
+            "task_id": req["task_id"],
+            "job_id": None,
+            "format": None,
+            "function_id": None,
+            "org_id": None,
+        },
+        "progress": 1.0 if req["status"] == "finished" else None,
+        "created_date": req["created_date"],
+        "started_date": req["created_date"],
+        "finished_date": req["finished_date"],
+        "expiry_date": None,
+        "result_url": None,
+        "result_id": req["task_id"],
+    }
+    if owner is not None:
+        body["owner"] = {"id": owner["id"], "username": owner["username"]}
+    return body
