@@ -44,6 +44,7 @@ class Jobs(TableAccess):
         return self._all("SELECT * FROM jobs WHERE task_id = ? ORDER BY id", (task_id,))
 
     def touch_jobs(self, task_id: int, first_frame: int, last_frame: int) -> None:
+        """Marks the task's jobs that overlap frames ``first_frame``..``last_frame`` as changed."""
         self.conn.execute(
             "UPDATE jobs SET updated_date = ? WHERE task_id = ? "
             "AND stop_frame >= ? AND start_frame <= ?",

@@ -1,7 +1,7 @@
 """Tasks: their settings and, once data is attached, the layout of their media.
 
-A task's ``updated_date`` is what cvat-sdk's cache compares, so every change to a task, its
-labels or its annotations goes through :meth:`Tasks.touch_task`.
+A task's ``updated_date`` is what cvat-sdk's cache compares, so the endpoints that change a
+task, its labels, its deleted frames or its annotations call :meth:`Tasks.touch_task`.
 """
 
 from __future__ import annotations
