@@ -36,7 +36,7 @@ def test_bad_function_errors_are_cvat_sdks_too():
 
 
 def test_the_old_import_locations_still_work():
-    from cvat_aa.driver.frames import NoDataError
+    from cvat_aa.driver.task_frames import NoDataError
     from cvat_aa.driver.journal import JournalError
     from cvat_aa.interface import BadFunctionError
     from cvat_aa.plugins import UnknownFunctionError

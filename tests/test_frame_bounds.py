@@ -9,7 +9,7 @@ import cvat_aa
 import numpy as np
 import PIL.Image
 import pytest
-from cvat_aa.driver.label_mapping import LabelMapper
+from cvat_aa.pipeline.label_mapping import LabelMapper
 from cvat_aa.labels import LabelCatalog
 from cvat_aa.local import annotate_images
 from cvat_aa.preview import PreviewWriter
@@ -163,7 +163,7 @@ def test_what_is_left_out_is_counted_and_logged(caplog):
     mapper = LabelMapper(
         SPEC.labels, TASK_LABELS, allow_unmatched_labels=False, conv_mask_to_poly=False
     )
-    with caplog.at_level(logging.DEBUG, logger="cvat_aa.driver.label_mapping"):
+    with caplog.at_level(logging.DEBUG, logger="cvat_aa.pipeline.label_mapping"):
         mapper.map_frame([cvat_aa.rectangle(0, [50, 0, 60, 10])], 7, frame_size=(WIDTH, HEIGHT))
     assert mapper.dropped == 1
     assert "rectangle of label 'thing' on frame 7: it lies outside the frame" in caplog.text

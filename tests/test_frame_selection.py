@@ -6,7 +6,7 @@ import cvat_aa
 import PIL.Image
 import pytest
 from cvat_aa import FrameSelection
-from cvat_aa.driver.frames import EmptySelectionError
+from cvat_aa.frames import EmptySelectionError
 
 
 def selected(spec: str, size: int = 30) -> list[int]:

@@ -13,7 +13,7 @@ import cvat_aa
 import PIL.Image
 import pytest
 from cvat_aa import plugins
-from cvat_aa.driver.detection import FunctionFailedError, failure_of
+from cvat_aa.pipeline.detection import FunctionFailedError, failure_of
 from cvat_aa_testing import TestServer
 
 LABELS = [{"name": "car", "type": "rectangle"}]

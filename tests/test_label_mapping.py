@@ -9,7 +9,7 @@ import cvat_sdk.auto_annotation as sdk_aa
 import numpy as np
 import PIL.Image
 import pytest
-from cvat_aa.driver.label_mapping import LabelMap, LabelMapError, LabelMapper, LabelMismatchError
+from cvat_aa.pipeline.label_mapping import LabelMap, LabelMapError, LabelMapper, LabelMismatchError
 from cvat_aa.local import annotate_images
 from cvat_sdk import models
 from cvat_sdk.auto_annotation import driver as sdk_driver

@@ -14,7 +14,7 @@ import numpy as np
 import PIL.Image
 import pytest
 from cvat_aa import FunctionFailedError
-from cvat_aa.driver.frames import EmptySelectionError
+from cvat_aa.frames import EmptySelectionError
 from cvat_aa.export import read_annotations, read_cvat_xml
 from cvat_aa.local import ImageInputError, annotate_images, find_media
 from cvat_sdk import models

@@ -10,7 +10,7 @@ import cvat_aa
 import numpy as np
 import PIL.Image
 import pytest
-from cvat_aa.driver.frames import Frame
+from cvat_aa.frames import Frame
 from cvat_aa.labels import LabelCatalog
 from cvat_aa.local import annotate_images
 from cvat_aa.preview import PreviewWriter, check_preview_directory, draw_annotations

@@ -1,7 +1,7 @@
 """Whatever a function returns is uploaded as it was, fitted into its frame, or refused.
 
 Refused means BadFunctionError and nothing uploaded; fitted means clipped to the frame or left
-out (see ``cvat_aa.driver.frame_bounds``). Never a crash of the driver, never a 400 from the
+out (see ``cvat_aa.pipeline.frame_bounds``). Never a crash of the driver, never a 400 from the
 server.
 """
 

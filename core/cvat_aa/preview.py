@@ -38,7 +38,7 @@ import PIL.ImageFont
 from cvat_sdk import models
 from cvat_sdk.masks import decode_mask
 
-from .driver.frames import Frame
+from .frames import Frame
 from .labels import LabelCatalog, LabelInfo, stable_color
 
 __all__ = ["PreviewWriter", "check_preview_directory", "draw_annotations"]

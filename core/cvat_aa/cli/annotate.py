@@ -1,7 +1,7 @@
 """``cvat-aa annotate``: run a function on CVAT tasks, a job or a project and upload the results.
 
 With ``--images`` it runs on local files instead (see ``local_run``). ``--executor ray`` runs
-the function on Ray actors (see ``driver.ray_executor``).
+the function on Ray actors (see ``pipeline.ray_executor``).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from cvat_sdk.core import Client
 from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
 
 from ..driver import FrameSelection, annotate_job, annotate_project, annotate_task, annotate_tasks
-from ..driver.annotate import DEFAULT_BATCH_SIZE, DEFAULT_PREFETCH, DEFAULT_UPLOAD_FRAMES
+from ..driver.task_run import DEFAULT_BATCH_SIZE, DEFAULT_PREFETCH, DEFAULT_UPLOAD_FRAMES
 from ..driver.journal import default_journal_dir, private_directory
-from ..driver.label_mapping import LabelMismatchError
+from ..pipeline.label_mapping import LabelMismatchError
 from ..driver.server_url import redact_url
-from ..driver.ray_executor import RayExecutor
+from ..pipeline.ray_executor import RayExecutor
 from ..labels import LabelCatalog
 from ..plugins import find_function
 from ..preview import PreviewWriter

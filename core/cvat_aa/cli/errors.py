@@ -14,7 +14,7 @@ from cvat_sdk.api_client import exceptions as api_exceptions
 from cvat_sdk.core.exceptions import AuthStoreError, InvalidHostException
 
 from ..driver import NoDataError
-from ..driver.detection import failure_of
+from ..pipeline.detection import failure_of
 from ..driver.retry import is_refused
 from ..driver.run_lock import RunInProgressError
 from ..parameters import FunctionParameterError

@@ -1,7 +1,7 @@
 """``--label-map`` and ``--label-map-file``: put a function's labels on task labels of other names.
 
 ``--label-map person=pedestrian`` (repeatable) covers labels; a JSON file takes the full form
-of :class:`~cvat_aa.driver.label_mapping.LabelMap`, with skeleton points and attributes. Pairs
+of :class:`~cvat_aa.pipeline.label_mapping.LabelMap`, with skeleton points and attributes. Pairs
 given on the command line win over the file's entries for the same labels. The map is checked
 for its form here, before any model is loaded; whether its names fit the function and the task
 is checked when the run starts.
@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..driver.label_mapping import LabelMap
+from ..pipeline.label_mapping import LabelMap
 from .errors import UsageError
 
 __all__ = ["add_options", "from_args"]

@@ -16,7 +16,7 @@ from contextlib import ExitStack
 import attrs
 from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
 
-from ..driver.label_mapping import LabelMap
+from ..pipeline.label_mapping import LabelMap
 from ..export import FORMATS, check_output
 from ..labels import LabelCatalog
 from ..local import LocalFrames, annotate_images

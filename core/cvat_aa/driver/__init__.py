@@ -1,10 +1,15 @@
-"""The driver: downloads a task's frames, runs a function, maps labels, uploads annotations."""
+"""The driver: the server side of a run. It reads a task's (or job's) frames from CVAT, runs
+them through the pipeline and uploads the results with a journal, so that a run that fails
+leaves the task as it was and a run that was killed resumes."""
 
-from .annotate import AnnotationSummary, annotate_job, annotate_task
-from .detection import Executor, FunctionFailedError, LocalExecutor, detect_batch
-from .frames import FrameSelection, NoDataError
+from ..frames import FrameSelection
+from ..pipeline.detection import FunctionFailedError
+from ..pipeline.detection import run_batch as detect_batch  # its name before cvat-aa 0.2
+from ..pipeline.executors import Executor, LocalExecutor
+from ..pipeline.ray_executor import RayExecutor
 from .projects import TasksSummary, annotate_project, annotate_tasks
-from .ray_executor import RayExecutor
+from .task_frames import NoDataError
+from .task_run import AnnotationSummary, annotate_job, annotate_task
 
 __all__ = [
     "AnnotationSummary",

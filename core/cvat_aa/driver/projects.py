@@ -23,8 +23,8 @@ import attrs
 from cvat_sdk.core import Client
 
 from ..plugins import load_function
-from .annotate import AnnotationSummary, _options, annotate_task
-from .frames import EmptySelectionError
+from ..frames import EmptySelectionError
+from .task_run import AnnotationSummary, _options, annotate_task
 from .journal import SCHEMA_VERSION, journal_key, private_directory
 from .retry import RetryPolicy
 from .server_url import normalize_server_url

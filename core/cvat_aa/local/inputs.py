@@ -43,8 +43,8 @@ import attrs
 import PIL.Image
 import PIL.ImageOps
 
-from ..driver.frames import Frame, FrameSelection
 from ..errors import ImageInputError
+from ..frames import Frame, FrameSelection
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -329,7 +329,7 @@ class LocalFrames:
         return sum(1 for index in range(total) if index in self.selection)
 
     def check_selection(self, total: int | None = None) -> None:
-        """Raise :class:`~cvat_aa.driver.frames.EmptySelectionError` when the selection
+        """Raise :class:`~cvat_aa.frames.EmptySelectionError` when the selection
         matches no frame of the inputs (``total`` frames; counted when not given). Nothing
         is said when a video does not tell its length."""
         if self.selection is None:

@@ -29,10 +29,11 @@ from cvat_sdk import models
 from cvat_sdk.core.progress import NullProgressReporter, ProgressReporter
 
 from ..annotations import AnnotationSet, FrameAnnotations
-from ..driver.annotate import DEFAULT_BATCH_SIZE
-from ..driver.detection import FunctionFailedError, LocalExecutor
-from ..driver.frames import Frame, FrameCallback, FrameSelection, batches
-from ..driver.label_mapping import LabelMap, LabelMapper
+from ..driver.task_run import DEFAULT_BATCH_SIZE
+from ..frames import Frame, FrameCallback, FrameSelection, batches
+from ..pipeline.detection import FunctionFailedError
+from ..pipeline.executors import LocalExecutor
+from ..pipeline.label_mapping import LabelMap, LabelMapper
 from ..export import check_output, open_writer
 from ..interface import FrameContext
 from ..labels import LabelCatalog

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from cvat_aa import FrameContext
-from cvat_aa.driver.frame_bounds import fit_to_frame
+from cvat_aa.pipeline.frame_bounds import fit_to_frame
 from cvat_aa_torchvision_instance_segmentation import TorchvisionInstanceSegmentationFunction
 from cvat_sdk.masks import decode_mask
 

@@ -8,7 +8,7 @@ import cvat_sdk.auto_annotation.functions.torchvision_keypoint_detection as sdk_
 import pytest
 import torch
 from cvat_aa import FrameContext
-from cvat_aa.driver.frame_bounds import fit_to_frame
+from cvat_aa.pipeline.frame_bounds import fit_to_frame
 from cvat_aa_torchvision_keypoint_detection import TorchvisionKeypointDetectionFunction
 
 MODEL = "keypointrcnn_resnet50_fpn"

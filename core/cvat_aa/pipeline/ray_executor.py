@@ -1,10 +1,12 @@
 """Running the function on Ray actors, on this machine or a cluster.
 
-Each actor loads the function once and runs batches through :func:`detect_batch`, so hooks,
-error conversion and messages are those of a local run. The driver keeps everything else
-(label mapping, validation, journaling, uploads): an actor only ever returns a batch's raw
-annotations, and the executor hands each batch to the driver exactly once, so a batch redone
-after an actor died cannot be uploaded twice.
+Each actor loads the function once and runs batches through :func:`~.detection.run_batch`,
+so hooks, error conversion and messages are those of a local run. The function's spec comes
+from an actor too, so the process that drives the run never builds the model: with a large
+model, that is one copy fewer in memory (and on a GPU). The pipeline keeps everything else
+(label mapping, validation, uploads or files): an actor only ever returns a batch's raw
+annotations, and the executor hands each batch on exactly once, so a batch redone after an
+actor died cannot be uploaded twice.
 
 Ray is an optional dependency: ``pip install 'cvat-aa[ray]'``.
 """
@@ -16,14 +18,17 @@ import logging
 import os
 import types
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Self
 
 import attrs
 
+from cvat_sdk.auto_annotation import DetectionFunctionSpec
+
+from ..frames import Frame
 from ..interface import BadFunctionError, FrameContext
-from .detection import FunctionFailedError, detect_batch, where
-from .frames import Frame
+from .detection import FunctionFailedError, run_batch, where
+from .executors import Contexts, Outcome
 
 __all__ = ["RayExecutor", "import_ray"]
 
@@ -55,10 +60,15 @@ class _FunctionActor:
         self._function = load_function(source, **params)
         return os.getpid()
 
+    def spec(self) -> DetectionFunctionSpec:
+        from ..plugins import hooks
+
+        return hooks().spec(self._function)
+
     def detect(
         self, contexts: list[FrameContext], images: list[Any], frames: list[tuple[int, str]]
     ) -> list[Any]:
-        return detect_batch(self._function, contexts, images, frames)
+        return run_batch(self._function, contexts, images, frames)
 
 
 def _portable(function: Any) -> Any:
@@ -75,6 +85,16 @@ def _portable(function: Any) -> Any:
     ):
         return os.path.abspath(os.fspath(function))
     return function
+
+
+def _same(loaded: Any, function: Any) -> bool:
+    """Whether actors that loaded ``loaded`` run ``function``: the same object, or the same
+    name or path."""
+    if loaded is function:
+        return True
+    return isinstance(function, (str, os.PathLike)) and isinstance(loaded, (str, os.PathLike)) and (
+        os.fspath(loaded) == os.fspath(function)
+    )
 
 
 @attrs.define
@@ -101,8 +121,10 @@ class RayExecutor:
     ``function_source`` is what each actor loads, with ``params`` for its factory: an
     installed function's name, a module name, a ``.py`` path (the strings ``cvat-aa annotate``
     takes), or a function object (sent to the actors with cloudpickle). Without it, actors
-    run the function the driver passes to :meth:`detect`. Either way, give the driver the
-    same function: it reads the spec from its own copy.
+    load the function the run is given (a name or path is loaded there, not here). The spec
+    comes from an actor: the process that drives the run never needs to load the function,
+    so ``annotate_task(client, task_id, "NAME", executor=RayExecutor("NAME", params))``
+    builds the model only in the actors.
 
     ``actors`` actors are started, each reserving ``cpus_per_actor`` CPUs and
     ``gpus_per_actor`` GPUs (fractions share a GPU). Up to ``max_in_flight`` batches
@@ -180,7 +202,7 @@ class RayExecutor:
         ).remote()
 
     def _start(self, function: Any) -> None:
-        if self._slots and (self._source is not None or self._loaded_for is function):
+        if self._slots and (self._source is not None or _same(self._loaded_for, function)):
             return
         self._connect()
         self._stop_actors()
@@ -225,6 +247,16 @@ class RayExecutor:
 
     # --- running ------------------------------------------------------------------------------
 
+    def load(self, function: Any) -> Any:
+        """Start the actors, each loading the function; ``function`` is returned as it is."""
+        self._start(function)
+        return function
+
+    def spec(self, function: Any) -> DetectionFunctionSpec:
+        """The function's spec, as an actor's copy of the function declares it."""
+        self._start(function)
+        return self._get(self._slots[0].actor.spec.remote())
+
     def _get(self, ref: Any) -> Any:
         """``ray.get``, raising what the actor raised rather than Ray's wrapper."""
         try:
@@ -258,11 +290,8 @@ class RayExecutor:
         )
 
     def detect(
-        self,
-        function: Any,
-        batches: Iterable[list[Frame]],
-        contexts: Callable[[list[Frame]], list[FrameContext]],
-    ) -> Iterator[tuple[list[Frame], list[Any] | BaseException]]:
+        self, function: Any, batches: Iterable[list[Frame]], contexts: Contexts
+    ) -> Iterator[tuple[list[Frame], Outcome]]:
         """Yield each batch with its annotations or its error, in the order given."""
         self._start(function)
         ray = self._ray
@@ -282,7 +311,7 @@ class RayExecutor:
                 head = queue.popleft()
                 head.slot.queued -= 1
                 try:
-                    outcome: list[Any] | BaseException = self._get(head.ref)
+                    outcome: Outcome = self._get(head.ref)
                 except (BadFunctionError, FunctionFailedError) as error:
                     outcome = error
                 except ray.exceptions.RayActorError as error:

@@ -10,124 +10,22 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import zipfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import attrs
 import PIL.Image
-from cvat_sdk import models
 from cvat_sdk.core.proxies.tasks import Task
 
+from ..errors import NoDataError
+from ..frames import Frame, FrameSelection
 from .retry import RetryPolicy
-from ..errors import EmptySelectionError, NoDataError
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "EmptySelectionError",
-    "Frame",
-    "FrameCallback",
-    "FrameSelection",
-    "FrameSource",
-    "NoDataError",
-    "batches",
-]
-
-
-_RANGE = re.compile(r"^(\d+)(?:-(\d+))?(?::(\d+))?$")
-
-
-@attrs.frozen
-class FrameSelection:
-    """A subset of frames: ranges (``0-99``), steps (``0-99:5``) and lists (``1,5,9``).
-
-    Parts are separated by commas; a range includes both ends; a step applies to its range.
-    """
-
-    parts: tuple[tuple[int, int | None, int], ...]
-
-    @classmethod
-    def parse(cls, text: str) -> FrameSelection:
-        parts = []
-        for raw in text.split(","):
-            match = _RANGE.match(raw.strip())
-            if not match:
-                raise ValueError(
-                    f"frame selection {text!r}: {raw.strip()!r} is not a frame number, a range"
-                    " like 0-99 or a stepped range like 0-99:5"
-                )
-            start, stop, step = match.groups()
-            start_i = int(start)
-            stop_i = int(stop) if stop is not None else start_i
-            step_i = int(step) if step is not None else 1
-            if stop_i < start_i or step_i < 1:
-                raise ValueError(f"frame selection {text!r}: {raw.strip()!r} is an empty range")
-            parts.append((start_i, stop_i, step_i))
-        return cls(tuple(parts))
-
-    def __contains__(self, frame: int) -> bool:
-        return any(
-            start <= frame <= stop and (frame - start) % step == 0
-            for start, stop, step in self.parts
-        )
-
-    def __str__(self) -> str:
-        """The selection as ``parse`` reads it (shortened when it lists many frames)."""
-        text = ",".join(
-            str(start) if stop == start else f"{start}-{stop}" + (f":{step}" if step != 1 else "")
-            for start, stop, step in self.parts
-        )
-        return text if len(text) <= 60 else text[:57] + "..."
-
-    @property
-    def first(self) -> int:
-        """The lowest frame number selected."""
-        return min(start for start, _, _ in self.parts)
-
-    @property
-    def last(self) -> int:
-        """The highest frame number a part reaches (it may not be selected itself)."""
-        return max(start if stop is None else stop for start, stop, _ in self.parts)
-
-    def no_frame_error(
-        self, what: str, first: int, last: int, note: str = ""
-    ) -> EmptySelectionError:
-        """The error for a selection that matches no frame of ``what``, whose frames are
-        ``first`` to ``last``."""
-        frames = str(first) if first == last else f"{first}-{last}"
-        return EmptySelectionError(
-            f"the frame selection {self} matches no frame of {what} (frames {frames}{note});"
-            " choose frames in that range"
-        )
-
-
-@attrs.frozen
-class Frame:
-    index: int
-    """The task frame number."""
-    name: str
-    image: PIL.Image.Image
-
-
-FrameCallback = Callable[
-    [Frame, list[models.LabeledImageRequest], list[models.LabeledShapeRequest]], None
-]
-"""Called with each frame and its annotations (tags, shapes), once they are validated."""
-
-
-def batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
-    """Group frames into lists of ``size`` (the last may be shorter)."""
-    batch: list[Frame] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+__all__ = ["NoDataError", "TaskFrames"]
 
 
 def _decode(data: bytes) -> PIL.Image.Image:
@@ -138,7 +36,7 @@ def _decode(data: bytes) -> PIL.Image.Image:
 
 
 @attrs.define
-class FrameSource:
+class TaskFrames:
     """The frames of a task (or of a job's frame range) to annotate."""
 
     task: Task
@@ -160,7 +58,7 @@ class FrameSource:
         frame_range: tuple[int, int] | None = None,
         selection: FrameSelection | None = None,
         retry: RetryPolicy | None = None,
-    ) -> FrameSource:
+    ) -> TaskFrames:
         """Select the frames of ``task`` (optionally only those in an inclusive range).
 
         Raises :class:`NoDataError` for a task without data, and :class:`EmptySelectionError`

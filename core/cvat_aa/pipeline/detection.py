@@ -1,10 +1,9 @@
-"""Running the function on batches of frames, and the executors that decide where it runs.
+"""Running the function on one batch of frames, and what its failures become.
 
-The driver hands an executor batches of frames and gets back, in order, each batch's
-annotations or the error the function raised on it. :class:`LocalExecutor` runs the function
-in this process; other executors (a cluster of workers, say) implement the same protocol and
-call :func:`detect_batch` where the function lives. Whatever the executor, the driver alone
-maps labels, validates, journals and uploads.
+:func:`run_batch` is what every executor calls where the function lives (this process, a Ray
+actor): it goes through the ``cvat_aa_detect`` hook and turns whatever the function raises
+into a :class:`FunctionFailedError` or a ``BadFunctionError``, so that messages and error
+handling are the same wherever the function runs.
 
 Inside the pipeline, an exception the function raised travels as a
 :class:`FunctionFailedError` (it says which frames, it pickles, and on_error="skip" can tell
@@ -20,23 +19,21 @@ Plugin code never decides how cvat-aa ends: whatever it raises, ``SystemExit`` a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from cvat_sdk.api_client.exceptions import ApiTypeError, ApiValueError
 
+from ..errors import FunctionFailedError
 from ..interface import BadFunctionError, FrameContext
 from ..plugins import describe_exception, hooks
-from .frames import Frame
-from ..errors import FunctionFailedError
 
 __all__ = [
-    "Executor",
     "FunctionFailedError",
-    "LocalExecutor",
-    "detect_batch",
     "failure_of",
     "raising_as_the_function_did",
+    "run_batch",
+    "where",
 ]
 
 T = TypeVar("T")
@@ -88,7 +85,7 @@ def where(frames: Sequence[tuple[int, str]]) -> str:
     return f"frame{'s' if len(frames) > 1 else ''} {listed}"
 
 
-def detect_batch(
+def run_batch(
     function: Any,
     contexts: Sequence[FrameContext],
     images: Sequence[Any],
@@ -125,42 +122,3 @@ def detect_batch(
             f" results for a batch of {len(frames)} frames"
         )
     return list(results)
-
-
-class Executor(Protocol):
-    """Where the function runs."""
-
-    def detect(
-        self,
-        function: Any,
-        batches: Iterable[list[Frame]],
-        contexts: Callable[[list[Frame]], list[FrameContext]],
-    ) -> Iterator[tuple[list[Frame], list[Any] | BaseException]]:
-        """Yield each batch with its annotations (one list per frame) or the error it raised.
-
-        Batches come back in the order they were given. ``BadFunctionError`` and
-        ``FunctionFailedError`` are yielded, not raised: the driver decides what they mean.
-        """
-        ...
-
-
-class LocalExecutor:
-    """Runs the function in this process, one batch after another."""
-
-    def detect(
-        self,
-        function: Any,
-        batches: Iterable[list[Frame]],
-        contexts: Callable[[list[Frame]], list[FrameContext]],
-    ) -> Iterator[tuple[list[Frame], list[Any] | BaseException]]:
-        for batch in batches:
-            try:
-                outcome: list[Any] | BaseException = detect_batch(
-                    function,
-                    contexts(batch),
-                    [f.image for f in batch],
-                    [(f.index, f.name) for f in batch],
-                )
-            except (BadFunctionError, FunctionFailedError) as error:
-                outcome = error
-            yield batch, outcome

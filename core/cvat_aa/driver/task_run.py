@@ -23,8 +23,10 @@ from cvat_sdk.core.progress import NullProgressReporter, ProgressReporter
 
 from ..interface import FrameContext
 from ..plugins import Hooks, hooks, load_function
-from .detection import Executor, FunctionFailedError, LocalExecutor, raising_as_the_function_did
-from .frames import Frame, FrameCallback, FrameSelection, FrameSource, batches
+from ..frames import Frame, FrameCallback, FrameSelection, batches
+from ..pipeline.detection import FunctionFailedError, raising_as_the_function_did
+from ..pipeline.executors import Executor, LocalExecutor
+from ..pipeline.label_mapping import LabelMap, LabelMapper
 from .journal import (
     SCHEMA_VERSION,
     AnnotationKey,
@@ -33,11 +35,11 @@ from .journal import (
     journal_key,
     list_journals,
 )
-from .label_mapping import LabelMap, LabelMapper
 from .memory import keep_large_buffers_unpooled
 from .retry import RetryPolicy
 from .run_lock import RunLock
 from .server_url import normalize_server_url
+from .task_frames import TaskFrames as FrameSource
 from .upload import AnnotationTarget, Uploader
 
 __all__ = ["AnnotationSummary", "annotate_job", "annotate_task"]

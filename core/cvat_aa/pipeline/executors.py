@@ -1,0 +1,85 @@
+"""Where the function runs: the executor protocol, and the executor that runs it here.
+
+The pipeline hands an executor the function (as the caller gave it: an object, or a name,
+module or path to load), asks it for the function's spec, then hands it batches of frames and
+gets back, in order, each batch's annotations or the error the function raised on it. An
+executor may load the function somewhere else entirely: :class:`~.ray_executor.RayExecutor`
+loads it only in its actors and answers the spec from there, so the caller never builds the
+model. Whatever the executor, the pipeline alone maps labels, validates and hands results to
+its sinks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+from cvat_sdk.auto_annotation import DetectionFunctionSpec
+
+from ..frames import Frame
+from ..interface import BadFunctionError, FrameContext
+from ..plugins import hooks, load_function
+from .detection import FunctionFailedError, run_batch
+
+__all__ = ["Contexts", "Executor", "LocalExecutor", "Outcome"]
+
+Contexts = Callable[[list[Frame]], list[FrameContext]]
+"""What the function is told about each frame of a batch."""
+
+Outcome = list[Any] | BaseException
+"""A batch's annotations (one list per frame), or the error the function raised on it."""
+
+
+class Executor(Protocol):
+    """Where the function runs."""
+
+    def load(self, function: Any) -> Any:
+        """Get ready to run ``function`` (an object, or the name of an installed function, a
+        module name or a ``.py`` path); return what :meth:`spec` and :meth:`detect` take.
+
+        Called once per run, after every check that needs no function. An executor that
+        runs the function elsewhere need not load it here.
+        """
+        ...
+
+    def spec(self, function: Any) -> DetectionFunctionSpec:
+        """The function's spec, validated (through the ``cvat_aa_spec`` hook)."""
+        ...
+
+    def detect(
+        self, function: Any, batches: Iterable[list[Frame]], contexts: Contexts
+    ) -> Iterator[tuple[list[Frame], Outcome]]:
+        """Yield each batch with its annotations (one list per frame) or the error it raised.
+
+        Batches come back in the order they were given. ``BadFunctionError`` and
+        ``FunctionFailedError`` are yielded, not raised: the pipeline decides what they mean.
+        """
+        ...
+
+
+class LocalExecutor:
+    """Runs the function in this process, one batch after another."""
+
+    def load(self, function: Any) -> Any:
+        if isinstance(function, (str, os.PathLike)):
+            return load_function(function)
+        return function
+
+    def spec(self, function: Any) -> DetectionFunctionSpec:
+        return hooks().spec(function)
+
+    def detect(
+        self, function: Any, batches: Iterable[list[Frame]], contexts: Contexts
+    ) -> Iterator[tuple[list[Frame], Outcome]]:
+        for batch in batches:
+            try:
+                outcome: Outcome = run_batch(
+                    function,
+                    contexts(batch),
+                    [f.image for f in batch],
+                    [(f.index, f.name) for f in batch],
+                )
+            except (BadFunctionError, FunctionFailedError) as error:
+                outcome = error
+            yield batch, outcome
