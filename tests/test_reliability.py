@@ -323,7 +323,7 @@ def test_cli_skip_lists_failed_frames_and_exits_6(cvat_server, tmp_path):
     )
     out, err = process.communicate(timeout=120)
     assert process.returncode == 6, err
-    assert "frame 2: ValueError: bad pixels" in out
+    assert "frame 2 (frame_000002.png): the function failed: ValueError: bad pixels" in out
     assert len(cvat_server.annotations(task)["shapes"]) == 4
 
 

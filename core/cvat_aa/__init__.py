@@ -49,6 +49,7 @@ from .interface import (
 )
 from .local import ImageInputError, LocalResult, annotate_images
 from .parameters import FunctionParameterError
+from .pipeline import RunOptions, RunSummary
 from .plugins import UnknownFunctionError, discover_functions, load_function
 
 try:
@@ -74,6 +75,8 @@ __all__ = [
     "LocalResult",
     "NoDataError",
     "RayExecutor",
+    "RunOptions",
+    "RunSummary",
     "TasksSummary",
     "UnknownFunctionError",
     "__version__",

@@ -15,17 +15,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import attrs
 from cvat_sdk.api_client import exceptions as api_exceptions
 from cvat_sdk.core import Client
 from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
 
 from ..driver import FrameSelection, annotate_job, annotate_project, annotate_task, annotate_tasks
-from ..driver.task_run import DEFAULT_BATCH_SIZE, DEFAULT_PREFETCH, DEFAULT_UPLOAD_FRAMES
+from ..pipeline.options import DEFAULT_BATCH_SIZE
 from ..driver.journal import default_journal_dir, private_directory
 from ..pipeline.label_mapping import LabelMismatchError
 from ..driver.server_url import redact_url
 from ..pipeline.ray_executor import RayExecutor
 from ..labels import LabelCatalog
+from ..pipeline.options import RunOptions
 from ..plugins import find_function
 from ..preview import PreviewWriter
 from . import label_map as label_map_options
@@ -36,6 +38,9 @@ from .options import add_function_options, load_from_args
 __all__ = ["register"]
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_PREFETCH = attrs.fields(RunOptions).prefetch.default
+DEFAULT_UPLOAD_FRAMES = attrs.fields(RunOptions).upload_frames.default
 
 
 def _threshold(text: str) -> float:

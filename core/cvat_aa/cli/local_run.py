@@ -13,7 +13,6 @@ import json
 import sys
 from contextlib import ExitStack
 
-import attrs
 from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
 
 from ..pipeline.label_mapping import LabelMap
@@ -135,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
             keep_annotations=False,
             pbar=pbar,
             on_frame=preview.add if preview is not None else None,
+            function_name=name,
         )
-    result = attrs.evolve(result, function=name)
     code = ExitCode.FUNCTION_FAILED if result.skipped else ExitCode.OK
 
     if args.json:

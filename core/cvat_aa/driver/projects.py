@@ -1,7 +1,8 @@
 """Annotating several tasks, or every task of a project, as one run.
 
-Each task goes through :func:`annotate_task` with the same function and executor (so a Ray
-executor's actors load the function once for all of them), in task id order. Journals stay
+Each task is run as :func:`~.task_run.annotate_task` runs it, with the same options, function
+and executor (so a Ray executor's actors load the function once for all of them), in task id
+order. Journals stay
 per task; beside them, a small progress file lists the tasks a run has finished, so that
 running it again after an interruption goes on with the task it stopped in instead of
 annotating finished tasks a second time.
@@ -9,25 +10,28 @@ annotating finished tasks a second time.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import attrs
 from cvat_sdk.core import Client
 
-from ..plugins import load_function
 from ..frames import EmptySelectionError
-from .task_run import AnnotationSummary, _options, annotate_task
+from ..pipeline.detection import raising_as_the_function_did
+from ..pipeline.executors import LocalExecutor
+from ..pipeline.options import RunOptions, Runs
+from ..pipeline.run import function_name
+from ..pipeline.summary import RunSummary, per_label_lines
 from .journal import SCHEMA_VERSION, journal_key, private_directory
 from .retry import RetryPolicy
 from .server_url import normalize_server_url
+from .task_run import run_on_server
 
 __all__ = ["TasksSummary", "annotate_project", "annotate_tasks"]
 
@@ -40,7 +44,7 @@ class TasksSummary:
 
     project_id: int | None
     """The project whose tasks these were, if the run was given one."""
-    tasks: list[AnnotationSummary]
+    tasks: list[RunSummary]
     """Per task, in the order they ran (tasks a resumed run had finished come first)."""
     elapsed_s: float
     dry_run: bool = False
@@ -92,13 +96,12 @@ class TasksSummary:
                 + (" (resumed)" if task.resumed else "")
                 + (f", failed on {len(task.failed_frames)} frames" if task.failed_frames else "")
             )
-        per_label = self.per_label
-        width = max((len(name) for name in per_label), default=0)
-        for name, count in sorted(per_label.items(), key=lambda item: (-item[1], item[0])):
-            lines.append(f"  {name:<{width}}  {count}")
-        for task_id, failed in self.failed_frames.items():
-            lines.append(f"The function failed on {len(failed)} frames of task {task_id}:")
-            lines.extend(f"  frame {f}: {why}" for f, why in sorted(failed.items()))
+        lines.extend(per_label_lines(self.per_label))
+        for task in self.tasks:
+            skipped = task.skipped_lines()
+            if skipped:
+                lines.append(f"In task {task.task_id}:")
+                lines.extend(skipped)
         return "\n".join(lines)
 
 
@@ -133,7 +136,7 @@ class _Progress:
                 file.write(json.dumps({"done": self.done}))
             temporary.replace(self.path)
 
-    def finish(self, task_id: int, summary: AnnotationSummary) -> None:
+    def finish(self, task_id: int, summary: RunSummary) -> None:
         self.done[task_id] = summary.to_dict()
         self.save()
 
@@ -147,27 +150,36 @@ def _run(
     task_ids: Iterable[int],
     function: Any,
     project_id: int | None,
-    options: Mapping[str, Any],
+    options: RunOptions,
 ) -> TasksSummary:
     started = time.monotonic()
     ids = sorted(set(task_ids))
-    loaded = load_function(function) if isinstance(function, str) else function
-    parsed = _options(**{**_DEFAULTS, **options})
+    if options.preview is not None:
+        raise ValueError("a preview draws one task or job: give it to annotate_task or annotate_job")
+    # One executor, with the function loaded once, for every task.
+    executor = options.executor or LocalExecutor()
+    loaded = executor.load(function)
+    # A task that had not started has no journal: resuming is the progress file's job.
+    per_task = attrs.evolve(
+        options,
+        executor=executor,
+        resume=None,
+        function_name=options.function_name or function_name(function),
+    )
     persistent = (
-        parsed.journal_dir is not None and parsed.journal_key is not None and not parsed.dry_run
+        options.journal_dir is not None and options.journal_key is not None and not options.dry_run
     )
     key = journal_key(
         {
             "journal": SCHEMA_VERSION,
             "server": normalize_server_url(client.api_map.host),
             "targets": ["project", project_id] if project_id is not None else ["tasks", ids],
-            "function": parsed.journal_key,
-            **parsed.key_parts(),
+            "function": options.journal_key,
+            **options.key_parts(),
         }
     )
-    progress = _Progress.open(parsed.journal_dir if persistent else None, key)
-    resume = options.get("resume")
-    if resume and not progress.exists:
+    progress = _Progress.open(options.journal_dir if persistent else None, key)
+    if options.resume and not progress.exists:
         raise ValueError(
             "there is no interrupted run of this function on these tasks to resume"
             " (with these parameters and options)"
@@ -177,16 +189,17 @@ def _run(
     progress.save()
 
     summaries = [
-        attrs.evolve(AnnotationSummary(**progress.done[i]), resumed=True)
+        attrs.evolve(RunSummary.from_dict(progress.done[i]), resumed=True)
         for i in ids
         if i in progress.done
     ]
     outside: list[EmptySelectionError] = []
     for task_id in (i for i in ids if i not in progress.done):
         logger.info("Annotating task %d", task_id)
-        # A task that had not started has no journal: resuming is the progress file's job.
         try:
-            summary = annotate_task(client, task_id, loaded, **{**options, "resume": None})
+            summary = run_on_server(
+                client, loaded, kind="task", target_id=task_id, options=per_task
+            )
         except EmptySelectionError as ex:
             # Tasks differ in length: a selection need only match frames of some of them.
             logger.info("Task %d has no frame in the selection; it is left as it is", task_id)
@@ -197,23 +210,15 @@ def _run(
     progress.delete()
     if outside and not summaries:
         raise outside[0] if len(outside) == 1 else EmptySelectionError(
-            f"the frame selection {parsed.frames} matches no frame of any of the tasks"
+            f"the frame selection {options.frames} matches no frame of any of the tasks"
             f" {', '.join(map(str, ids))}; choose frames that they have"
         )
     return TasksSummary(
         project_id=project_id,
         tasks=summaries,
         elapsed_s=round(time.monotonic() - started, 3),
-        dry_run=parsed.dry_run,
+        dry_run=options.dry_run,
     )
-
-
-# annotate_task's keyword arguments and their defaults: what every task of the run is given.
-_DEFAULTS: dict[str, Any] = {
-    name: parameter.default
-    for name, parameter in inspect.signature(annotate_task).parameters.items()
-    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-}
 
 
 def annotate_tasks(
@@ -221,29 +226,31 @@ def annotate_tasks(
 ) -> TasksSummary:
     """Run ``function`` on each of the tasks, in id order, as :func:`annotate_task` would.
 
-    ``options`` are :func:`annotate_task`'s keyword arguments and apply to every task; the
-    function (and ``executor``) serve them all. A failure stops the run in the task it
-    happened in, which is left as it was; tasks finished before keep their annotations. What
-    the function raised on a frame is raised here, as :func:`annotate_task` raises it. With
-    ``journal_dir`` and ``journal_key``, running the same call again skips the tasks that
-    were finished and resumes the one that was interrupted; ``resume=True`` insists on that.
+    ``options`` are :func:`annotate_task`'s keyword arguments (the
+    :class:`~cvat_aa.pipeline.options.RunOptions` of runs on a server, but ``preview``) and
+    apply to every task; the function (and ``executor``) serve them all. A failure stops the
+    run in the task it happened in, which is left as it was; tasks finished before keep their
+    annotations. What the function raised on a frame is raised here, as :func:`annotate_task`
+    raises it. With ``journal_dir`` and ``journal_key``, running the same call again skips
+    the tasks that were finished and resumes the one that was interrupted; ``resume=True``
+    insists on that.
     """
-    unknown = set(options) - set(_DEFAULTS)
-    if unknown:
-        raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
-    return _run(client, task_ids, function, None, options)
+    run_options = RunOptions.for_runs(Runs.SERVER, "annotate_tasks", **options)
+    return raising_as_the_function_did(
+        lambda: _run(client, task_ids, function, None, run_options)
+    )
 
 
 def annotate_project(
     client: Client, project_id: int, function: Any, **options: Any
 ) -> TasksSummary:
     """Like :func:`annotate_tasks`, for every task of a project (those it has when the run starts)."""
-    unknown = set(options) - set(_DEFAULTS)
-    if unknown:
-        raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
-    retry = options.get("retry") or RetryPolicy()
+    run_options = RunOptions.for_runs(Runs.SERVER, "annotate_project", **options)
+    retry = run_options.retry or RetryPolicy()
     project = retry.call(
         lambda: client.projects.retrieve(project_id), what=f"reading project {project_id}"
     )
     tasks = retry.call(project.get_tasks, what=f"listing the tasks of project {project_id}")
-    return _run(client, [t.id for t in tasks], function, project_id, options)
+    return raising_as_the_function_did(
+        lambda: _run(client, [t.id for t in tasks], function, project_id, run_options)
+    )

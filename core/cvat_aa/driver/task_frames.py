@@ -12,8 +12,9 @@ import io
 import logging
 import zipfile
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import attrs
 import PIL.Image
@@ -22,6 +23,9 @@ from cvat_sdk.core.proxies.tasks import Task
 from ..errors import NoDataError
 from ..frames import Frame, FrameSelection
 from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from ..pipeline.options import RunOptions
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +41,8 @@ def _decode(data: bytes) -> PIL.Image.Image:
 
 @attrs.define
 class TaskFrames:
-    """The frames of a task (or of a job's frame range) to annotate."""
+    """The frames of a task (or of a job's frame range) to annotate: the pipeline's source
+    for runs on a server."""
 
     task: Task
     frames: list[tuple[int, str]]
@@ -49,6 +54,8 @@ class TaskFrames:
     """The first and last frame of the task or job, whatever the selection."""
     deleted: frozenset[int] = frozenset()
     """The task's deleted frames."""
+    job_id: int | None = None
+    """The job whose frames these are, if the run is on a job."""
 
     @classmethod
     def for_task(
@@ -58,8 +65,10 @@ class TaskFrames:
         frame_range: tuple[int, int] | None = None,
         selection: FrameSelection | None = None,
         retry: RetryPolicy | None = None,
+        job_id: int | None = None,
     ) -> TaskFrames:
-        """Select the frames of ``task`` (optionally only those in an inclusive range).
+        """Select the frames of ``task`` (optionally only those in an inclusive range: a job's,
+        ``job_id``).
 
         Raises :class:`NoDataError` for a task without data, and :class:`EmptySelectionError`
         when ``selection`` matches none of the frames (not deleted) of the task or range.
@@ -97,10 +106,47 @@ class TaskFrames:
             retry=retry,
             span=(first, last),
             deleted=frozenset(deleted),
+            job_id=job_id,
         )
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    # --- the pipeline's Source protocol ------------------------------------------------------
+
+    @property
+    def target(self) -> str:
+        return "task" if self.job_id is None else "job"
+
+    @property
+    def target_id(self) -> int:
+        return self.task.id if self.job_id is None else self.job_id
+
+    @property
+    def task_id(self) -> int:
+        return self.task.id
+
+    def describe(self) -> str:
+        """``task 3`` or ``job 5``."""
+        return f"{self.target} {self.target_id}"
+
+    def without(self, frames: Container[int]) -> TaskFrames:
+        """These frames but ``frames`` (those a resumed run had finished)."""
+        return attrs.evolve(self, frames=[(i, n) for i, n in self.frames if i not in frames])
+
+    def frame_count(self) -> int:
+        return len(self.frames)
+
+    def read(self, options: RunOptions, on_unreadable: object = None) -> Iterator[Frame]:
+        """The frames, downloaded ``options.prefetch`` chunks ahead and decoded ahead of the
+        batches. A frame that cannot be read fails the run (``on_unreadable`` is not used:
+        the server's frames are not the user's files to skip)."""
+        return self.iter_frames(
+            prefetch=options.prefetch, decode_ahead=max(8, 2 * options.batch_size)
+        )
+
+    def finished_reading(self, frames: int) -> None:
+        """Nothing to check: the selection was matched against the task's frames before."""
 
     def _download_frame(self, index: int) -> list[bytes]:
         data = self.retry.call(

@@ -1,8 +1,12 @@
-"""Annotating a task or a job: read frames, run the function, map labels, upload.
+"""A run on a task or a job: its frames from the server, through the pipeline, uploaded with a
+journal.
 
-The pipeline streams: worker threads fetch and decode frames ahead of the function, the
-function runs on batches, results are journaled and uploaded in pieces by a background
-thread while detection goes on. See ``frames``, ``upload`` and ``journal``.
+The pipeline (:mod:`cvat_aa.pipeline.run`) does what every run does; this module adds what a
+run on a server needs around it: the per-task run lock, the journal (so that a killed run
+resumes where it stopped and a failed one is undone), and :class:`UploadSink`, which uploads
+results in pieces by a background thread while detection goes on (see ``upload``), removes
+them again if the run fails, and clears the old annotations (``clear_existing``) only once
+everything new is uploaded.
 """
 
 from __future__ import annotations
@@ -13,20 +17,23 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 from cvat_sdk.core import Client
-from cvat_sdk.core.progress import NullProgressReporter, ProgressReporter
+from cvat_sdk.core.progress import ProgressReporter
 
-from ..interface import FrameContext
-from ..plugins import Hooks, hooks, load_function
-from ..frames import Frame, FrameCallback, FrameSelection, batches
-from ..pipeline.detection import FunctionFailedError, raising_as_the_function_did
-from ..pipeline.executors import Executor, LocalExecutor
-from ..pipeline.label_mapping import LabelMap, LabelMapper
+from ..labels import LabelCatalog
+from ..pipeline.detection import raising_as_the_function_did
+from ..pipeline.executors import LocalExecutor
+from ..pipeline.label_mapping import LabelMapper
+from ..pipeline.options import RunOptions, Runs
+from ..pipeline.run import MappedFrame, Pipeline, Sink, Tally, function_name
+from ..pipeline.sinks import CallbackSink, PreviewSink
+from ..pipeline.summary import RunSummary, Skipped
+from ..plugins import hooks
 from .journal import (
     SCHEMA_VERSION,
     AnnotationKey,
@@ -39,209 +46,23 @@ from .memory import keep_large_buffers_unpooled
 from .retry import RetryPolicy
 from .run_lock import RunLock
 from .server_url import normalize_server_url
-from .task_frames import TaskFrames as FrameSource
+from .task_frames import TaskFrames
 from .upload import AnnotationTarget, Uploader
 
-__all__ = ["AnnotationSummary", "annotate_job", "annotate_task"]
+__all__ = [
+    "AnnotationSummary",
+    "RunStopped",
+    "UploadSink",
+    "annotate_job",
+    "annotate_task",
+    "clear_scope",
+    "run_on_server",
+]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 8
-DEFAULT_PREFETCH = 4
-DEFAULT_UPLOAD_FRAMES = 200
-
-
-@attrs.frozen(kw_only=True)
-class AnnotationSummary:
-    """What a run did."""
-
-    target: str
-    """``"task"`` or ``"job"``."""
-    target_id: int
-    task_id: int
-    frames: int
-    """Frames processed (including frames a resumed run had finished before)."""
-    annotations: int
-    """Tags and shapes produced (and uploaded, unless ``dry_run``)."""
-    per_label: dict[str, int]
-    """Annotations per task label name."""
-    elapsed_s: float
-    failed_frames: dict[int, str] = attrs.field(factory=dict)
-    """Frames the function failed on, with why (only with ``on_error="skip"``)."""
-    resumed: bool = False
-    """Whether the run continued an interrupted one."""
-    frames_resumed: int = 0
-    """Frames a resumed run had finished before (included in ``frames``)."""
-    dry_run: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
-
-    def format(self) -> str:
-        """A short human-readable report."""
-        verb = "Processed (dry run, nothing uploaded)" if self.dry_run else "Annotated"
-        # The rate is this run's: frames a resumed run had finished before took no time now.
-        now = self.frames - self.frames_resumed
-        lines = [
-            f"{verb} {self.target} {self.target_id}: {self.frames} frames,"
-            f" {self.annotations} annotations in {self.elapsed_s:.1f} s"
-            + (f" ({now / self.elapsed_s:.1f} frames/s)" if self.elapsed_s > 0 else "")
-            + (
-                f" (resumed: {self.frames_resumed} frames were done before)"
-                if self.resumed
-                else ""
-            )
-        ]
-        width = max((len(name) for name in self.per_label), default=0)
-        for name, count in sorted(self.per_label.items(), key=lambda item: (-item[1], item[0])):
-            lines.append(f"  {name:<{width}}  {count}")
-        if self.failed_frames:
-            lines.append(f"The function failed on {len(self.failed_frames)} frames:")
-            lines.extend(f"  frame {f}: {why}" for f, why in sorted(self.failed_frames.items()))
-        return "\n".join(lines)
-
-
-def _selection(frames: FrameSelection | str | Iterable[int] | None) -> FrameSelection | None:
-    if frames is None or isinstance(frames, FrameSelection):
-        return frames
-    if isinstance(frames, str):
-        return FrameSelection.parse(frames)
-    return FrameSelection(tuple((int(f), int(f), 1) for f in frames))
-
-
-def _function_name(function: Any, given: Any) -> str:
-    if isinstance(given, str):
-        return given
-    return getattr(function, "__name__", None) or type(function).__name__
-
-
-@attrs.frozen(kw_only=True)
-class _Options:
-    pbar: ProgressReporter
-    clear_existing: bool
-    allow_unmatched_labels: bool
-    conf_threshold: float | None
-    conv_mask_to_poly: bool
-    label_map: LabelMap | None
-    frames: FrameSelection | None
-    batch_size: int
-    prefetch: int
-    upload_frames: int
-    dry_run: bool
-    on_frame: FrameCallback | None
-    on_error: str
-    journal_dir: Path | None
-    journal_key: str | None
-    resume: bool | None
-    retry: RetryPolicy
-    executor: Executor | None
-
-    def key_parts(self) -> dict[str, Any]:
-        """The options that change a run's results, for the journal key."""
-        return {
-            "clear_existing": self.clear_existing,
-            "allow_unmatched_labels": self.allow_unmatched_labels,
-            "conf_threshold": self.conf_threshold,
-            "conv_mask_to_poly": self.conv_mask_to_poly,
-            "label_map": None if self.label_map is None else self.label_map.to_dict(),
-            "frames": None if self.frames is None else self.frames.parts,
-        }
-
-
-@attrs.define
-class _Run:
-    client: Client
-    function: Any
-    function_name: str
-    hooks: Hooks
-    options: _Options
-    executor: Executor
-
-    def _contexts(self, batch: Sequence[Frame]) -> list[FrameContext]:
-        return [
-            FrameContext(
-                frame_name=f.name,
-                conf_threshold=self.options.conf_threshold,
-                conv_mask_to_poly=self.options.conv_mask_to_poly,
-            )
-            for f in batch
-        ]
-
-    def _detect_or_skip(
-        self, batch: list[Frame], outcome: list[Any] | BaseException, journal: Journal
-    ) -> list[tuple[Frame, Any]]:
-        """A batch's (frame, annotations). When the function failed on a batch of several
-        frames, they run again one by one to find the frame that fails: with on_error=skip,
-        failed frames are recorded and the others kept; otherwise the first frame on which
-        the function raises stops the run, named alone (the batch's failure stands if every
-        frame succeeds alone, or if the function raised nothing: a Ray actor died, say)."""
-        if not isinstance(outcome, BaseException):
-            return list(zip(batch, outcome, strict=True))
-        if not isinstance(outcome, FunctionFailedError):
-            raise outcome
-        if self.options.on_error != "skip":
-            if len(batch) > 1 and outcome.original is not None:
-                for _, single_outcome in self.executor.detect(
-                    self.function, ([f] for f in batch), self._contexts
-                ):
-                    if isinstance(single_outcome, BaseException):
-                        raise single_outcome
-            raise outcome
-        if len(batch) == 1:
-            why = outcome.reason
-            logger.warning(
-                "The function failed on frame %d (%s): %s", batch[0].index, batch[0].name, why
-            )
-            journal.record_failure(batch[0].index, why)
-            return []
-        return [
-            pair
-            for single, single_outcome in self.executor.detect(
-                self.function, ([f] for f in batch), self._contexts
-            )
-            for pair in self._detect_or_skip(single, single_outcome, journal)
-        ]
-
-    def process(
-        self,
-        mapper: LabelMapper,
-        source: FrameSource,
-        journal: Journal,
-        uploader: Uploader | None,
-    ) -> None:
-        done = journal.finished_frames()
-        todo = attrs.evolve(source, frames=[(i, n) for i, n in source.frames if i not in done])
-        if done:
-            logger.info(
-                "Resuming: %d of %d frames were finished before",
-                len(source) - len(todo),
-                len(source),
-            )
-        with self.options.pbar.task(total=len(source), unit="frames"):
-            self.options.pbar.advance(len(source) - len(todo))
-            frames = todo.iter_frames(
-                prefetch=self.options.prefetch, decode_ahead=max(8, 2 * self.options.batch_size)
-            )
-            outcomes = self.executor.detect(
-                self.function, batches(frames, self.options.batch_size), self._contexts
-            )
-            for batch, outcome in outcomes:
-                mapped = []
-                count = 0
-                for frame, annotations in self._detect_or_skip(batch, outcome, journal):
-                    tags, shapes = mapper.map_frame(
-                        annotations, frame.index, frame_size=frame.image.size
-                    )
-                    mapped.append((frame, tags, shapes))
-                    count += len(tags) + len(shapes)
-                journal.record_frames((f.index, t, s) for f, t, s in mapped)
-                for frame, tags, shapes in mapped:
-                    if self.options.on_frame is not None:
-                        self.options.on_frame(frame, tags, shapes)
-                    if uploader is not None:
-                        uploader.add(frame.index, tags, shapes)
-                self.hooks.frames_done([f.index for f in batch], count)
-                self.options.pbar.advance(len(batch))
+AnnotationSummary = RunSummary
+"""What a task or job run did (the name cvat-aa's API has always had for it)."""
 
 
 def _identity_without_values(identity: str | None) -> Any:
@@ -278,7 +99,7 @@ def _warn_about_unfinished_runs(directory: Path, own: Path, server: str, task_id
 
 
 def clear_scope(
-    journal: Journal, source: FrameSource
+    journal: Journal, source: TaskFrames
 ) -> tuple[set[AnnotationKey], list[AnnotationKey]]:
     """The baseline annotations that ``clear_existing`` removes, and the tracks it keeps.
 
@@ -327,104 +148,117 @@ class RunStopped:
     """The journal a rerun resumes from; None when the run kept none."""
 
 
-def _upload(
-    run: _Run,
-    target: AnnotationTarget,
-    mapper: LabelMapper,
-    source: FrameSource,
-    journal: Journal,
-    *,
-    keep_journal: bool,
-) -> None:
-    """Process the frames and upload their annotations; on any failure remove what was
-    uploaded, record what happened on the exception, and re-raise."""
-    options = run.options
-    retry = options.retry
-    uploader = None
-    try:
-        run.hooks.run_started(
-            {
-                "target": target.kind,
-                "target_id": target.id,
-                "function": run.function_name,
-                "frames": len(source),
-            }
+@attrs.define
+class UploadSink:
+    """Journals every frame's results and uploads them to the task or job.
+
+    Nothing is uploaded with ``dry_run`` (the journal still records the frames). If the run
+    fails, what it uploaded is removed again and the exception says so (:class:`RunStopped`);
+    the journal stays for a rerun to resume from. ``clear_existing`` removes the old
+    annotations of the processed frames only after every new one was uploaded.
+    """
+
+    target: AnnotationTarget
+    source: TaskFrames
+    journal: Journal
+    options: RunOptions
+    retry: RetryPolicy
+    keep_journal: bool
+    _uploader: Uploader | None = None
+
+    def start(self) -> None:
+        if self.options.dry_run:
+            return
+        journal, target = self.journal, self.target
+        if not journal.has_baseline():
+            existing = self.retry.call(
+                target.get, what=f"reading the annotations of {target.describe()}"
+            )
+            journal.set_baseline(annotation_extents(existing))
+        self._uploader = Uploader(
+            target, journal, retry=self.retry, piece_frames=self.options.upload_frames
         )
-        if not options.dry_run:
-            if not journal.has_baseline():
-                existing = retry.call(
-                    target.get, what=f"reading the annotations of {target.describe()}"
-                )
-                journal.set_baseline(annotation_extents(existing))
-            uploader = Uploader(target, journal, retry=retry, piece_frames=options.upload_frames)
-            uploader.resolve_in_doubt()
-            for frame, tags, shapes in journal.unqueued_results():
-                uploader.add(frame, tags, shapes)
-        run.process(mapper, source, journal, uploader)
-        if uploader is not None:
-            uploader.close()
-            if options.clear_existing:
-                # Only now: a run that fails leaves the old annotations in place.
-                old, kept_tracks = clear_scope(journal, source)
-                removed = retry.call(
-                    lambda: target.delete(old),
-                    what=f"removing the old annotations of {target.describe()}",
-                )
-                logger.info(
-                    "Removed the %d annotations %s had before", len(removed), target.describe()
-                )
-                if kept_tracks:
-                    logger.warning(
-                        "Kept %d tracks of %s that extend over frames this run did not process",
-                        len(kept_tracks),
-                        target.describe(),
-                    )
-    except BaseException as ex:
+        self._uploader.resolve_in_doubt()
+        for frame, tags, shapes in journal.unqueued_results():
+            self._uploader.add(frame, tags, shapes)
+
+    def add(self, frames: Sequence[MappedFrame]) -> None:
+        self.journal.record_frames((m.frame.index, m.tags, m.shapes) for m in frames)
+        if self._uploader is not None:
+            for mapped in frames:
+                self._uploader.add(mapped.frame.index, mapped.tags, mapped.shapes)
+
+    def skip(self, skipped: Skipped) -> None:
+        assert skipped.frame is not None  # a server's frames are never skipped unread
+        self.journal.record_failure(skipped.frame, skipped.function_error or skipped.reason)
+
+    def finish(self) -> None:
+        if self._uploader is not None:
+            self._uploader.close()
+            if self.options.clear_existing:
+                self._clear()
+        self.journal.close(delete=True)
+
+    def _clear(self) -> None:
+        # Only now: a run that fails leaves the old annotations in place.
+        target = self.target
+        old, kept_tracks = clear_scope(self.journal, self.source)
+        removed = self.retry.call(
+            lambda: target.delete(old), what=f"removing the old annotations of {target.describe()}"
+        )
+        logger.info("Removed the %d annotations %s had before", len(removed), target.describe())
+        if kept_tracks:
+            logger.warning(
+                "Kept %d tracks of %s that extend over frames this run did not process",
+                len(kept_tracks),
+                target.describe(),
+            )
+
+    def abort(self, error: BaseException) -> None:
         report = None
-        if uploader is not None:
-            uploader.abort()
-            report = uploader.rollback()
-        done = sum(1 for status in journal.finished_frames().values() if status == "done")
+        if self._uploader is not None:
+            self._uploader.abort()
+            report = self._uploader.rollback()
+        done = sum(1 for status in self.journal.finished_frames().values() if status == "done")
         with contextlib.suppress(AttributeError, TypeError):
-            ex.cvat_aa_stopped = RunStopped(  # type: ignore[attr-defined]
-                target=target.describe(),
+            error.cvat_aa_stopped = RunStopped(  # type: ignore[attr-defined]
+                target=self.target.describe(),
                 removed=report.removed if report else 0,
                 left=report.left if report else 0,
                 frames_done=done,
-                journal=journal.path if keep_journal else None,
+                journal=self.journal.path if self.keep_journal else None,
             )
-        journal.close()
-        raise
+        self.journal.close()
 
 
-def _annotate(
-    client: Client,
-    function: Any,
-    *,
-    target_kind: str,
-    target_id: int,
-    options: _Options,
-) -> AnnotationSummary:
-    started = time.monotonic()
-    if options.conf_threshold is not None and not 0 <= options.conf_threshold <= 1:
-        raise ValueError("conf_threshold must be None or a number between 0 and 1")
-    if min(options.batch_size, options.prefetch, options.upload_frames) < 1:
-        raise ValueError("batch_size, prefetch and upload_frames must be at least 1")
-    if options.on_error not in ("stop", "skip"):
-        raise ValueError("on_error must be 'stop' or 'skip'")
-    keep_large_buffers_unpooled()
-    loaded = load_function(function) if isinstance(function, str) else function
-    run = _Run(
-        client,
-        loaded,
-        _function_name(loaded, function),
-        hooks(),
-        options,
-        options.executor or LocalExecutor(),
+def _done_before(journal: Journal, source: TaskFrames) -> Tally:
+    """What the interrupted run that ``journal`` continues had done on ``source``."""
+    finished = journal.finished_frames()
+    done = {i for i, _ in source.frames if finished.get(i) == "done"}
+    frames, by_label = journal.label_counts(done)
+    names = dict(source.frames)
+    return Tally(
+        frames=frames,
+        by_label=by_label,
+        skipped=[
+            Skipped.function_failed(frame, names.get(frame, str(frame)), why)
+            for frame, why in sorted(journal.failed_frames().items())
+        ],
     )
-    retry = options.retry
 
-    if target_kind == "job":
+
+def run_on_server(
+    client: Client, function: Any, *, kind: str, target_id: int, options: RunOptions
+) -> RunSummary:
+    """Run ``function`` on a task or job (``kind``), with ``options``; raise what failed it
+    (a failure of the function as a ``FunctionFailedError``)."""
+    started = time.monotonic()
+    keep_large_buffers_unpooled()
+    executor = options.executor or LocalExecutor()
+    retry = options.retry or RetryPolicy()
+    loaded = executor.load(function)
+
+    if kind == "job":
         job = retry.call(lambda: client.jobs.retrieve(target_id), what=f"reading job {target_id}")
         task = retry.call(
             lambda: client.tasks.retrieve(job.task_id), what=f"reading task {job.task_id}"
@@ -435,32 +269,37 @@ def _annotate(
             lambda: client.tasks.retrieve(target_id), what=f"reading task {target_id}"
         )
         frame_range = None
-    source = FrameSource.for_task(
-        task, frame_range=frame_range, selection=options.frames, retry=retry
+    source = TaskFrames.for_task(
+        task,
+        frame_range=frame_range,
+        selection=options.frames,
+        retry=retry,
+        job_id=target_id if kind == "job" else None,
     )
     task_labels = retry.call(task.get_labels, what=f"reading the labels of task {task.id}")
-    spec = run.hooks.spec(run.function)
     mapper = LabelMapper(
-        spec.labels,
+        executor.spec(loaded).labels,
         task_labels,
         allow_unmatched_labels=options.allow_unmatched_labels,
         conv_mask_to_poly=options.conv_mask_to_poly,
         label_map=options.label_map,
     )
-    target = AnnotationTarget(client, target_kind, target_id)
+    labels = LabelCatalog.from_task_labels(task_labels)
+    name = options.function_name or function_name(function)
+    target = AnnotationTarget(client, kind, target_id)
     server = normalize_server_url(client.api_map.host)
     key_parts = {
         "journal": SCHEMA_VERSION,
         "server": server,
-        "target": [target_kind, target_id],
+        "target": [kind, target_id],
         "function": options.journal_key,
         **options.key_parts(),
     }
     describe = {
         "server": server,
-        "target": [target_kind, target_id],
+        "target": [kind, target_id],
         "task_id": task.id,
-        "function_name": run.function_name,
+        "function_name": name,
         "function": _identity_without_values(options.journal_key),
         "options": options.key_parts(),
     }
@@ -470,9 +309,7 @@ def _annotate(
     with contextlib.ExitStack() as cleanup:
         if not options.dry_run:
             cleanup.enter_context(
-                RunLock.acquire(
-                    server, task.id, what=target.describe(), function=run.function_name
-                )
+                RunLock.acquire(server, task.id, what=target.describe(), function=name)
             )
         if persistent:
             journal_dir = options.journal_dir
@@ -490,44 +327,35 @@ def _annotate(
             )
         if persistent:
             _warn_about_unfinished_runs(journal_dir, journal.path, server, task.id)
-        finished = journal.finished_frames()
-        frames_before = sum(1 for i, _ in source.frames if finished.get(i) == "done")
-        _upload(run, target, mapper, source, journal, keep_journal=persistent)
-
-        processed, by_id = journal.label_counts({i for i, _ in source.frames})
-        failed = journal.failed_frames()
-        resumed = journal.resumed
-        journal.close(delete=True)
-    names = {label.id: label.name for label in task_labels}
-    per_label = Counter({names.get(i, str(i)): n for i, n in by_id.items()})
-    summary = AnnotationSummary(
-        target=target_kind,
-        target_id=target_id,
-        task_id=task.id,
-        frames=processed,
-        annotations=sum(per_label.values()),
-        per_label=dict(per_label),
-        elapsed_s=round(time.monotonic() - started, 3),
-        failed_frames=failed,
-        resumed=resumed,
-        frames_resumed=frames_before if resumed else 0,
-        dry_run=options.dry_run,
-    )
-    run.hooks.run_finished(summary.to_dict())
-    return summary
-
-
-def _options(**kwargs: Any) -> _Options:
-    kwargs["pbar"] = kwargs["pbar"] or NullProgressReporter()
-    kwargs["frames"] = _selection(kwargs["frames"])
-    kwargs["retry"] = kwargs["retry"] or RetryPolicy()
-    if kwargs["journal_dir"] is not None:
-        kwargs["journal_dir"] = Path(kwargs["journal_dir"])
-    if isinstance(kwargs["journal_key"], Mapping):
-        kwargs["journal_key"] = json.dumps(kwargs["journal_key"], sort_keys=True, default=str)
-    if kwargs["label_map"] is not None:
-        kwargs["label_map"] = LabelMap.parse(kwargs["label_map"])
-    return _Options(**kwargs)
+        before = _done_before(journal, source)
+        if journal.resumed and journal.finished_frames():
+            logger.info(
+                "Resuming: %d of %d frames were finished before",
+                before.frames + len(before.skipped),
+                len(source),
+            )
+        sinks: list[Sink] = []
+        if options.on_frame is not None:
+            sinks.append(CallbackSink(options.on_frame))
+        if options.preview is not None:
+            title = f"{target.describe()}{' (dry run)' if options.dry_run else ''}"
+            sinks.append(PreviewSink(options.preview, labels, title))
+        # Last: it finishes (uploads the rest, clears) only once every other sink has.
+        sinks.append(UploadSink(target, source, journal, options, retry, keep_journal=persistent))
+        pipeline = Pipeline(
+            source=source.without(journal.finished_frames()),
+            executor=executor,
+            function=loaded,
+            name=name,
+            mapper=mapper,
+            labels=labels,
+            options=options,
+            sinks=sinks,
+            hooks=hooks(),
+            before=before,
+            resumed=journal.resumed,
+        )
+        return pipeline.run(started=started)
 
 
 def annotate_task(
@@ -540,20 +368,8 @@ def annotate_task(
     allow_unmatched_labels: bool = False,
     conf_threshold: float | None = None,
     conv_mask_to_poly: bool = False,
-    label_map: LabelMap | Mapping[str, Any] | None = None,
-    frames: FrameSelection | str | Iterable[int] | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    prefetch: int = DEFAULT_PREFETCH,
-    upload_frames: int = DEFAULT_UPLOAD_FRAMES,
-    dry_run: bool = False,
-    on_frame: FrameCallback | None = None,
-    on_error: str = "stop",
-    journal_dir: str | Path | None = None,
-    journal_key: str | Mapping[str, Any] | None = None,
-    resume: bool | None = None,
-    retry: RetryPolicy | None = None,
-    executor: Executor | None = None,
-) -> AnnotationSummary:
+    **options: Any,
+) -> RunSummary:
     """Run ``function`` on a task's frames and upload the annotations to the task.
 
     Keyword-compatible with ``cvat_sdk.auto_annotation.annotate_task`` 2.80: the same
@@ -561,38 +377,23 @@ def annotate_task(
     ``BadFunctionError``. Beyond it:
 
     * ``function`` may also be the name of an installed function plugin (or a module name, or
-      a path to a ``.py`` file), loaded without parameters;
+      a path to a ``.py`` file), loaded without parameters (by the ``executor``: a
+      ``RayExecutor`` loads it only in its actors);
     * video tasks are supported;
-    * ``frames`` selects frames: a ``FrameSelection``, a string such as ``"0-99:5,120"``, or
-      an iterable of frame numbers; deleted frames are always skipped;
-    * ``batch_size`` frames are passed to the function at a time (through ``detect_batch``
-      when it has one); ``prefetch`` chunk (or frame) requests run ahead of the function;
-    * annotations are uploaded every ``upload_frames`` frames (or 2,000 annotations);
-    * ``label_map`` puts function labels on task labels of other names:
-      ``{"person": "pedestrian"}``, or ``{"person": {"name": "pedestrian", "sublabels":
-      {"nose": "head"}, "attributes": {"pose": "posture"}}}`` for skeleton points and
-      attributes too; None leaves a label, sublabel or attribute out. What the map does not
-      name matches by name. A name that is not the function's or the task's is a
-      ``ValueError``;
+    * ``options`` are the other :class:`~cvat_aa.pipeline.options.RunOptions` of runs on a
+      server, which documents each: ``frames``, ``batch_size``, ``label_map``, ``on_error``,
+      ``dry_run``, ``on_frame``, ``preview``, ``journal_dir`` and ``journal_key`` (resuming),
+      ``retry``, ``executor``... An unknown keyword, or one that only runs over files take,
+      is a ``TypeError``;
     * shapes are clipped to their frame, and those left with no area or entirely outside it
       are left out (see the user guide); an inverted rectangle or a mask larger than the
       frame is a ``BadFunctionError``;
-    * ``dry_run`` processes the frames and uploads nothing; ``on_frame(frame, tags, shapes)``
-      sees every frame's annotations, mapped to the task's labels;
-    * ``on_error="skip"`` records frames on which the function raises and goes on (they are
-      listed in the summary's ``failed_frames``); the default stops the run and raises what
-      the function raised, as cvat-sdk does (see below);
-    * with ``journal_dir`` and a ``journal_key`` (what identifies the function and its
-      parameters), the run is journaled there and a run with the same key, target and
-      options resumes where an interrupted one stopped; ``resume=True`` insists on that;
-    * transient network and server failures are retried (``retry``);
-    * ``executor`` runs the function (default: in this process, batch after batch); the
-      driver keeps mapping, validation, journaling and uploads to itself;
-    * the return value is an :class:`AnnotationSummary`.
+    * the return value is a :class:`~cvat_aa.pipeline.summary.RunSummary`.
 
     Annotations are uploaded in pieces of whole frames while detection goes on. If the run
     fails, what it uploaded is removed again, so the task is left as it was; with
-    ``clear_existing`` the old annotations are removed only after all new ones are uploaded.
+    ``clear_existing`` the old annotations of the processed frames are removed only after all
+    new ones are uploaded.
 
     When the function raises an exception on a frame, that exception is raised here, as
     cvat-sdk's ``annotate_task`` does, with a note (``add_note``) naming the frame; in a
@@ -603,11 +404,18 @@ def annotate_task(
     for bad arguments, ``NoDataError`` for a task without data, and cvat-sdk's API exceptions
     for server errors.
     """
-    options = _options(
-        **{k: v for k, v in locals().items() if k not in ("client", "task_id", "function")}
+    run_options = RunOptions.for_runs(
+        Runs.SERVER,
+        "annotate_task",
+        pbar=pbar,
+        clear_existing=clear_existing,
+        allow_unmatched_labels=allow_unmatched_labels,
+        conf_threshold=conf_threshold,
+        conv_mask_to_poly=conv_mask_to_poly,
+        **options,
     )
     return raising_as_the_function_did(
-        lambda: _annotate(client, function, target_kind="task", target_id=task_id, options=options)
+        lambda: run_on_server(client, function, kind="task", target_id=task_id, options=run_options)
     )
 
 
@@ -621,28 +429,23 @@ def annotate_job(
     allow_unmatched_labels: bool = False,
     conf_threshold: float | None = None,
     conv_mask_to_poly: bool = False,
-    label_map: LabelMap | Mapping[str, Any] | None = None,
-    frames: FrameSelection | str | Iterable[int] | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    prefetch: int = DEFAULT_PREFETCH,
-    upload_frames: int = DEFAULT_UPLOAD_FRAMES,
-    dry_run: bool = False,
-    on_frame: FrameCallback | None = None,
-    on_error: str = "stop",
-    journal_dir: str | Path | None = None,
-    journal_key: str | Mapping[str, Any] | None = None,
-    resume: bool | None = None,
-    retry: RetryPolicy | None = None,
-    executor: Executor | None = None,
-) -> AnnotationSummary:
+    **options: Any,
+) -> RunSummary:
     """Like :func:`annotate_task`, for the frames of one job.
 
-    ``frames`` numbers are task frame numbers; ``clear_existing`` replaces only the job's
-    annotations.
+    ``frames`` numbers are task frame numbers; ``clear_existing`` replaces only annotations on
+    the job's frames.
     """
-    options = _options(
-        **{k: v for k, v in locals().items() if k not in ("client", "job_id", "function")}
+    run_options = RunOptions.for_runs(
+        Runs.SERVER,
+        "annotate_job",
+        pbar=pbar,
+        clear_existing=clear_existing,
+        allow_unmatched_labels=allow_unmatched_labels,
+        conf_threshold=conf_threshold,
+        conv_mask_to_poly=conv_mask_to_poly,
+        **options,
     )
     return raising_as_the_function_did(
-        lambda: _annotate(client, function, target_kind="job", target_id=job_id, options=options)
+        lambda: run_on_server(client, function, kind="job", target_id=job_id, options=run_options)
     )

@@ -37,7 +37,7 @@ import re
 import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import PIL.Image
@@ -45,6 +45,10 @@ import PIL.ImageOps
 
 from ..errors import ImageInputError
 from ..frames import Frame, FrameSelection
+from ..pipeline.summary import Skipped
+
+if TYPE_CHECKING:
+    from ..pipeline.options import RunOptions
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -219,22 +223,6 @@ def _is_empty(path: Path) -> bool:
         return False
 
 
-@attrs.frozen
-class Skipped:
-    """A frame that was not annotated (or a file that was not read), and why."""
-
-    frame: int | None
-    """The frame number; None for a file of which no frame could be read."""
-    name: str
-    """The frame's name, or the file's path."""
-    reason: str
-
-    def __str__(self) -> str:
-        if self.frame is None:
-            return f"{self.name}: {self.reason}"
-        return f"frame {self.frame} ({self.name}): {self.reason}"
-
-
 class _Video:
     """An open video file: its frames, undecoded to images (only selected ones become images)."""
 
@@ -298,7 +286,12 @@ OnUnreadable = Callable[[Skipped], None]
 
 @attrs.define
 class LocalFrames:
-    """The frames of some images and videos, optionally only a selection of them."""
+    """The frames of some images and videos, optionally only a selection of them: the
+    pipeline's source for runs over files."""
+
+    target = "images"
+    target_id = None
+    task_id = None
 
     media: Sequence[MediaFile] = attrs.field(converter=tuple)
     selection: FrameSelection | None = None
@@ -327,6 +320,18 @@ class LocalFrames:
         if total is None or self.selection is None:
             return total
         return sum(1 for index in range(total) if index in self.selection)
+
+    def frame_count(self) -> int | None:
+        return self.estimated_count()
+
+    def read(self, options: RunOptions, on_unreadable: OnUnreadable | None) -> Iterator[Frame]:
+        return self.iter_frames(on_unreadable)
+
+    def finished_reading(self, frames: int) -> None:
+        """Raise :class:`~cvat_aa.frames.EmptySelectionError` when the selection matched no
+        frame: videos that do not say how long they are could not tell it before."""
+        if self.selection is not None and not frames:
+            raise self.selection.no_frame_error("the inputs", 0, max(self.frames_read - 1, 0))
 
     def check_selection(self, total: int | None = None) -> None:
         """Raise :class:`~cvat_aa.frames.EmptySelectionError` when the selection

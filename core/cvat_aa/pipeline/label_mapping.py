@@ -45,6 +45,7 @@ __all__ = [
     "LabelMapper",
     "LabelMismatchError",
     "check_geometry",
+    "spec_as_task_labels",
 ]
 
 logger = logging.getLogger(__name__)
@@ -690,3 +691,34 @@ class LabelMapper:
 
 def _ours(ex: sdk_aa.BadFunctionError) -> BadFunctionError:
     return ex if isinstance(ex, BadFunctionError) else BadFunctionError(str(ex))
+
+
+@attrs.frozen
+class _SpecLabelAsTaskLabel:
+    """A spec label in the shape cvat-sdk's mapper expects of a task label."""
+
+    id: int
+    name: str
+    type: str
+    attributes: Sequence[models.AttributeRequest]
+    sublabels: Sequence[_SpecLabelAsTaskLabel]
+
+
+def spec_as_task_labels(spec_labels: Sequence[Any], types: Sequence[str]) -> list[Any]:
+    """A spec's labels as the labels of a task made for them (same names, ids, sublabels and
+    attributes; ``types`` are the labels' types as a task would have them).
+
+    A run with no task (over files) maps the function's output onto these, so that what
+    passes there passes on a task with those labels.
+    """
+
+    def convert(label: Any, label_type: str) -> _SpecLabelAsTaskLabel:
+        return _SpecLabelAsTaskLabel(
+            id=label.id,
+            name=label.name,
+            type=label_type,
+            attributes=list(getattr(label, "attributes", None) or []),
+            sublabels=[convert(s, "points") for s in getattr(label, "sublabels", None) or []],
+        )
+
+    return [convert(label, t) for label, t in zip(spec_labels, types, strict=True)]
