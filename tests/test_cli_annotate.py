@@ -169,7 +169,7 @@ def test_task_and_job_together_is_a_usage_error(cvat_server, site, task):
     result = cvat_aa(cvat_server, site, "annotate", str(task), "--job", "1", "--function", "boxes")
     assert (
         result.returncode == 2
-        and "give one of a TASK_ID, --job JOB_ID or --images" in result.stderr
+        and "give one of a TASK_ID, --job JOB_ID or --project PROJECT_ID" in result.stderr
     )
 
 

@@ -172,6 +172,34 @@ def test_globs_and_files_can_be_mixed(tmp_path, images, function_file, capsys):
     assert "on 2 frames" in capsys.readouterr().out
 
 
+def test_annotate_files_takes_the_paths_as_arguments(tmp_path, images, function_file, capsys):
+    output = tmp_path / "out.json"
+    args = ["annotate-files", images, "--function-file", function_file, "--output", output]
+    code = main([str(a) for a in args])
+    assert code == ExitCode.OK
+    assert [len(f.shapes) for f in read_coco(output, SPEC_LABELS).frames] == [1, 1]
+    assert "deprecated" not in capsys.readouterr().err
+
+
+def test_annotate_images_is_the_deprecated_spelling_of_annotate_files(
+    images, function_file, capsys
+):
+    assert annotate("--images", images, "--function-file", function_file) == ExitCode.OK
+    assert capsys.readouterr().err.splitlines() == [
+        "cvat-aa: 'annotate --images PATH...' is deprecated; use 'cvat-aa annotate-files PATH...'"
+    ]
+
+
+def test_annotate_files_refuses_what_only_runs_on_a_server_take(images, function_file, capsys):
+    code = main(
+        ["annotate-files", str(images), "--function-file", str(function_file), "--journal-dir", "j"]
+    )
+    assert code == ExitCode.USAGE
+    assert "--journal-dir applies only to task and job runs (cvat-aa annotate)" in (
+        capsys.readouterr().err
+    )
+
+
 # --- usage errors ------------------------------------------------------------------------------
 
 
@@ -280,7 +308,7 @@ def test_images_and_a_task_together_are_a_usage_error(images, function_file, cap
 
 def test_output_with_a_task_run_is_a_usage_error(tmp_path, function_file, capsys):
     err = usage_error(capsys, "7", "--function-file", function_file, "--output", tmp_path / "a.xml")
-    assert "--output and --format are for --images runs" in err
+    assert "--output applies only to runs over files (cvat-aa annotate-files)" in err
 
 
 # --- failures ----------------------------------------------------------------------------------

@@ -288,3 +288,112 @@ def test_a_function_that_exits_in_an_actor_fails_on_its_frame_and_the_actor_live
         cvat_aa.annotate_task(cvat_client, task, function, executor=executor, batch_size=2)
     assert executor.replaced == 0
     assert cvat_server.annotations(task)["shapes"] == []
+
+
+# --- the function is built only in the actors ---------------------------------------------------
+
+COUNTED = """
+import os
+
+import cvat_aa
+
+spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("car", 0, type="rectangle")])
+
+
+def create(built: str):
+    '''Appends the id of the process that builds it to the file ``built``.'''
+    with open(built, "a") as file:
+        file.write(f"{os.getpid()}\\n")
+
+    class Whole:
+        def __init__(self):
+            self.spec = spec
+
+        def detect(self, context, image):
+            return [cvat_aa.rectangle(0, [0, 0, image.width, image.height])]
+
+    return Whole()
+"""
+
+
+@pytest.fixture
+def counted(tmp_path: Path) -> tuple[Path, Path]:
+    """A function file whose factory records each process that builds the function."""
+    path = tmp_path / "counted.py"
+    path.write_text(COUNTED)
+    return path, tmp_path / "built.txt"
+
+
+def builders(built: Path) -> list[int]:
+    return [int(line) for line in built.read_text().split()]
+
+
+def run_cli(*args: object) -> tuple[subprocess.Popen, str, str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cvat_aa", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = process.communicate(timeout=180)
+    return process, out, err
+
+
+def test_a_task_run_on_ray_builds_the_function_only_in_the_actors(cvat_server, counted):
+    path, built = counted
+    task = make_task(cvat_server, count=4)
+    process, out, err = run_cli(
+        "annotate", task, "--function-file", path, "-p", f"built=str:{built}",
+        "--executor", "ray", "--actors", "2", "--json", *cvat_server.cli_args(),
+    )  # fmt: skip
+    assert process.returncode == 0, err
+    assert json.loads(out)["annotations"] == 4
+    assert len(builders(built)) == 2
+    assert process.pid not in builders(built)
+
+
+def test_a_run_over_files_on_ray_builds_the_function_only_in_the_actors(tmp_path, counted):
+    path, built = counted
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        PIL.Image.new("RGB", (20 + i, 10)).save(folder / f"{i}.png")
+    process, out, err = run_cli(
+        "annotate-files", folder, "--function-file", path, "-p", f"built=str:{built}",
+        "--executor", "ray", "--actors", "1", "--output", tmp_path / "out.json", "--json",
+    )  # fmt: skip
+    assert process.returncode == 0, err
+    assert (json.loads(out)["frames"], json.loads(out)["annotations"]) == (3, 3)
+    assert len(builders(built)) == 1
+    assert process.pid not in builders(built)
+    boxes = json.loads((tmp_path / "out.json").read_text())["annotations"]
+    assert sorted(box["bbox"] for box in boxes) == [[0, 0, 20 + i, 10] for i in range(3)]
+
+
+def test_the_api_reads_the_spec_from_an_actor(ray_cluster, cvat_server, cvat_client, counted):
+    path, built = counted
+    task = make_task(cvat_server, count=3)
+    with RayExecutor(path, {"built": str(built)}, actors=1) as executor:
+        summary = cvat_aa.annotate_task(
+            cvat_client, task, str(path), executor=executor, function_name="counted"
+        )
+        assert builders(built) == executor.pids
+    assert (summary.function, summary.annotations) == ("counted", 3)
+
+
+def test_a_run_over_files_on_ray_gives_what_a_local_run_gives(ray_cluster, tmp_path, function_file):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(5):
+        PIL.Image.new("RGB", (30 + i, 20), (i * 40, 0, 0)).save(folder / f"{i}.png")
+    function = cvat_aa.load_function(str(function_file), raise_on="3.png")
+    local = cvat_aa.annotate_images(function, [folder], batch_size=2, on_error="skip")
+    with RayExecutor(function_file, {"raise_on": "3.png"}, actors=2) as executor:
+        remote = cvat_aa.annotate_images(
+            str(function_file), [folder], batch_size=2, on_error="skip", executor=executor
+        )
+    assert remote.skipped == local.skipped
+    assert [f.shapes for f in remote.annotations.frames] == [
+        f.shapes for f in local.annotations.frames
+    ]
+    assert remote.annotation_count == local.annotation_count == 8

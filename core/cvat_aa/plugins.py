@@ -11,7 +11,7 @@ Plugin code never decides how cvat-aa ends. Whatever it raises while being impor
 asked for its spec or called as a hook, ``SystemExit`` (a ``sys.exit()`` at import) and
 ``GeneratorExit`` included, is reported as that plugin's failure: a broken entry in
 ``functions list``, or a ``BadFunctionError``. Only ``KeyboardInterrupt`` passes through.
-Exceptions a function raises on frames are the driver's business (see ``driver.detection``).
+Exceptions a function raises on frames are the pipeline's business (see ``pipeline.detection``).
 """
 
 from __future__ import annotations
@@ -311,16 +311,25 @@ def _checking(name: str) -> str:
     return f"reading 'spec' and 'detect' of function {name!r}"
 
 
-def instantiate(obj: Any, params: Mapping[str, Any], *, name: str) -> Any:
-    """Turn an entry-point object, module or file module into a function, given parameters."""
+def check_parameters(obj: Any, params: Mapping[str, Any], *, name: str) -> None:
+    """Raise ``FunctionParameterError`` if ``params`` do not fit what ``obj`` (an entry-point
+    object, module or file module) accepts, without building the function."""
     factory = _factory_of(obj)
     if factory is None:
         if params:
             raise FunctionParameterError(
                 f"function {name!r} takes no parameters, got {', '.join(sorted(params))}"
             )
-        return _plugin_code(_checking(name), lambda: check_function(obj, name=name))
+        return
     check_factory_parameters(factory, params, function_name=name)
+
+
+def instantiate(obj: Any, params: Mapping[str, Any], *, name: str) -> Any:
+    """Turn an entry-point object, module or file module into a function, given parameters."""
+    check_parameters(obj, params, name=name)
+    factory = _factory_of(obj)
+    if factory is None:
+        return _plugin_code(_checking(name), lambda: check_function(obj, name=name))
     try:
         function = _plugin_code(f"the factory of function {name!r}", lambda: factory(**params))
     except (FunctionParameterError, BadFunctionError):

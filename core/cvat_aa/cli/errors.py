@@ -14,10 +14,10 @@ from cvat_sdk.api_client import exceptions as api_exceptions
 from cvat_sdk.core.exceptions import AuthStoreError, InvalidHostException
 
 from ..driver import NoDataError
-from ..pipeline.detection import failure_of
 from ..driver.retry import is_refused
 from ..driver.run_lock import RunInProgressError
 from ..parameters import FunctionParameterError
+from ..pipeline.detection import failure_of
 from ..plugins import UnknownFunctionError
 from .login import MissingCredentialsError
 from ..errors import NotFoundError, UsageError

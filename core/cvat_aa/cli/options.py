@@ -1,4 +1,4 @@
-"""Options shared by commands that load a function."""
+"""Options shared by commands that load a function, and where the function runs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from ..parameters import FunctionParameterError, parse_function_parameter
-from ..plugins import function_parameters, instantiate, resolve_function_source
+from ..pipeline.ray_executor import RayExecutor
+from ..plugins import check_parameters, function_parameters, instantiate, resolve_function_source
+from .errors import UsageError
+from .run_options import non_negative, positive
 
 
 def _parameter(text: str) -> tuple[str, Any]:
@@ -64,3 +67,83 @@ def load_from_args(
     )
     params = dict(args.function_parameters)
     return instantiate(obj, params, name=display), display, function_parameters(obj)
+
+
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """``--executor local|ray`` and the Ray executor's options."""
+    group = parser.add_argument_group("executor")
+    group.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="where the function runs: in this process (default), or on Ray actors, which"
+        " alone build it (needs pip install 'cvat-aa[ray]')",
+    )
+    group.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --executor ray: the Ray cluster to use (e.g. ray://head:10001, or auto);"
+        " by default a local one is started for the run",
+    )
+    group.add_argument(
+        "--actors",
+        type=positive,
+        metavar="N",
+        help="with --executor ray: Ray actors to run the function on, each loading it once"
+        " (default 2)",
+    )
+    group.add_argument(
+        "--gpus-per-actor",
+        type=non_negative,
+        metavar="X",
+        help="with --executor ray: GPUs each actor reserves; fractions share a GPU (default 0)",
+    )
+
+
+def _check_executor_options(args: argparse.Namespace) -> None:
+    ray_only = [
+        option
+        for option, value in (
+            ("--ray-address", args.ray_address),
+            ("--actors", args.actors),
+            ("--gpus-per-actor", args.gpus_per_actor),
+        )
+        if value is not None
+    ]
+    if ray_only and args.executor != "ray":
+        verb = "needs" if len(ray_only) == 1 else "need"
+        raise UsageError(f"{', '.join(ray_only)} {verb} --executor ray")
+
+
+def function_for_run(args: argparse.Namespace) -> tuple[Any, str, RayExecutor | None]:
+    """What a run is given as its function, the function's display name, and the executor
+    the options ask for (None: this process).
+
+    With ``--executor local`` the function is built here, before any other work: a bad name
+    or parameter needs no server and no files. With ``--executor ray`` only the Ray actors
+    build it; here its module is imported, to check the parameters against its factory, and
+    the run is given the name or path to load.
+    """
+    _check_executor_options(args)
+    if args.executor != "ray":
+        function, name, _ = load_from_args(args)
+        return function, name, None
+    obj, name = resolve_function_source(
+        args.function,
+        function_module=args.function_module,
+        function_file=args.function_file,
+    )
+    params = dict(args.function_parameters)
+    check_parameters(obj, params, name=name)
+    source = args.function or args.function_module or str(args.function_file)
+    try:
+        executor = RayExecutor(
+            source,
+            params,
+            actors=args.actors or 2,
+            gpus_per_actor=args.gpus_per_actor or 0,
+            address=args.ray_address,
+        )
+    except ImportError as ex:
+        raise UsageError(f"--executor ray: {ex}") from None
+    return source, name, executor

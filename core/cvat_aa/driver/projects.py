@@ -155,7 +155,9 @@ def _run(
     started = time.monotonic()
     ids = sorted(set(task_ids))
     if options.preview is not None:
-        raise ValueError("a preview draws one task or job: give it to annotate_task or annotate_job")
+        raise ValueError(
+            "a preview draws one task or job: give it to annotate_task or annotate_job"
+        )
     # One executor, with the function loaded once, for every task.
     executor = options.executor or LocalExecutor()
     loaded = executor.load(function)

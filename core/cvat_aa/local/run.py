@@ -25,7 +25,7 @@ from typing import Any
 import attrs
 
 from ..annotations import AnnotationSet
-from ..export import check_output
+from ..export import check_output, format_for
 from ..labels import LabelCatalog
 from ..pipeline.executors import LocalExecutor
 from ..pipeline.label_mapping import LabelMapper, spec_as_task_labels
@@ -37,7 +37,14 @@ from ..plugins import hooks
 from ..preview import check_preview_directory
 from .inputs import LocalFrames
 
-__all__ = ["DEFAULT_BATCH_SIZE", "LocalResult", "Skipped", "annotate_images", "run_on_files"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "LocalResult",
+    "Skipped",
+    "annotate_images",
+    "check_outputs",
+    "run_on_files",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -94,22 +101,21 @@ class LocalResult:
         return self.summary.format()
 
 
-def run_on_files(
-    function: Any, paths: Sequence[str | os.PathLike[str]], options: RunOptions
-) -> LocalResult:
-    """Run ``function`` on the files ``paths`` name, with ``options`` (see
-    :func:`annotate_images`)."""
-    started = time.monotonic()
-    # Where the results go, and which frames there are, before the function is loaded: a bad
-    # path or selection must not cost a model load, let alone a run.
-    output_format = None
-    if options.output is not None:
-        output_format = check_output(options.output, options.format)
+def check_outputs(options: RunOptions) -> str | None:
+    """Check, before any work, that the output and the preview can be written; return the
+    output's format. Raises ``ValueError`` saying what to change."""
     if options.preview is not None:
         check_preview_directory(options.preview)
-    source = LocalFrames.find(paths, options.frames)
-    source.check_selection()
+    if options.output is None:
+        return None
+    return check_output(options.output, options.format)
 
+
+def run_on_files(function: Any, source: LocalFrames, options: RunOptions) -> LocalResult:
+    """Run ``function`` on the frames of ``source``, with ``options`` (see
+    :func:`annotate_images`), once :func:`check_outputs` and the source's
+    ``check_selection`` have passed."""
+    started = time.monotonic()
     executor = options.executor or LocalExecutor()
     loaded = executor.load(function)
     spec = executor.spec(loaded)
@@ -131,7 +137,7 @@ def run_on_files(
     if options.preview is not None:
         sinks.append(PreviewSink(options.preview, catalog, f"{name} on {len(source.media)} files"))
     if options.output is not None:
-        assert output_format is not None
+        output_format = format_for(options.output, options.format)
         sinks.append(
             ExportSink(options.output, catalog, output_format, options.task_name or name)
         )
@@ -195,4 +201,10 @@ def annotate_images(
     written (checked before any work), and ``TypeError`` for an option that is no option of
     runs over files. Nothing is returned from a failed run.
     """
-    return run_on_files(function, paths, RunOptions.for_runs(Runs.FILES, "annotate_images", **options))
+    run_options = RunOptions.for_runs(Runs.FILES, "annotate_images", **options)
+    # Where the results go, and which frames there are, before the function is loaded: a bad
+    # path or selection must not cost a model load, let alone a run.
+    check_outputs(run_options)
+    source = LocalFrames.find(paths, run_options.frames)
+    source.check_selection()
+    return run_on_files(function, source, run_options)
