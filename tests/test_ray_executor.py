@@ -381,7 +381,9 @@ def test_the_api_reads_the_spec_from_an_actor(ray_cluster, cvat_server, cvat_cli
     assert (summary.function, summary.annotations) == ("counted", 3)
 
 
-def test_a_run_over_files_on_ray_gives_what_a_local_run_gives(ray_cluster, tmp_path, function_file):
+def test_a_run_over_files_on_ray_gives_what_a_local_run_gives(
+    ray_cluster, tmp_path, function_file
+):
     folder = tmp_path / "images"
     folder.mkdir()
     for i in range(5):
