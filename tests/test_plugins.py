@@ -416,3 +416,39 @@ def test_a_function_file_has_the_same_module_name_in_every_process(tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert other.stdout.strip() == name
+
+
+
+def test_without_hook_plugins_detection_bypasses_pluggy(fresh_plugin_manager, monkeypatch):
+    # The hot path: with nothing to wrap detection, a batch costs no pluggy call.
+    hook = plugins.hooks().pm.hook
+    counting = _CountingCaller(hook.cvat_aa_detect)
+    monkeypatch.setattr(hook, "cvat_aa_detect", counting)
+    results = plugins.hooks().detect(_Counting(), _contexts(2), [PIL.Image.new("RGB", (2, 2))] * 2)
+    assert [len(r) for r in results] == [1, 1]
+    assert counting.calls == 0
+
+
+def test_a_detect_wrapper_still_sees_every_batch(make_distribution):
+    make_distribution(
+        "cvat-aa-small-box-filter",
+        modules={"small_box_filter": WRAPPER_PLUGIN},
+        entry_points={"cvat_aa.plugins": {"small_box_filter": "small_box_filter"}},
+    )
+    results = plugins.hooks().detect(_Counting(), _contexts(1), [PIL.Image.new("RGB", (2, 2))])
+    assert results == [[]], "the wrapper dropped the 1x1 box"
+
+
+class _CountingCaller:
+    """A hook caller that counts the calls made through it."""
+
+    def __init__(self, caller):
+        self.caller = caller
+        self.calls = 0
+
+    def get_hookimpls(self):
+        return self.caller.get_hookimpls()
+
+    def __call__(self, **kwargs):
+        self.calls += 1
+        return self.caller(**kwargs)

@@ -129,10 +129,19 @@ class _CoreImplementations:
         return [list(function.detect(c, i)) for c, i in zip(contexts, images, strict=True)]
 
 
+_CORE = _CoreImplementations()
+
+
+def _only_core(caller: pluggy.HookCaller) -> bool:
+    """Whether cvat-aa's own implementation is the only one of this hook."""
+    implementations = caller.get_hookimpls()
+    return len(implementations) == 1 and implementations[0].plugin is _CORE
+
+
 def _make_plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    pm.register(_CoreImplementations(), name="cvat_aa.core")
+    pm.register(_CORE, name="cvat_aa.core")
     if os.environ.get(TRACE_ENV) == "1":
         pm.trace.root.setwriter(lambda message: logger.debug("hook: %s", message.rstrip()))
         pm.enable_tracing()
@@ -218,7 +227,11 @@ class Hooks:
     def detect(
         self, function: Any, contexts: Sequence[Any], images: Sequence[Any]
     ) -> list[list[DetectionAnnotation]]:
-        return self.pm.hook.cvat_aa_detect(function=function, contexts=contexts, images=images)
+        caller = self.pm.hook.cvat_aa_detect
+        if _only_core(caller) and os.environ.get(TRACE_ENV) != "1":
+            # The hot path: no hook plugin wraps detection, so pluggy has nothing to add.
+            return _CORE.cvat_aa_detect(function, contexts, images)
+        return caller(function=function, contexts=contexts, images=images)
 
     def run_started(self, run: Mapping[str, Any]) -> None:
         self._observe("cvat_aa_run_started", run=run)
