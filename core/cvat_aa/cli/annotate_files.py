@@ -23,7 +23,7 @@ from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
 
 from ..export import FORMATS, check_output, format_for
 from ..local import LocalFrames
-from ..local.run import check_outputs, run_on_files
+from ..local.run import run_on_files
 from ..pipeline.options import RunOptions, Runs
 from ..preview import check_preview_directory
 from .errors import ExitCode, UsageError

@@ -16,11 +16,11 @@ from cvat_sdk.core.exceptions import AuthStoreError, InvalidHostException
 from ..driver import NoDataError
 from ..driver.retry import is_refused
 from ..driver.run_lock import RunInProgressError
+from ..errors import NotFoundError, UsageError
 from ..parameters import FunctionParameterError
 from ..pipeline.detection import failure_of
 from ..plugins import UnknownFunctionError
 from .login import MissingCredentialsError
-from ..errors import NotFoundError, UsageError
 
 logger = logging.getLogger(__name__)
 

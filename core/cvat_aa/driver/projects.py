@@ -211,9 +211,13 @@ def _run(
         summaries.append(summary)
     progress.delete()
     if outside and not summaries:
-        raise outside[0] if len(outside) == 1 else EmptySelectionError(
-            f"the frame selection {options.frames} matches no frame of any of the tasks"
-            f" {', '.join(map(str, ids))}; choose frames that they have"
+        raise (
+            outside[0]
+            if len(outside) == 1
+            else EmptySelectionError(
+                f"the frame selection {options.frames} matches no frame of any of the tasks"
+                f" {', '.join(map(str, ids))}; choose frames that they have"
+            )
         )
     return TasksSummary(
         project_id=project_id,
@@ -238,9 +242,7 @@ def annotate_tasks(
     insists on that.
     """
     run_options = RunOptions.for_runs(Runs.SERVER, "annotate_tasks", **options)
-    return raising_as_the_function_did(
-        lambda: _run(client, task_ids, function, None, run_options)
-    )
+    return raising_as_the_function_did(lambda: _run(client, task_ids, function, None, run_options))
 
 
 def annotate_project(

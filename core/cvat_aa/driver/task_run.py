@@ -16,7 +16,6 @@ import json
 import logging
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any

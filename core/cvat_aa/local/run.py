@@ -138,9 +138,7 @@ def run_on_files(function: Any, source: LocalFrames, options: RunOptions) -> Loc
         sinks.append(PreviewSink(options.preview, catalog, f"{name} on {len(source.media)} files"))
     if options.output is not None:
         output_format = format_for(options.output, options.format)
-        sinks.append(
-            ExportSink(options.output, catalog, output_format, options.task_name or name)
-        )
+        sinks.append(ExportSink(options.output, catalog, output_format, options.task_name or name))
     keep = options.output is None if options.keep_annotations is None else options.keep_annotations
     kept = KeepSink(catalog) if keep else None
     if kept is not None:

@@ -26,10 +26,9 @@ import attrs
 import cvat_sdk.auto_annotation as sdk_aa
 from cvat_sdk import models
 
+from ..errors import LabelMapError, LabelMismatchError
 from ..interface import BadFunctionError, DetectionAnnotation, plain_number
 from ..labels import rename_skeleton_nodes
-from .frame_bounds import fit_to_frame
-from ..errors import LabelMapError, LabelMismatchError
 from ..sdk_private import (
     AnnotationMapper,
     AttributeNameMapping,
@@ -38,6 +37,7 @@ from ..sdk_private import (
     SublabelNameMapping,
     fields,
 )
+from .frame_bounds import fit_to_frame
 
 __all__ = [
     "LabelMap",

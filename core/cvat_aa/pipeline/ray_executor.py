@@ -22,7 +22,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Self
 
 import attrs
-
 from cvat_sdk.auto_annotation import DetectionFunctionSpec
 
 from ..frames import Frame
@@ -92,8 +91,10 @@ def _same(loaded: Any, function: Any) -> bool:
     name or path."""
     if loaded is function:
         return True
-    return isinstance(function, (str, os.PathLike)) and isinstance(loaded, (str, os.PathLike)) and (
-        os.fspath(loaded) == os.fspath(function)
+    return (
+        isinstance(function, (str, os.PathLike))
+        and isinstance(loaded, (str, os.PathLike))
+        and (os.fspath(loaded) == os.fspath(function))
     )
 
 

@@ -206,6 +206,7 @@ class Pipeline:
     def _process(self, tally: Tally) -> None:
         options = self.options
         pbar = options.pbar
+
         def unreadable(skipped: Skipped) -> None:
             self._skip(tally, skipped)
             if skipped.frame is not None:

@@ -151,11 +151,7 @@ class RunSummary:
         return (
             f"{verb} {self.target} {self.target_id}: {self.frames} frames,"
             f" {self.annotations} annotations in {self.elapsed_s:.1f} s{rate}"
-            + (
-                f" (resumed: {self.frames_resumed} frames were done before)"
-                if self.resumed
-                else ""
-            )
+            + (f" (resumed: {self.frames_resumed} frames were done before)" if self.resumed else "")
         )
 
     def skipped_lines(self) -> list[str]:
@@ -176,6 +172,4 @@ class RunSummary:
 
     def format(self) -> str:
         """A short human-readable report."""
-        return "\n".join(
-            [self.headline(), *per_label_lines(self.per_label), *self.skipped_lines()]
-        )
+        return "\n".join([self.headline(), *per_label_lines(self.per_label), *self.skipped_lines()])
