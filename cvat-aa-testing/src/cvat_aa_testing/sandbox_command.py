@@ -2,7 +2,7 @@
 
 A plugin author tries their function on their own images with their function's labels, without
 a CVAT server or cvat-cli: ``cvat-aa sandbox --images photos/ --labels-from my_function``.
-Images are found as ``cvat-aa annotate --images`` finds them (folders, files, globs).
+Images are found as ``cvat-aa annotate-files`` finds them (folders, files, globs).
 
 The core never imports this module: cvat-aa-testing registers :func:`register` under the
 ``cvat_aa.commands`` entry-point group, and the ``cvat-aa`` command line loads it from there.
