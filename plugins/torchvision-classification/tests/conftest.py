@@ -1,7 +1,7 @@
 """Offline fixtures: a classifier with random weights, saved where torchvision caches weights."""
 
 # Shared with every model plugin: random weights where torchvision caches them, photos.
-from cvat_aa.testing.offline_models import (  # noqa: F401
+from cvat_aa_torch.testing import (  # noqa: F401
     no_downloads,
     photo,
     photos,

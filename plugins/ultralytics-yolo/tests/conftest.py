@@ -10,7 +10,7 @@ import pytest
 import torch
 
 # Shared with every model plugin.
-from cvat_aa.testing.offline_models import photo, photos  # noqa: F401
+from cvat_aa_torch.testing import photo, photos  # noqa: F401
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 

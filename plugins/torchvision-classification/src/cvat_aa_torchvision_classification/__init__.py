@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from cvat_aa import DetectionAnnotation, DetectionFunctionContext, tag
-from cvat_aa.torchvision_support import TorchvisionFunction, models_of_kind
+from cvat_aa_torch import TorchvisionFunction, models_of_kind
 
 if TYPE_CHECKING:
     import torch

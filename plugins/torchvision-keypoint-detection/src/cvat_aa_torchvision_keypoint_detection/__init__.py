@@ -13,7 +13,7 @@ from cvat_aa import (
     skeleton,
     skeleton_label_spec,
 )
-from cvat_aa.torchvision_support import TorchvisionFunction, models_of_kind
+from cvat_aa_torch import TorchvisionFunction, models_of_kind
 
 if TYPE_CHECKING:
     import torch

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,8 @@ from cvat_aa import (
     label_spec,
     skeleton_label_spec,
 )
-from cvat_aa.torchvision_support import resolve_device
+from cvat_aa_torch.batching import batch_indices
+from cvat_aa_torch.device import resolve_device
 
 from . import conversion
 from .loading import keypoint_names, load_model
@@ -147,12 +147,11 @@ class UltralyticsYoloFunction:
         and batched kernels may round differently, so only this is sure to give exactly
         ``detect``'s results.
         """
-        if self.device.type == "cpu":
-            return [[index] for index in range(len(images))]
-        groups: dict[Hashable, list[int]] = defaultdict(list)
-        for index, (context, image) in enumerate(zip(contexts, images, strict=True)):
-            groups[(image.size, context.conf_threshold)].append(index)
-        return list(groups.values())
+        keys = [
+            (image.size, context.conf_threshold)
+            for context, image in zip(contexts, images, strict=True)
+        ]
+        return batch_indices(keys, self.device)
 
     def predict(
         self, images: Sequence[PIL.Image.Image], conf_threshold: float | None
