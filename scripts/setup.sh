@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install cvat-aa, its plugins, the example plugin and the test tools into it.
+# Create .venv and install cvat-aa, its test server (cvat-aa-testing), the torch helpers
+# (cvat-aa-torch), its plugins, the example plugin and the test tools into it.
 # Idempotent: a second run only checks that everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,8 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
     "torch==2.14.1" "torchvision==0.29.1" \
     -e ".[test]" \
+    -e cvat-aa-testing \
+    -e cvat-aa-torch \
     -e plugins/torchvision-detection \
     -e plugins/torchvision-keypoint-detection \
     -e plugins/torchvision-instance-segmentation \

@@ -32,14 +32,17 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECTS = [
     ROOT / "pyproject.toml",
+    ROOT / "cvat-aa-testing" / "pyproject.toml",
+    ROOT / "cvat-aa-torch" / "pyproject.toml",
     *sorted(ROOT.glob("plugins/*/pyproject.toml")),
     *sorted(ROOT.glob("examples/*/pyproject.toml")),
 ]
 
 #: Modules loaded only by an optional feature, and what loads them.
 FEATURE_MODULES = {
-    "cvat_aa.testing.pytest_plugin": "pytest, through the pytest11 entry point",
-    "cvat_aa.testing.offline_models": "plugins' test suites",
+    "cvat_aa_testing.pytest_plugin": "pytest, through the pytest11 entry point",
+    "cvat_aa.testing.offline_models": "plugins' test suites, by its deprecated name",
+    "cvat_aa_torch.testing": "plugins' test suites",
 }
 
 
@@ -142,8 +145,14 @@ NAMES = [tomllib.loads(p.read_text())["project"]["name"] for p in PYPROJECTS]
 
 def test_every_distribution_is_checked():
     names = set(NAMES)
-    assert {"cvat-aa", "cvat-aa-face-detection", "cvat-aa-ultralytics-yolo"} <= names
-    assert len(names) == len(PYPROJECTS) >= 7
+    assert {
+        "cvat-aa",
+        "cvat-aa-testing",
+        "cvat-aa-torch",
+        "cvat-aa-face-detection",
+        "cvat-aa-ultralytics-yolo",
+    } <= names
+    assert len(names) == len(PYPROJECTS) >= 9
 
 
 @pytest.mark.parametrize("pyproject", PYPROJECTS, ids=NAMES)

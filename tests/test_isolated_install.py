@@ -1,21 +1,25 @@
 """Every distribution works from its wheel, with only the dependencies it declares.
 
-Wheels of the core and of every plugin are built from copies of their sources, then installed
-into virtual environments that cannot see this one: plain venvs of the base interpreter,
-without system site-packages and without path files. pip resolves each wheel's declared
-dependencies as a user's ``pip install`` would, so a missing declaration fails here (the core
-once crashed on ``cvat-aa --version`` for want of numpy). There, each distribution runs what a
-new user runs: ``cvat-aa --version``, ``functions list --json``, a sandbox started from the
-wheel with a task annotated by a function, and a run on image files (``--images``) with an
-output file and a preview.
+Wheels of the core, of the test server and of every plugin are built from copies of their
+sources, then installed into virtual environments that cannot see this one: plain venvs of the
+base interpreter, without system site-packages and without path files. pip resolves each
+wheel's declared dependencies as a user's ``pip install`` would, so a missing declaration fails
+here (the core once crashed on ``cvat-aa --version`` for want of numpy). There, each
+distribution runs what a new user runs: ``cvat-aa --version``, ``functions list --json``, a
+task annotated by a function, and a run on image files (``--images``) with an output file and a
+preview.
+
+The tasks are on a sandbox (``cvat-aa sandbox``) started from a venv of its own, with the core
+and cvat-aa-testing: the core and the plugins run without the test server (no werkzeug), as
+users who only annotate install them, and reach the sandbox over HTTP as they would reach CVAT.
 
 Installing torch takes a minute and 5 GB, so it is installed once, into a template venv, and
-each torch plugin's venv starts as a hard-linked copy of that (``cp -al``); the core and the
-plugin are then installed with pip as usual. torch being there beforehand hides an undeclared
-torch import, which ``tests/test_declared_dependencies.py`` catches instead. Every install is
-constrained to the versions installed here (``pip freeze``, which pins torch and torchvision to
-the releases that scripts/setup.sh installs from local disk), so nothing downloads another
-torch, and pip must leave the template's torch as it is.
+each torch plugin's venv starts as a hard-linked copy of that (``cp -al``); the core, the torch
+helpers (cvat-aa-torch) and the plugin are then installed with pip as usual. torch being there
+beforehand hides an undeclared torch import, which ``tests/test_declared_dependencies.py``
+catches instead. Every install is constrained to the versions installed here (``pip freeze``,
+which pins torch and torchvision to the releases that scripts/setup.sh installs from local
+disk), so nothing downloads another torch, and pip must leave the template's torch as it is.
 """
 
 from __future__ import annotations
@@ -35,10 +39,13 @@ from pathlib import Path
 import attrs
 import PIL.Image
 import pytest
-from cvat_aa.testing import demo_images
+from cvat_aa_testing import demo_images
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = "cvat-aa"
+TESTING = "cvat-aa-testing"
+#: What the torch plugins share; installed with each of them, from its wheel.
+TORCH_HELPERS = "cvat-aa-torch"
 TORCH = ("torch", "torchvision")
 #: The core's function in the core-only venv: nothing but cvat_aa and what it declares.
 CORE_FUNCTION = """
@@ -69,7 +76,7 @@ def torchvision_parameters(model: str, *extra: str) -> Callable[[Path, Path], li
     """Random weights for ``model`` (saved here, with this environment's torch), on the CPU."""
 
     def parameters(folder: Path, python: Path) -> list[str]:
-        from cvat_aa.testing.offline_models import save_random_weights
+        from cvat_aa_torch.testing import save_random_weights
 
         weights = save_random_weights(model, folder / "torch-home")
         options = [f"model_name=str:{model}", f"weights_path=str:{weights}", "device=str:cpu"]
@@ -114,7 +121,13 @@ PLUGINS = {
 
 def distributions() -> dict[str, Path]:
     """Every distribution in the repository: its name and its source folder."""
-    pyprojects = [ROOT, *sorted(ROOT.glob("plugins/*")), *sorted(ROOT.glob("examples/*"))]
+    pyprojects = [
+        ROOT,
+        ROOT / "cvat-aa-testing",
+        ROOT / "cvat-aa-torch",
+        *sorted(ROOT.glob("plugins/*")),
+        *sorted(ROOT.glob("examples/*")),
+    ]
     return {
         tomllib.loads((folder / "pyproject.toml").read_text())["project"]["name"]: folder
         for folder in pyprojects
@@ -279,6 +292,19 @@ def venv_path(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
+def sandbox_venv(
+    tmp_path_factory: pytest.TempPathFactory, wheels: dict[str, Path], constraints: Path
+) -> Iterator[Path]:
+    """A venv with the core and cvat-aa-testing, where the tests start their sandboxes."""
+    venv = make_venv(tmp_path_factory.mktemp("sandbox") / "venv")
+    pip_install(venv, wheels[CORE], wheels[TESTING], constraints=constraints)
+    packages = assert_isolated(venv)
+    assert "werkzeug" in packages and not set(TORCH) & packages, packages
+    yield venv
+    shutil.rmtree(venv, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
 def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One small demo photo with people in it."""
     (source,) = [path for path in demo_images() if path.name == "astronaut.jpg"]
@@ -288,11 +314,10 @@ def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def start_sandbox(cvat_aa: Path, *args: str) -> tuple[subprocess.Popen, list[str]]:
+def start_sandbox(venv: Path, *args: str) -> tuple[subprocess.Popen, list[str]]:
     """``cvat-aa sandbox --port 0 ARGS`` from the venv; the process and what it printed."""
-    venv = cvat_aa.parent.parent
     process = subprocess.Popen(
-        [str(cvat_aa), "sandbox", "--port", "0", *args],
+        [str(venv / "bin" / "cvat-aa"), "sandbox", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -350,25 +375,40 @@ def annotate_images(cvat_aa: Path, photo: Path, function: list[str], out: Path) 
 
 
 def test_every_plugin_distribution_is_tested():
-    assert set(PLUGINS) == set(distributions()) - {CORE}
+    assert set(PLUGINS) == set(distributions()) - {CORE, TESTING, TORCH_HELPERS}
 
 
 def test_the_core_wheel_runs_alone_with_its_declared_dependencies(
-    tmp_path: Path, venv_path: Path, wheels: dict[str, Path], constraints: Path, photo: Path
+    tmp_path: Path,
+    venv_path: Path,
+    wheels: dict[str, Path],
+    constraints: Path,
+    photo: Path,
+    sandbox_venv: Path,
 ) -> None:
     venv = make_venv(venv_path)
     pip_install(venv, wheels[CORE], constraints=constraints)
-    assert not set(TORCH) & assert_isolated(venv), "the core must not need torch"
+    packages = assert_isolated(venv)
+    assert not set(TORCH) & packages, "the core must not need torch"
+    assert not {"werkzeug", TESTING} & packages, "the core must not need the test server"
     cvat_aa = venv / "bin" / "cvat-aa"
 
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert run(cvat_aa, "--version").strip() == f"cvat-aa {version}"
     assert json.loads(run(cvat_aa, "functions", "list", "--json")) == []
+    no_sandbox = subprocess.run(
+        [str(cvat_aa), "sandbox"], capture_output=True, text=True, env=base_env(), check=False
+    )
+    assert (no_sandbox.returncode, no_sandbox.stderr) == (
+        2,
+        "cvat-aa: error: cvat-aa sandbox needs the cvat-aa-testing distribution:"
+        " pip install 'cvat-aa[testing]'\n",
+    )
 
     function_file = tmp_path / "halves.py"
     function_file.write_text(CORE_FUNCTION)
     function = ["--function-file", str(function_file)]
-    process, lines = start_sandbox(cvat_aa)
+    process, lines = start_sandbox(sandbox_venv)
     try:
         demo_task = re.search(r"demo task:\s+(\d+)", "\n".join(lines)).group(1)
         assert any(line.startswith(f"cvat-aa annotate {demo_task} ") for line in lines)
@@ -389,12 +429,14 @@ def test_each_plugin_wheel_runs_with_its_declared_dependencies(
     wheels: dict[str, Path],
     constraints: Path,
     photo: Path,
+    sandbox_venv: Path,
     request: pytest.FixtureRequest,
 ) -> None:
     plugin = PLUGINS[name]
     template = request.getfixturevalue("torch_template") if plugin.uses_torch else None
     venv = make_venv(venv_path, template)
-    pip_install(venv, wheels[CORE], wheels[name], constraints=constraints)
+    helpers = [wheels[TORCH_HELPERS]] if plugin.uses_torch else []
+    pip_install(venv, wheels[CORE], *helpers, wheels[name], constraints=constraints)
     packages = assert_isolated(venv)
     if template is None:
         assert not set(TORCH) & set(packages), f"{name} must not need torch"
@@ -414,9 +456,10 @@ def test_each_plugin_wheel_runs_with_its_declared_dependencies(
 
     parameters = plugin.parameters(tmp_path, venv / "bin" / "python")
     function = ["--function", plugin.function, *parameters]
-    process, lines = start_sandbox(
-        cvat_aa, "--images", str(photo), "--labels-from", plugin.function, *parameters
-    )
+    # The function's labels, as the plugin's venv gives them, make the sandbox's task.
+    labels = tmp_path / "labels.json"
+    labels.write_text(run(cvat_aa, "functions", "show", plugin.function, *parameters, "--json"))
+    process, lines = start_sandbox(sandbox_venv, "--images", str(photo), "--labels", str(labels))
     try:
         summary = annotate_in_sandbox(cvat_aa, lines, function)
     finally:
