@@ -472,15 +472,16 @@ def test_frames_that_match_no_frame_of_the_task_exit_2_naming_its_frames(
 
 def test_the_readme_quick_start_runs(tmp_path, monkeypatch, capsys):
     pytest.importorskip("cvat_aa_face_detection")
+    demo = "cvat-aa-testing/src/cvat_aa_testing/demo_images"
     command = (
-        "cvat-aa annotate --images cvat-aa-testing/src/cvat_aa_testing/demo_images --function face_detection"
+        f"cvat-aa annotate-files {demo} --function face_detection"
         " --output faces.xml --preview preview/"
     )
     assert command in README.read_text()
     monkeypatch.chdir(tmp_path)
-    args = command.split()[2:]
-    args[args.index("cvat-aa-testing/src/cvat_aa_testing/demo_images")] = str(demo_images()[0].parent)
-    assert annotate(*args) == 0
+    args = command.split()[1:]
+    args[args.index(demo)] = str(demo_images()[0].parent)
+    assert main(args) == 0
     assert (tmp_path / "faces.xml").is_file()
     assert (tmp_path / "preview" / "index.html").is_file()
     assert "face" in capsys.readouterr().out
