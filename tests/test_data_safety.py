@@ -618,3 +618,41 @@ def test_an_unusable_journal_directory_fails_before_any_work(cvat_server, tmp_pa
     assert "journal directory" in result.stderr and "--journal-dir" in result.stderr
     assert "Traceback" not in result.stderr
     assert not marker.exists(), "the function was loaded before the check"
+
+
+def test_a_failure_while_clearing_keeps_the_new_annotations_and_a_rerun_finishes(
+    cvat_server, cvat_client, tmp_path, monkeypatch
+):
+    from cvat_sdk.api_client.exceptions import ApiException
+
+    from cvat_aa.driver.upload import AnnotationTarget
+
+    task = make_task(cvat_server, 4)
+    before = seed(cvat_server, task, shapes=range(4), tags=[1])
+    options = dict(clear_existing=True, journal_dir=tmp_path / "journals", journal_key="k")
+
+    calls = []
+    delete = AnnotationTarget.delete
+
+    def server_refuses(self, keys):
+        # The clear fails; anything asked after it (a rollback) would go through.
+        calls.append(keys)
+        if len(calls) == 1:
+            raise ApiException(status=400, reason="Bad Request")
+        return delete(self, keys)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AnnotationTarget, "delete", server_refuses)
+        with pytest.raises(ApiException) as caught:
+            cvat_aa.annotate_task(cvat_client, task, Boxes(), **options)
+
+    # The old annotations could not be removed; the new ones stay: nothing is lost.
+    assert manual(cvat_server, task) == before
+    assert auto(cvat_server, task) == [0, 1, 2, 3]
+    stopped = caught.value.cvat_aa_stopped
+    assert stopped.clearing and stopped.removed == 0
+
+    summary = cvat_aa.annotate_task(cvat_client, task, Boxes(), **options)
+    assert summary.resumed
+    assert manual(cvat_server, task) == {"tags": [], "shapes": [], "tracks": []}
+    assert auto(cvat_server, task) == [0, 1, 2, 3], "nothing uploaded twice"

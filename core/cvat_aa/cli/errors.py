@@ -130,6 +130,11 @@ def stopped_run_lines(ex: BaseException) -> list[str]:
     if stopped is None:
         return []
     lines = []
+    if stopped.clearing:
+        lines.append(
+            f"every new annotation is uploaded to {stopped.target} and kept, but removing the"
+            " old ones (--clear-existing) did not finish"
+        )
     if stopped.removed:
         lines.append(
             f"removed the {stopped.removed} annotations this run had uploaded to"
@@ -145,6 +150,11 @@ def stopped_run_lines(ex: BaseException) -> list[str]:
         lines.append(
             f"run the same command again to resume: {stopped.frames_done} finished frames are"
             " kept and will not be computed again ('cvat-aa runs list' shows unfinished runs)"
+        )
+    elif stopped.clearing:
+        lines.append(
+            "run the same command again to finish: it replaces what this run uploaded and"
+            " removes the old annotations"
         )
     else:
         lines.append("nothing was kept: running the command again starts over")

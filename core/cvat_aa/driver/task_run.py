@@ -145,6 +145,9 @@ class RunStopped:
     """Frames finished and kept in the journal."""
     journal: Path | None
     """The journal a rerun resumes from; None when the run kept none."""
+    clearing: bool = False
+    """Every new annotation was uploaded and is kept: the run stopped while removing the old
+    ones (``clear_existing``), which a rerun finishes."""
 
 
 @attrs.define
@@ -164,6 +167,7 @@ class UploadSink:
     retry: RetryPolicy
     keep_journal: bool
     _uploader: Uploader | None = None
+    _clearing: bool = False
 
     def start(self) -> None:
         if self.options.dry_run:
@@ -195,6 +199,7 @@ class UploadSink:
         if self._uploader is not None:
             self._uploader.close()
             if self.options.clear_existing:
+                self._clearing = True
                 self._clear()
         self.journal.close(delete=True)
 
@@ -215,7 +220,9 @@ class UploadSink:
 
     def abort(self, error: BaseException) -> None:
         report = None
-        if self._uploader is not None:
+        # Once every new annotation is uploaded, a failure to remove the old ones must not
+        # take the new ones away too: the task would lose both. A rerun finishes the clearing.
+        if self._uploader is not None and not self._clearing:
             self._uploader.abort()
             report = self._uploader.rollback()
         done = sum(1 for status in self.journal.finished_frames().values() if status == "done")
@@ -226,6 +233,7 @@ class UploadSink:
                 left=report.left if report else 0,
                 frames_done=done,
                 journal=self.journal.path if self.keep_journal else None,
+                clearing=self._clearing,
             )
         self.journal.close()
 
