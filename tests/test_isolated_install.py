@@ -6,7 +6,7 @@ base interpreter, without system site-packages and without path files. pip resol
 wheel's declared dependencies as a user's ``pip install`` would, so a missing declaration fails
 here (the core once crashed on ``cvat-aa --version`` for want of numpy). There, each
 distribution runs what a new user runs: ``cvat-aa --version``, ``functions list --json``, a
-task annotated by a function, and a run on image files (``--images``) with an output file and a
+task annotated by a function, and a run on image files (``annotate-files``) with an output file and a
 preview.
 
 The tasks are on a sandbox (``cvat-aa sandbox``) started from a venv of its own, with the core
@@ -357,8 +357,7 @@ def annotate_images(cvat_aa: Path, photo: Path, function: list[str], out: Path) 
     summary = json.loads(
         run(
             cvat_aa,
-            "annotate",
-            "--images",
+            "annotate-files",
             str(photo),
             *function,
             "--output",
