@@ -262,7 +262,8 @@ def parse_labeled_data(body: Any) -> dict[str, list[dict[str, Any]]]:
             }
         )
     errors = _Errors()
-    data: dict[str, Any] = {"version": 0, "tags": [], "shapes": [], "tracks": []}
+    # The test server stores no intervals (CVAT's annotations of time ranges): see docs/testing.md.
+    data: dict[str, Any] = {"version": 0, "tags": [], "shapes": [], "tracks": [], "intervals": []}
     for kind, parse in (("tags", _parse_tag), ("shapes", _parse_shape), ("tracks", _parse_track)):
         items = body.get(kind, [])
         if not isinstance(items, list):
@@ -399,7 +400,8 @@ def _annotation_fields(item: dict, where: str, errors: _Errors) -> dict[str, Any
         "id": _int_field(item, "id", where, errors, required=False, nullable=True, minimum=1),
         "frame": _int_field(item, "frame", where, errors, required=True),
         "label_id": _int_field(item, "label_id", where, errors, required=True),
-        "group": _int_field(item, "group", where, errors, required=False, nullable=True),
+        # CVAT stores "no group" as 0 and answers 0 for a group sent as null or left out.
+        "group": _int_field(item, "group", where, errors, required=False, nullable=True) or 0,
         "source": _source_field(item, where, errors),
     }
 
@@ -417,12 +419,11 @@ def _parse_shape(
 ) -> dict[str, Any]:
     item = _require_object(item, where, "elements" if is_element else "shapes", errors)
     shape = {**_annotation_fields(item, where, errors), **_shape_fields(item, where, errors)}
-    if "score" in item:
-        score = item["score"]
-        if not _is_number(score) or not 0 <= score <= 1:
-            errors.add("score", where, "must be a number from 0 to 1")
-        else:
-            shape["score"] = float(score)
+    score = item.get("score", 1.0)
+    if not _is_number(score) or not 0 <= score <= 1:
+        errors.add("score", where, "must be a number from 0 to 1")
+    else:
+        shape["score"] = float(score)
     if not is_element:
         elements = item.get("elements", [])
         if not isinstance(elements, list):

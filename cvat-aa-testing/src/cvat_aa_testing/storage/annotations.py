@@ -95,7 +95,7 @@ class Annotations(TableAccess):
             self._track(row, with_elements=True)
             for row in self._all(f"SELECT * FROM tracks WHERE {where} ORDER BY id", params)
         ]
-        return {"version": 0, "tags": tags, "shapes": shapes, "tracks": tracks}
+        return {"version": 0, "tags": tags, "shapes": shapes, "tracks": tracks, "intervals": []}
 
     def _shape(self, row: dict[str, Any], *, with_elements: bool) -> dict[str, Any]:
         body = json.loads(row["body"])
