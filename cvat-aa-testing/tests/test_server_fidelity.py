@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from cvat_aa_testing import TestServer
+from cvat_aa_testing.label_colors import label_color
 from server_test_data import api_request, make_images
 
 SKELETON = {
@@ -136,3 +137,71 @@ def test_annotations_list_no_intervals(cvat_server: TestServer, task_id: int) ->
 def _first_job(server: TestServer, task_id: int) -> int:
     _, jobs = api_request(server, "GET", f"/api/jobs?task_id={task_id}")
     return min(job["id"] for job in jobs["results"])
+
+
+# Label colours. The expected colours are those a real CVAT 2.73 gave the same requests.
+
+
+def _skeleton(name: str, points: list[str]) -> dict[str, Any]:
+    return {**SKELETON, "name": name, "sublabels": [{"name": point} for point in points]}
+
+
+def _colors(server: TestServer, query: str) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    _, labels = api_request(server, "GET", f"/api/labels?{query}")
+    return [
+        (label["name"], label["color"], [(sub["name"], sub["color"]) for sub in label["sublabels"]])
+        for label in labels["results"]
+    ]
+
+
+NEW_LABELS = [
+    {"name": "a"},
+    {"name": "A"},
+    {"name": "car"},
+    {"name": "Car"},
+    _skeleton("sk", ["a", "A", "b"]),
+    {"name": "own", "color": "#123456"},
+]
+NEW_LABEL_COLORS = [
+    ("a", "#e400a8", []),
+    ("A", "#e619b0", []),
+    ("car", "#2080c0", []),
+    ("Car", "#368cc6", []),
+    ("sk", "#c960f7", [("a", "#e400a8"), ("A", "#e619b0"), ("b", "#7ca7df")]),
+    ("own", "#123456", []),
+]
+
+
+def test_a_new_task_s_labels_get_cvat_s_colours(cvat_server: TestServer) -> None:
+    # A name's own colour (predefined for "car", hashed for the others) unless a label before
+    # it at the same level has it; a skeleton's points differ only among themselves.
+    _, task = api_request(cvat_server, "POST", "/api/tasks", {"name": "t", "labels": NEW_LABELS})
+    assert _colors(cvat_server, f"task_id={task['id']}") == NEW_LABEL_COLORS
+
+
+def test_a_new_project_s_labels_get_cvat_s_colours(cvat_server: TestServer) -> None:
+    _, project = api_request(
+        cvat_server, "POST", "/api/projects", {"name": "p", "labels": NEW_LABELS}
+    )
+    assert _colors(cvat_server, f"project_id={project['id']}") == NEW_LABEL_COLORS
+
+
+def test_labels_added_to_a_task_differ_from_all_its_labels(cvat_server: TestServer) -> None:
+    _, task = api_request(cvat_server, "POST", "/api/tasks", {"name": "t", "labels": NEW_LABELS})
+    added = [{"name": "a_"}, {"name": "b"}, _skeleton("sk2", ["a", "b", "c"]), {"name": "c"}]
+    status, _ = api_request(cvat_server, "PATCH", f"/api/tasks/{task['id']}", {"labels": added})
+    assert status == 200
+    assert _colors(cvat_server, f"task_id={task['id']}")[len(NEW_LABELS) :] == [
+        ("a_", "#e3090d", []),
+        ("b", "#89afe2", []),
+        ("sk2", "#9e6015", [("a", "#e933b9"), ("b", "#96b8e5"), ("c", "#906025")]),
+        ("c", "#9b6f3a", []),
+    ]
+
+
+def test_a_colour_whose_tints_and_shades_are_all_taken_falls_between_used_colours() -> None:
+    taken = ["#e400a8", "#e619b0", "#e933b9", "#ec4cc2", "#ee66ca", "#f17fd3", "#f499dc"]
+    taken += ["#f6b2e4", "#f9cced", "#fce5f6", "#cd0097", "#b60086", "#9f0075", "#880064"]
+    taken += ["#720054", "#5b0043", "#440032", "#2d0021", "#160010"]
+    # What CVAT 2.73's get_label_color answers for the same arguments.
+    assert label_color("a", taken) == "#080c29"

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from . import media
+from .label_colors import label_color
 from .storage import Transaction
 from .validation import ValidationError
 
@@ -112,28 +113,70 @@ def create_labels(
     task_id: int | None = None,
     project_id: int | None = None,
 ) -> None:
-    """Stores labels already normalized by :func:`validation.parse_label_specs`."""
+    """Stores the labels of a new task or project, normalized by ``parse_label_specs``.
+
+    A label without a colour gets CVAT's (:func:`label_colors.label_color`), one that differs
+    from the labels listed before it at its level: top-level labels, or one skeleton's points.
+    """
+    top_colors: list[str] = []
     for spec in specs:
-        label_id = tx.create_label(
-            name=spec["name"],
-            color=spec["color"],
-            type=spec["type"],
-            svg=spec["svg"],
-            task_id=task_id,
-            project_id=project_id,
-        )
-        _create_attributes(tx, label_id, spec["attributes"])
+        color = spec["color"] or label_color(spec["name"], top_colors)
+        top_colors.append(color)
+        label_id = _store_label(tx, spec, color, task_id, project_id, None)
+        sub_colors: list[str] = []
         for sub in spec["sublabels"]:
-            sub_id = tx.create_label(
-                name=sub["name"],
-                color=sub["color"],
-                type=sub["type"],
-                svg=sub["svg"],
-                task_id=task_id,
-                project_id=project_id,
-                parent_id=label_id,
-            )
-            _create_attributes(tx, sub_id, sub["attributes"])
+            sub_color = sub["color"] or label_color(sub["name"], sub_colors)
+            sub_colors.append(sub_color)
+            _store_label(tx, sub, sub_color, task_id, project_id, label_id)
+
+
+def add_labels(
+    tx: Transaction,
+    specs: Sequence[dict[str, Any]],
+    *,
+    task_id: int | None = None,
+    project_id: int | None = None,
+) -> None:
+    """Stores labels added to an existing task or project (a PATCH with ``labels``).
+
+    Here CVAT makes each new colour differ from every label the task or project has by then,
+    sublabels included, and colours a new skeleton's points before the skeleton itself.
+    """
+    existing = (
+        tx.labels(task_id=task_id) if task_id is not None else tx.labels(project_id=project_id)
+    )
+    colors = [label["color"] for top in existing for label in [top, *top["sublabels"]]]
+    for spec in specs:
+        sub_colors = []
+        for sub in spec["sublabels"]:
+            sub_colors.append(sub["color"] or label_color(sub["name"], colors))
+            colors.append(sub_colors[-1])
+        color = spec["color"] or label_color(spec["name"], colors)
+        colors.append(color)
+        label_id = _store_label(tx, spec, color, task_id, project_id, None)
+        for sub, sub_color in zip(spec["sublabels"], sub_colors):
+            _store_label(tx, sub, sub_color, task_id, project_id, label_id)
+
+
+def _store_label(
+    tx: Transaction,
+    spec: dict[str, Any],
+    color: str,
+    task_id: int | None,
+    project_id: int | None,
+    parent_id: int | None,
+) -> int:
+    label_id = tx.create_label(
+        name=spec["name"],
+        color=color,
+        type=spec["type"],
+        svg=spec["svg"],
+        task_id=task_id,
+        project_id=project_id,
+        parent_id=parent_id,
+    )
+    _create_attributes(tx, label_id, spec["attributes"])
+    return label_id
 
 
 def _create_attributes(tx: Transaction, label_id: int, specs: Sequence[dict[str, Any]]) -> None:

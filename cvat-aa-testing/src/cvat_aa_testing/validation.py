@@ -42,26 +42,6 @@ SHAPE_TYPES = (
 )
 INPUT_TYPES = ("checkbox", "radio", "number", "text", "select")
 
-# Colours for labels created without one (CVAT picks from a palette as well).
-LABEL_COLORS = (
-    "#33ddff",
-    "#fa3253",
-    "#34d1b7",
-    "#ff007c",
-    "#ddff33",
-    "#24b353",
-    "#b83df5",
-    "#66ff66",
-    "#32b7fa",
-    "#ffcc33",
-    "#83e070",
-    "#fafa37",
-    "#5986b3",
-    "#8c78f0",
-    "#ff6a4d",
-    "#f078f0",
-)
-
 _MAX_MESSAGES = 50
 
 
@@ -135,12 +115,6 @@ def parse_label_specs(value: Any, *, field: str = "labels") -> list[dict[str, An
     ]
     _check_unique_names(labels, field, "label", errors)
     errors.raise_if_any()
-    color_index = 0
-    sublabels = [sub for label in labels for sub in label["sublabels"]]
-    for item in [*labels, *sublabels]:
-        if not item["color"]:
-            item["color"] = LABEL_COLORS[color_index % len(LABEL_COLORS)]
-            color_index += 1
     return labels
 
 

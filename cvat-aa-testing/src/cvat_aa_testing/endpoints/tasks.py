@@ -11,7 +11,7 @@ import shutil
 from werkzeug.wrappers import Request, Response
 
 from .. import auth, representations
-from ..task_data import create_labels, task_media_dir
+from ..task_data import add_labels, create_labels, task_media_dir
 from ..validation import parse_label_specs
 from .context import ServerContext
 from .filters import json_logic
@@ -131,7 +131,7 @@ def update_task(
             )
         if changes:
             tx.update_task(task["id"], changes)
-        create_labels(tx, labels, task_id=task["id"])
+        add_labels(tx, labels, task_id=task["id"])
         tx.touch_task(task["id"])
         return json_response(200, representations.task(tx, tx.task(task["id"]), request.host_url))
 
