@@ -414,14 +414,19 @@ def test_unknown_patch_action_is_rejected(cvat_server: TestServer, task_id: int)
     assert (status, list(body)) == (400, ["action"])
 
 
+def jobs_in_frame_order(task) -> list:
+    """The task's jobs, first frames first (CVAT lists them newest first)."""
+    return sorted(task.get_jobs(), key=lambda job: job.start_frame)
+
+
 def test_jobs_follow_the_segment_size(cvat_server: TestServer, task, task_id: int) -> None:
-    jobs = task.get_jobs()
+    jobs = jobs_in_frame_order(task)
     assert [(job.start_frame, job.stop_frame) for job in jobs] == [(0, 3), (4, 5)]
     assert [job["id"] for job in cvat_server.jobs(task_id)] == [job.id for job in jobs]
 
 
 def test_jobs_retrieve_returns_the_job(cvat_client: cvat_sdk.Client, task) -> None:
-    job_id = task.get_jobs()[1].id
+    job_id = jobs_in_frame_order(task)[1].id
     job = cvat_client.jobs.retrieve(job_id)
     assert (job.id, job.task_id, job.frame_count) == (job_id, task.id, 2)
     assert len(job.get_meta().frames) == 2
@@ -432,13 +437,13 @@ def test_job_annotations_are_those_in_its_frames(
     cvat_client: cvat_sdk.Client, task, ids: Ids
 ) -> None:
     patch(task, "create", {"shapes": [rectangle(ids, frame=1), rectangle(ids, frame=5)]})
-    second_job = cvat_client.jobs.retrieve(task.get_jobs()[1].id)
+    second_job = cvat_client.jobs.retrieve(jobs_in_frame_order(task)[1].id)
     assert [s.frame for s in second_job.get_annotations().shapes] == [5]
 
 
 def test_job_annotations_can_be_changed(cvat_client: cvat_sdk.Client, task, ids: Ids) -> None:
     patch(task, "create", {"shapes": [rectangle(ids, frame=1)]})
-    job = cvat_client.jobs.retrieve(task.get_jobs()[1].id)
+    job = cvat_client.jobs.retrieve(jobs_in_frame_order(task)[1].id)
     job.update_annotations(
         models.PatchedLabeledDataRequest(shapes=[rectangle(ids, frame=4)]),
         action=AnnotationUpdateAction.CREATE,
@@ -450,7 +455,7 @@ def test_job_annotations_can_be_changed(cvat_client: cvat_sdk.Client, task, ids:
 
 
 def test_job_rejects_frames_outside_its_range(cvat_client: cvat_sdk.Client, task, ids: Ids) -> None:
-    job = cvat_client.jobs.retrieve(task.get_jobs()[1].id)
+    job = cvat_client.jobs.retrieve(jobs_in_frame_order(task)[1].id)
     body = rejection(
         job.set_annotations, models.LabeledDataRequest(shapes=[rectangle(ids, frame=1)])
     )
@@ -461,7 +466,7 @@ def test_annotation_change_bumps_task_and_job_dates(
     cvat_client: cvat_sdk.Client, task, ids: Ids
 ) -> None:
     before = cvat_client.tasks.retrieve(task.id).updated_date
-    job_before = cvat_client.jobs.retrieve(task.get_jobs()[0].id).updated_date
+    job_before = cvat_client.jobs.retrieve(jobs_in_frame_order(task)[0].id).updated_date
     patch(task, "create", {"shapes": [rectangle(ids, frame=1)]})
     assert cvat_client.tasks.retrieve(task.id).updated_date > before
-    assert cvat_client.jobs.retrieve(task.get_jobs()[0].id).updated_date > job_before
+    assert cvat_client.jobs.retrieve(jobs_in_frame_order(task)[0].id).updated_date > job_before

@@ -205,3 +205,32 @@ def test_a_colour_whose_tints_and_shades_are_all_taken_falls_between_used_colour
     taken += ["#720054", "#5b0043", "#440032", "#2d0021", "#160010"]
     # What CVAT 2.73's get_label_color answers for the same arguments.
     assert label_color("a", taken) == "#080c29"
+
+
+# List order: CVAT lists tasks, projects and jobs newest first, labels oldest first.
+
+
+def _listed_ids(server: TestServer, query: str) -> list[int]:
+    _, page = api_request(server, "GET", query)
+    return [item["id"] for item in page["results"]]
+
+
+def test_lists_are_newest_first_except_labels(cvat_server: TestServer, tmp_path: Path) -> None:
+    _, project = api_request(
+        cvat_server, "POST", "/api/projects", {"name": "p", "labels": [{"name": "x"}]}
+    )
+    images = make_images(tmp_path, 3)
+    in_project = cvat_server.create_task(
+        "t1", images=images, project_id=project["id"], segment_size=1
+    )
+    alone = cvat_server.create_task("t2", images=images, labels=[{"name": "y"}, {"name": "z"}])
+    _, second_project = api_request(cvat_server, "POST", "/api/projects", {"name": "q"})
+
+    job_ids = _listed_ids(cvat_server, f"/api/jobs?task_id={in_project}")
+    assert job_ids == sorted(job_ids, reverse=True) and len(job_ids) == 3
+    all_jobs = _listed_ids(cvat_server, "/api/jobs")
+    assert all_jobs == sorted(all_jobs, reverse=True) and len(all_jobs) == 4
+    assert _listed_ids(cvat_server, "/api/tasks") == [alone, in_project]
+    assert _listed_ids(cvat_server, "/api/projects") == [second_project["id"], project["id"]]
+    label_ids = _listed_ids(cvat_server, f"/api/labels?task_id={alone}")
+    assert label_ids == sorted(label_ids) and len(label_ids) == 2

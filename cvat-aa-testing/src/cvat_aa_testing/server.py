@@ -470,6 +470,7 @@ class TestServer:
         raise KeyError(f"Task {task_id} has no label named {name!r}.")
 
     def jobs(self, task_id: int) -> list[dict[str, Any]]:
+        """The task's jobs in frame order (``GET /api/jobs`` lists them newest first)."""
         with self.storage.read() as tx:
             task = tx.task(task_id)
             if task is None:

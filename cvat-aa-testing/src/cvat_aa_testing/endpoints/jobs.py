@@ -13,9 +13,10 @@ def list_jobs(ctx: ServerContext, request: Request, identity: auth.Identity) -> 
     task_id = int_param(request, "task_id")
     base_url = request.host_url
     with ctx.storage.read() as tx:
+        # Newest first, as CVAT lists jobs (and tasks, projects; labels oldest first).
         items = [
             representations.job(tx, job, tx.task(job["task_id"]), base_url)
-            for job in tx.jobs(task_id)
+            for job in reversed(tx.jobs(task_id))
         ]
     return json_response(200, paginate(request, items))
 
@@ -30,5 +31,5 @@ def retrieve_job(
 
 ROUTES = [
     Route("GET", "/api/jobs", list_jobs),
-    Route("GET", "/api/jobs/" + ID.format("job_id"), retrieve_job),
+    Route("GET", "/api/jobs/" + ID.format("job_id"), retrieve_job, scope="view"),
 ]

@@ -38,7 +38,8 @@ class Projects(TableAccess):
         return self._one("SELECT * FROM projects WHERE id = ?", (project_id,))
 
     def projects(self) -> list[dict[str, Any]]:
-        return self._all("SELECT * FROM projects ORDER BY id")
+        """All projects, newest first, as CVAT lists them."""
+        return self._all("SELECT * FROM projects ORDER BY id DESC")
 
     def delete_project(self, project_id: int) -> None:
         self.conn.execute("DELETE FROM projects WHERE id = ?", (project_id,))
