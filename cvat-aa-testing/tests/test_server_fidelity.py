@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cvat_sdk
+import PIL.Image
 import pytest
 from cvat_aa_testing import TestServer
 from cvat_aa_testing.label_colors import label_color
@@ -234,3 +236,39 @@ def test_lists_are_newest_first_except_labels(cvat_server: TestServer, tmp_path:
     assert _listed_ids(cvat_server, "/api/projects") == [second_project["id"], project["id"]]
     label_ids = _listed_ids(cvat_server, f"/api/labels?task_id={alone}")
     assert label_ids == sorted(label_ids) and len(label_ids) == 2
+
+
+# Chunk sizes of tasks created without one.
+
+
+def _chunk_size(server: TestServer, task_id: int) -> int:
+    _, task = api_request(server, "GET", f"/api/tasks/{task_id}")
+    return task["data_chunk_size"]
+
+
+def test_video_chunks_hold_36_frames_whatever_the_frame_size(
+    cvat_server: TestServer, video_file: Path
+) -> None:
+    # 64x48 frames: an imageset of them would take 72 per chunk.
+    task_id = cvat_server.create_video_task("v", video=video_file)
+    assert _chunk_size(cvat_server, task_id) == 36
+
+
+def test_video_with_zip_chunks_follows_the_frame_size(
+    cvat_server: TestServer, video_file: Path
+) -> None:
+    task_id = cvat_server.create_video_task("v", video=video_file, use_zip_chunks=True)
+    assert _chunk_size(cvat_server, task_id) == 72
+
+
+@pytest.mark.parametrize(("start_frame", "chunk_size"), [(0, 36), (1, 72)])
+def test_image_chunk_size_follows_the_first_frame_alone(
+    cvat_client: cvat_sdk.Client, tmp_path: Path, start_frame: int, chunk_size: int
+) -> None:
+    full_hd = tmp_path / "image_00.png"
+    PIL.Image.new("RGB", (1920, 1080)).save(full_hd)
+    images = [full_hd, *make_images(tmp_path / "small", 2)]
+    task = cvat_client.tasks.create_from_data(
+        {"name": "t"}, resources=images, data_params={"start_frame": start_frame}
+    )
+    assert task.data_chunk_size == chunk_size

@@ -83,8 +83,15 @@ def mime_type(path: str | Path) -> str:
     return MIME_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
 
 
-def default_chunk_size(width: int, height: int) -> int:
-    """CVAT's rule: about 36 full-HD frames per chunk, between 2 and 72 frames."""
+def default_chunk_size(compressed_chunk_type: str, width: int, height: int) -> int:
+    """CVAT's chunk size for a task created without one.
+
+    Video chunks hold 36 frames. Imageset chunks hold about 36 full-HD frames' worth of
+    pixels, between 2 and 72 frames, judged by the size (``width`` x ``height``) of the task's
+    first frame alone.
+    """
+    if compressed_chunk_type == "video":
+        return 36
     area = max(1, width * height)
     return max(2, min(72, 36 * 1920 * 1080 // area))
 

@@ -276,11 +276,6 @@ def attach_data(
     else:
         frames, media_type = _attach_images(images, original_dir, params), "image"
 
-    widths = [frame["width"] for frame in frames]
-    heights = [frame["height"] for frame in frames]
-    chunk_size = params.chunk_size or media.default_chunk_size(
-        sum(widths) // len(widths), sum(heights) // len(heights)
-    )
     for frame in frames:
         frame["path"] = str(Path(frame["path"]).relative_to(task_dir))
     tx.add_frames(task_id, frames)
@@ -290,6 +285,9 @@ def attach_data(
         compressed = "imageset" if params.use_zip_chunks else "video"
     else:
         original = compressed = "imageset"
+    chunk_size = params.chunk_size or media.default_chunk_size(
+        compressed, frames[0]["width"], frames[0]["height"]
+    )
     stop_frame = params.start_frame + (size - 1) * params.frame_step
     tx.update_task(
         task_id,
