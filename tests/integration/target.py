@@ -1,0 +1,191 @@
+"""The CVAT server the integration suite runs against, chosen from the environment.
+
+``CVAT_AA_IT_URL`` names it: a URL such as ``http://127.0.0.1:8080``, or ``testserver`` for
+cvat-aa's own test server (started once for the session). Credentials come from
+``CVAT_AA_IT_USER`` and ``CVAT_AA_IT_PASSWORD`` (or a personal access token in
+``CVAT_AA_IT_TOKEN``); ``CVAT_AA_IT_ORG`` runs everything in an organization; a second user
+for the refusal scenarios comes from ``CVAT_AA_IT_USER2`` and ``CVAT_AA_IT_PASSWORD2``, or is
+registered for the session (and deleted after it) when the first user is an administrator.
+
+Secrets stay in memory: they reach the CLI through its environment (``PASS``,
+``CVAT_ACCESS_TOKEN``), never through its command line, and are never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+from cvat_sdk import Client, Config, models
+from cvat_sdk.api_client import exceptions
+from cvat_sdk.core.client import AccessTokenCredentials
+
+URL_VARIABLE = "CVAT_AA_IT_URL"
+HOW_TO_RUN = (
+    f"the integration suite needs a CVAT server: set {URL_VARIABLE} to its URL (and"
+    " CVAT_AA_IT_USER, CVAT_AA_IT_PASSWORD) or to 'testserver'; see docs/testing.md"
+)
+
+
+@attrs.frozen
+class Account:
+    """Who the clients log in as: a user name with a password, or a personal access token."""
+
+    username: str
+    password: str | None = attrs.field(default=None, repr=False)
+    token: str | None = attrs.field(default=None, repr=False)
+
+    def login(self, client: Client) -> None:
+        if self.token is not None:
+            client.login(AccessTokenCredentials(self.token))
+        else:
+            client.login((self.username, self.password))
+
+    def cli_auth(self) -> tuple[list[str], dict[str, str]]:
+        """cvat-aa's arguments and environment for this account, with no secret in argv."""
+        if self.token is not None:
+            return [], {"CVAT_ACCESS_TOKEN": self.token}
+        return ["--auth", self.username], {"PASS": self.password or ""}
+
+    @property
+    def secrets(self) -> list[str]:
+        return [s for s in (self.password, self.token) if s]
+
+
+@attrs.define
+class Target:
+    """A CVAT server under test: where it is, who logs in, and which organization is used.
+
+    ``url`` is what the clients talk to (the recorder, when recording); ``direct_url`` is the
+    server itself, for setup that is not part of any scenario (managing users).
+    """
+
+    url: str
+    direct_url: str
+    account: Account
+    organization: str | None = None
+    is_testserver: bool = False
+    testserver: Any = None  # the running cvat_aa_testing.TestServer, for `testserver`
+
+    @property
+    def host(self) -> str:
+        parts = urllib.parse.urlsplit(self.url)
+        return f"{parts.scheme}://{parts.hostname}"
+
+    @property
+    def port(self) -> int | None:
+        return urllib.parse.urlsplit(self.url).port
+
+    def cli_args(self, account: Account | None = None) -> tuple[list[str], dict[str, str]]:
+        """``--server-host/--server-port/--auth`` (and ``--organization``) plus environment."""
+        auth_args, env = (account or self.account).cli_auth()
+        args = ["--server-host", self.host]
+        if self.port is not None:
+            args += ["--server-port", str(self.port)]
+        args += auth_args
+        if self.organization:
+            args += ["--organization", self.organization]
+        return args, env
+
+    def client(
+        self, cache_dir: Path, *, account: Account | None = None, direct: bool = False
+    ) -> Client:
+        """A logged-in cvat-sdk client with its own cache directory."""
+        config = Config(status_check_period=0.2, cache_dir=cache_dir)
+        client = Client(self.direct_url if direct else self.url, config=config)
+        client.logger.setLevel("ERROR")  # cvat-sdk warns on every connection to older servers
+        (account or self.account).login(client)
+        if self.organization:
+            client.organization_slug = self.organization
+        return client
+
+
+def target_from_environment(environ: os._Environ | dict[str, str]) -> tuple[str, Account] | None:
+    """(URL or 'testserver', account) from the environment; None when no server is given."""
+    url = environ.get(URL_VARIABLE, "").strip()
+    if not url:
+        return None
+    if url != "testserver" and not url.startswith(("http://", "https://")):
+        raise ValueError(f"{URL_VARIABLE} must start with http:// or https://, or be 'testserver'")
+    account = Account(
+        environ.get("CVAT_AA_IT_USER", "admin"),
+        password=environ.get("CVAT_AA_IT_PASSWORD"),
+        token=environ.get("CVAT_AA_IT_TOKEN"),
+    )
+    if url != "testserver" and account.password is None and account.token is None:
+        raise ValueError("set CVAT_AA_IT_PASSWORD (or CVAT_AA_IT_TOKEN) for the server's user")
+    return url, account
+
+
+def is_admin(client: Client) -> bool:
+    me = client.api_client.users_api.retrieve_self()[0]
+    return bool(me.is_superuser) or "admin" in (me.groups or [])
+
+
+class UserManager:
+    """Registers throw-away users through CVAT's API (``/api/auth/register``) and deletes them.
+
+    Registering needs no login (CVAT allows self-registration by default); changing a user's
+    groups and deleting a user need an administrator.
+    """
+
+    def __init__(self, target: Target, admin: Client, prefix: str) -> None:
+        self.target = target
+        self.admin = admin
+        self.prefix = prefix.replace("-", "")
+        self.created: list[int] = []
+
+    def register(self, role: str) -> tuple[Account, int]:
+        username = f"{self.prefix}{role}"[:150]
+        password = "It-" + secrets.token_urlsafe(16)
+        anonymous = Client(self.target.direct_url, config=Config(cache_dir=Path("/nonexistent")))
+        anonymous.logger.setLevel("ERROR")
+        try:
+            anonymous.api_client.auth_api.create_register(
+                models.RegisterSerializerExRequest(
+                    username=username,
+                    email=f"{username}@example.com",
+                    password1=password,
+                    password2=password,
+                    first_name="cvat-aa",
+                    last_name="integration",
+                )
+            )
+        except exceptions.ApiException as ex:
+            if self.target.testserver is None or ex.status not in (404, 405):
+                raise
+            # cvat-aa's test server has no self-registration: add the user in-process.
+            self.target.testserver.create_user(username, password)
+        finally:
+            anonymous.close()
+        users = self.admin.api_client.users_api.list(search=username)[0].results
+        user_id = next(u.id for u in users if u.username == username)
+        self.created.append(user_id)
+        return Account(username, password=password), user_id
+
+    def set_groups(self, user_id: int, groups: list[str]) -> None:
+        self.admin.api_client.users_api.partial_update(
+            user_id, patched_user_request=models.PatchedUserRequest(groups=groups)
+        )
+
+    def delete_all(self) -> None:
+        for user_id in self.created:
+            try:
+                self.admin.api_client.users_api.destroy(user_id)
+            except exceptions.NotFoundException:
+                pass
+        self.created.clear()
+
+
+@contextmanager
+def started_testserver() -> Iterator[Any]:
+    from cvat_aa_testing import TestServer
+
+    with TestServer() as server:
+        yield server
