@@ -19,7 +19,7 @@ from typing import Any
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from . import auth
+from . import auth, permissions
 from .endpoints import ROUTES
 from .endpoints.context import ServerContext
 from .endpoints.http import ApiError, json_response
@@ -114,9 +114,9 @@ class CvatApi:
             try:
                 if not route.public:
                     with self.context.storage.read() as tx:
-                        identity = auth.authenticate(
-                            tx, request.method, request.headers, request.cookies
-                        )
+                        identity = auth.authenticate_request(tx, request)
+                        if route.scope is not None:
+                            permissions.check_route(tx, identity, route.scope, match.groupdict())
                 else:
                     identity = None
                 return route.handler(self.context, request, identity, **match.groupdict())

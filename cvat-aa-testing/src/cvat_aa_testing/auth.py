@@ -26,6 +26,7 @@ from typing import Any
 
 import attrs
 
+from .permissions import OrganizationContext, Rules, organization_context
 from .storage import Transaction
 
 _PBKDF2_ITERATIONS = 10_000
@@ -48,6 +49,12 @@ class Identity:
     method: str
     #: the session cookie's digest, for logout
     session_digest: str | None = None
+    #: the organization the request names (X-Organization, org, org_id)
+    organization: OrganizationContext = attrs.field(factory=OrganizationContext)
+
+    def rules(self, tx: Transaction) -> Rules:
+        """The permission rules for this user and organization context."""
+        return Rules(tx, self.user, self.organization)
 
 
 def hash_password(password: str) -> str:
@@ -76,6 +83,16 @@ def new_secret() -> str:
 
 def new_access_token() -> str:
     return "cvat_aa_" + secrets.token_urlsafe(30)
+
+
+def authenticate_request(tx: Transaction, request: Any) -> Identity:
+    """The identity behind a request and the organization it names, or AuthError/ApiError.
+
+    Credentials are checked first (401/403), then the organization (404 if unknown), as in
+    CVAT, where the organization is looked up when the permissions are checked.
+    """
+    identity = authenticate(tx, request.method, request.headers, request.cookies)
+    return attrs.evolve(identity, organization=organization_context(tx, request))
 
 
 def authenticate(tx: Transaction, method: str, headers: Any, cookies: Any) -> Identity:

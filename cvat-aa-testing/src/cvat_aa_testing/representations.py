@@ -35,11 +35,21 @@ def basic_user(user: dict[str, Any] | None, base_url: str) -> dict[str, Any] | N
     }
 
 
+def _user_ref(tx: Transaction, user_id: int | None, base_url: str) -> dict[str, Any] | None:
+    return basic_user(tx.user(user_id), base_url) if user_id is not None else None
+
+
+def _groups(user: dict[str, Any]) -> list[str]:
+    """CVAT's groups of a user: its privilege ("admin" for superusers), or none."""
+    privilege = "admin" if user["is_superuser"] else user["privilege"]
+    return [privilege] if privilege else []
+
+
 def user(user: dict[str, Any], base_url: str) -> dict[str, Any]:
     return {
         **basic_user(user, base_url),
         "email": user["email"],
-        "groups": ["admin"] if user["is_superuser"] else ["user"],
+        "groups": _groups(user),
         "is_staff": bool(user["is_superuser"]),
         "is_superuser": bool(user["is_superuser"]),
         "is_active": True,
@@ -102,7 +112,7 @@ def task(tx: Transaction, task: dict[str, Any], base_url: str) -> dict[str, Any]
         "project_name": project["name"] if project else None,
         "mode": _mode(task),
         "owner": basic_user(tx.user(task["owner_id"]) if task["owner_id"] else None, base_url),
-        "assignee": None,
+        "assignee": _user_ref(tx, task["assignee_id"], base_url),
         "bug_tracker": task["bug_tracker"],
         "created_date": task["created_date"],
         "updated_date": task["updated_date"],
@@ -120,8 +130,8 @@ def task(tx: Transaction, task: dict[str, Any], base_url: str) -> dict[str, Any]
         "dimension": "2d",
         "media_type": task["media_type"] or "",
         "subset": task["subset"],
-        "organization": None,
-        "organization_id": None,
+        "organization": task["organization_id"],
+        "organization_id": task["organization_id"],
         "target_storage": None,
         "source_storage": None,
         "jobs": {
@@ -147,7 +157,7 @@ def job(
         "task_name": task["name"],
         "project_id": task["project_id"],
         "project_name": project["name"] if project else None,
-        "assignee": None,
+        "assignee": _user_ref(tx, job["assignee_id"], base_url),
         "guide_id": None,
         "dimension": "2d",
         "mode": _mode(task),
@@ -165,7 +175,7 @@ def job(
         "created_date": job["created_date"],
         "updated_date": job["updated_date"],
         "type": "annotation",
-        "organization": None,
+        "organization": task["organization_id"],
         "target_storage": None,
         "source_storage": None,
         "assignee_updated_date": None,
@@ -183,7 +193,7 @@ def project(tx: Transaction, project: dict[str, Any], base_url: str) -> dict[str
         "owner": basic_user(
             tx.user(project["owner_id"]) if project["owner_id"] else None, base_url
         ),
-        "assignee": None,
+        "assignee": _user_ref(tx, project["assignee_id"], base_url),
         "guide_id": None,
         "bug_tracker": project["bug_tracker"],
         "task_subsets": [],
@@ -191,8 +201,8 @@ def project(tx: Transaction, project: dict[str, Any], base_url: str) -> dict[str
         "updated_date": project["updated_date"],
         "status": "annotation",
         "dimension": "2d",
-        "organization": None,
-        "organization_id": None,
+        "organization": project["organization_id"],
+        "organization_id": project["organization_id"],
         "target_storage": None,
         "source_storage": None,
         "assignee_updated_date": None,
@@ -201,6 +211,46 @@ def project(tx: Transaction, project: dict[str, Any], base_url: str) -> dict[str
             "url": f"{base_url}api/tasks?project_id={project['id']}",
         },
         "labels": {"url": f"{base_url}api/labels?project_id={project['id']}"},
+    }
+
+
+def organization(tx: Transaction, organization: dict[str, Any], base_url: str) -> dict[str, Any]:
+    return {
+        "id": organization["id"],
+        "slug": organization["slug"],
+        "name": organization["name"],
+        "description": organization["description"],
+        "created_date": organization["created_date"],
+        "updated_date": organization["updated_date"],
+        "contact": {},
+        "owner": _user_ref(tx, organization["owner_id"], base_url),
+    }
+
+
+def membership(tx: Transaction, membership: dict[str, Any], base_url: str) -> dict[str, Any]:
+    return {
+        "id": membership["id"],
+        "user": _user_ref(tx, membership["user_id"], base_url),
+        "organization": membership["organization_id"],
+        "is_active": True,
+        "joined_date": membership["joined_date"],
+        "role": membership["role"],
+        "invitation": membership["invitation"],
+    }
+
+
+def invitation(tx: Transaction, membership: dict[str, Any], base_url: str) -> dict[str, Any]:
+    org = tx.organization(membership["organization_id"])
+    return {
+        "key": membership["invitation"],
+        "created_date": membership["joined_date"],
+        "owner": _user_ref(tx, membership["invited_by"], base_url),
+        "role": membership["role"],
+        "user": _user_ref(tx, membership["user_id"], base_url),
+        "organization": org["id"],
+        "expired": None,
+        "accepted": True,
+        "organization_info": {"id": org["id"], "slug": org["slug"]},
     }
 
 

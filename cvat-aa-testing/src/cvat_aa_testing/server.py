@@ -36,7 +36,7 @@ from werkzeug.serving import (
     select_address_family,
 )
 
-from . import auth, representations, task_data
+from . import auth, permissions, representations, task_data
 from .app import CvatApi
 from .faults import FaultInjector, RequestLog
 from .storage import Storage
@@ -251,12 +251,85 @@ class TestServer:
             tx.set_password_hash(user["id"], auth.hash_password(password))
             return user["id"]
 
-    def create_user(self, username: str, password: str, *, is_superuser: bool = False) -> int:
-        """Adds a user who can log in with ``password``; returns the user's id."""
+    def create_user(
+        self,
+        username: str,
+        password: str,
+        *,
+        is_superuser: bool = False,
+        privilege: str | None = "user",
+        email: str = "",
+    ) -> int:
+        """Adds a user who can log in with ``password``; returns the user's id.
+
+        ``privilege`` is the user's CVAT group: "user" (the default for new users), "worker"
+        (may change only what they are assigned, may create nothing) or None (may only look
+        at what they are assigned). See :mod:`cvat_aa_testing.permissions`.
+        """
+        if privilege not in permissions.PRIVILEGES:
+            raise ValueError(f"privilege must be one of {permissions.PRIVILEGES}.")
         with self.storage.write() as tx:
             if tx.user_by_name(username) is not None:
                 raise ValueError(f"A user named {username!r} already exists.")
-            return tx.create_user(username, auth.hash_password(password), is_superuser=is_superuser)
+            return tx.create_user(
+                username,
+                auth.hash_password(password),
+                is_superuser=is_superuser,
+                privilege=privilege,
+                email=email,
+            )
+
+    # organizations and assignments
+
+    def create_organization(self, slug: str, *, owner: str | None = None, name: str = "") -> int:
+        """Creates an organization owned by ``owner`` (the superuser by default); its id."""
+        with self.storage.write() as tx:
+            if tx.organization_by_slug(slug) is not None:
+                raise ValueError(f"An organization {slug!r} already exists.")
+            return tx.create_organization(slug, self._user_id(tx, owner), name)
+
+    def add_member(self, organization: str, username: str, role: str = "worker") -> None:
+        """Makes a user a member of an organization with a role: worker, supervisor,
+        maintainer or owner."""
+        if role not in permissions.ROLES:
+            raise ValueError(f"role must be one of {permissions.ROLES}.")
+        with self.storage.write() as tx:
+            org = self._organization(tx, organization)
+            user_id = self._user_id(tx, username)
+            membership = tx.membership_of(org["id"], user_id)
+            if membership is None:
+                tx.add_membership(org["id"], user_id, role)
+            else:
+                tx.set_role(membership["id"], role)
+
+    def assign(
+        self,
+        *,
+        username: str | None,
+        task_id: int | None = None,
+        job_id: int | None = None,
+        project_id: int | None = None,
+    ) -> None:
+        """Assigns a task, a job or a project to a user (None: to nobody)."""
+        targets = [
+            (t, i)
+            for t, i in (("tasks", task_id), ("jobs", job_id), ("projects", project_id))
+            if i is not None
+        ]
+        if len(targets) != 1:
+            raise ValueError("Give exactly one of task_id, job_id and project_id.")
+        ((table, row_id),) = targets
+        with self.storage.write() as tx:
+            user_id = None if username is None else self._user_id(tx, username)
+            tx.set_assignee(table, row_id, user_id)
+
+    def _organization(self, tx: Any, slug: str | None) -> dict[str, Any] | None:
+        if slug is None:
+            return None
+        org = tx.organization_by_slug(slug)
+        if org is None:
+            raise ValueError(f"There is no organization {slug!r}.")
+        return org
 
     def create_access_token(self, username: str | None = None, *, name: str = "test") -> str:
         """A new personal access token of ``username`` (the superuser by default).
@@ -285,10 +358,12 @@ class TestServer:
         self,
         *,
         access_token: str | None = None,
+        credentials: tuple[str, str] | None = None,
         cache_dir: str | Path | None = None,
         status_check_period: float = 0.1,
     ) -> cvat_sdk.Client:
-        """A cvat-sdk client logged in as the superuser (or with ``access_token``).
+        """A cvat-sdk client logged in as the superuser (or with ``access_token``, or as the
+        user of ``credentials``, a ``(username, password)`` pair).
 
         ``cache_dir`` sets ``Config.cache_dir``; pass a temporary directory so that datasets
         and auto-annotation do not write to the user's cache. Close the client when done.
@@ -304,16 +379,33 @@ class TestServer:
 
             client.login(AccessTokenCredentials(access_token))
         else:
-            client.login((self.username, self.password))
+            client.login(credentials or (self.username, self.password))
         return client
 
     # projects and tasks, without HTTP
 
-    def create_project(self, name: str, *, labels: Sequence[dict[str, Any]] = ()) -> int:
-        """Creates a project with labels given as in CVAT's API (``{"name": ..., "type": ...}``)."""
+    def create_project(
+        self,
+        name: str,
+        *,
+        labels: Sequence[dict[str, Any]] = (),
+        organization: str | None = None,
+        owner: str | None = None,
+        assignee: str | None = None,
+    ) -> int:
+        """Creates a project with labels given as in CVAT's API (``{"name": ..., "type": ...}``).
+
+        It belongs to ``organization`` (a slug; none by default) and ``owner`` (the superuser
+        by default), and is assigned to ``assignee``.
+        """
         specs = parse_label_specs(list(labels))
         with self.storage.write() as tx:
-            project_id = tx.create_project(name, self._user_id(tx, None))
+            org = self._organization(tx, organization)
+            project_id = tx.create_project(
+                name, self._user_id(tx, owner), organization_id=org["id"] if org else None
+            )
+            if assignee is not None:
+                tx.set_assignee("projects", project_id, self._user_id(tx, assignee))
             task_data.create_labels(tx, specs, project_id=project_id)
         return project_id
 
@@ -330,6 +422,9 @@ class TestServer:
         image_quality: int = 70,
         sorting_method: str = "predefined",
         deleted_frames: Iterable[int] = (),
+        organization: str | None = None,
+        owner: str | None = None,
+        assignee: str | None = None,
     ) -> int:
         """Creates an image task in one call and returns its id.
 
@@ -337,6 +432,8 @@ class TestServer:
         named ``frame_000000.png``...); a path's frame name is its file name. Frames keep the
         given order unless ``sorting_method`` says otherwise. ``labels`` take
         CVAT's TaskWriteRequest form, e.g. ``[{"name": "cat", "type": "rectangle"}]``.
+        The task belongs to ``organization`` (a slug; the project's if it is in a project) and
+        ``owner`` (the superuser by default), and is assigned to ``assignee``.
         """
         with tempfile.TemporaryDirectory(prefix="cvat-aa-images-") as staging:
             files = []
@@ -358,7 +455,15 @@ class TestServer:
                 upload_file_order=tuple(name for name, _ in files),
             )
             return self._create_task_with_data(
-                name, files, params, labels, project_id, segment_size, overlap, deleted_frames
+                name,
+                files,
+                params,
+                labels,
+                project_id,
+                segment_size,
+                overlap,
+                deleted_frames,
+                ownership=(organization, owner, assignee),
             )
 
     def create_video_task(
@@ -377,8 +482,14 @@ class TestServer:
         frame_step: int = 1,
         use_zip_chunks: bool = False,
         deleted_frames: Iterable[int] = (),
+        organization: str | None = None,
+        owner: str | None = None,
+        assignee: str | None = None,
     ) -> int:
-        """Creates a task from a video file (decoded with PyAV) and returns its id."""
+        """Creates a task from a video file (decoded with PyAV) and returns its id.
+
+        ``organization``, ``owner`` and ``assignee`` are as in :meth:`create_task`.
+        """
         video = Path(video)
         params = task_data.DataParams(
             image_quality=image_quality,
@@ -397,6 +508,7 @@ class TestServer:
             segment_size,
             overlap,
             deleted_frames,
+            ownership=(organization, owner, assignee),
         )
 
     def _create_task_with_data(
@@ -409,18 +521,26 @@ class TestServer:
         segment_size: int | None,
         overlap: int | None,
         deleted_frames: Iterable[int],
+        *,
+        ownership: tuple[str | None, str | None, str | None],
     ) -> int:
+        organization, owner, assignee = ownership
         if project_id is not None and labels:
             raise ValueError("A task inside a project uses the project's labels; pass no labels.")
         specs = parse_label_specs(list(labels))
         task_id = None
         try:
             with self.storage.write() as tx:
+                org = self._organization(tx, organization)
+                if org is None and project_id is not None:
+                    org = tx.organization(tx.project(project_id)["organization_id"] or 0)
                 task_id = tx.create_task(
                     {
                         "name": name,
                         "project_id": project_id,
-                        "owner_id": self._user_id(tx, None),
+                        "organization_id": org["id"] if org else None,
+                        "owner_id": self._user_id(tx, owner),
+                        "assignee_id": None if assignee is None else self._user_id(tx, assignee),
                         "segment_size": segment_size or 0,
                         "overlap": overlap,
                     }

@@ -2,6 +2,8 @@
 
 =====================  ===================================================================
 :mod:`.auth`           server information, login, logout, the current user
+:mod:`.users`          registration, users and their groups
+:mod:`.organizations`  organizations, memberships and invitations
 :mod:`.projects`       projects
 :mod:`.tasks`          tasks, and CVAT's ``filter`` on their list (:mod:`.filters`)
 :mod:`.uploads`        attaching data: the upload protocol and its background request
@@ -16,11 +18,24 @@ caller's identity; :mod:`.http` has what they share. The WSGI application that f
 and calls its handler is :mod:`cvat_aa_testing.app`.
 """
 
-from . import annotations, auth, data, jobs, labels, projects, tasks, uploads
+from . import (
+    annotations,
+    auth,
+    data,
+    jobs,
+    labels,
+    organizations,
+    projects,
+    tasks,
+    uploads,
+    users,
+)
 from .http import Route
 
 ROUTES: list[Route] = [
     *auth.ROUTES,
+    *users.ROUTES,
+    *organizations.ROUTES,
     *projects.ROUTES,
     *tasks.ROUTES,
     *uploads.ROUTES,

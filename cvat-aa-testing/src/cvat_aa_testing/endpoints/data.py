@@ -190,10 +190,25 @@ def _chunk(
 
 
 ROUTES = [
-    Route("GET", "/api/tasks/" + ID.format("task_id") + "/data", task_data),
-    Route("GET", "/api/tasks/" + ID.format("task_id") + "/data/meta", task_data_meta),
-    Route("PATCH", "/api/tasks/" + ID.format("task_id") + "/data/meta", update_task_data_meta),
-    Route("GET", "/api/tasks/" + ID.format("task_id") + "/preview", task_preview),
-    Route("GET", "/api/jobs/" + ID.format("job_id") + "/data", job_data),
-    Route("GET", "/api/jobs/" + ID.format("job_id") + "/data/meta", job_data_meta),
+    Route("GET", "/api/tasks/" + ID.format("task_id") + "/data", task_data, scope="view:data"),
+    Route(
+        "GET",
+        "/api/tasks/" + ID.format("task_id") + "/data/meta",
+        task_data_meta,
+        scope="view:metadata",
+    ),
+    Route(
+        "PATCH",
+        "/api/tasks/" + ID.format("task_id") + "/data/meta",
+        update_task_data_meta,
+        scope="update:metadata",
+    ),
+    Route("GET", "/api/tasks/" + ID.format("task_id") + "/preview", task_preview, scope="view"),
+    Route("GET", "/api/jobs/" + ID.format("job_id") + "/data", job_data, scope="view:data"),
+    Route(
+        "GET",
+        "/api/jobs/" + ID.format("job_id") + "/data/meta",
+        job_data_meta,
+        scope="view:metadata",
+    ),
 ]

@@ -40,16 +40,26 @@ class Route:
     """A method and a path pattern (with or without a trailing slash), and their handler.
 
     The handler is called as ``handler(context, request, identity, **path_parameters)``;
-    ``identity`` is None on a public route, which needs no credentials.
+    ``identity`` is None on a public route, which needs no credentials. A route with a
+    ``scope`` (CVAT's permission scope, e.g. ``"view:data"``) is refused with 403 before its
+    handler runs unless the caller may act so on the task, job or project in its path
+    (:func:`cvat_aa_testing.permissions.check_route`).
     """
 
     def __init__(
-        self, method: str, pattern: str, handler: Callable[..., Response], *, public: bool = False
+        self,
+        method: str,
+        pattern: str,
+        handler: Callable[..., Response],
+        *,
+        public: bool = False,
+        scope: str | None = None,
     ) -> None:
         self.method = method
         self.regex = re.compile(f"^{pattern}/?$")
         self.handler = handler
         self.public = public
+        self.scope = scope
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:

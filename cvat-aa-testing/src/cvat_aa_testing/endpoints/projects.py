@@ -6,7 +6,7 @@ import shutil
 
 from werkzeug.wrappers import Request, Response
 
-from .. import auth, representations
+from .. import auth, permissions, representations
 from ..task_data import create_labels, task_media_dir
 from ..validation import parse_label_specs
 from .context import ServerContext
@@ -24,7 +24,13 @@ from .http import (
 
 def list_projects(ctx: ServerContext, request: Request, identity: auth.Identity) -> Response:
     with ctx.storage.read() as tx:
-        items = [representations.project(tx, p, request.host_url) for p in tx.projects()]
+        rules = identity.rules(tx)
+        rules.check_list()
+        items = [
+            representations.project(tx, p, request.host_url)
+            for p in tx.projects()
+            if rules.lists_project(p)
+        ]
     return json_response(200, paginate(request, items))
 
 
@@ -34,8 +40,16 @@ def create_project(ctx: ServerContext, request: Request, identity: auth.Identity
     if not isinstance(name, str) or not 1 <= len(name) <= 256:
         raise ApiError(400, {"name": ["A project needs a name of 1 to 256 characters."]})
     labels = parse_label_specs(body.get("labels", []))
+    organization = identity.organization.organization
     with ctx.storage.write() as tx:
-        project_id = tx.create_project(name, identity.user["id"], body.get("bug_tracker") or "")
+        if not identity.rules(tx).may_create():
+            raise permissions.forbidden()
+        project_id = tx.create_project(
+            name,
+            identity.user["id"],
+            body.get("bug_tracker") or "",
+            organization_id=organization["id"] if organization else None,
+        )
         create_labels(tx, labels, project_id=project_id)
         result = representations.project(tx, tx.project(project_id), request.host_url)
     return json_response(201, result)
@@ -67,6 +81,6 @@ def delete_project(
 ROUTES = [
     Route("GET", "/api/projects", list_projects),
     Route("POST", "/api/projects", create_project),
-    Route("GET", "/api/projects/" + ID.format("project_id"), retrieve_project),
-    Route("DELETE", "/api/projects/" + ID.format("project_id"), delete_project),
+    Route("GET", "/api/projects/" + ID.format("project_id"), retrieve_project, scope="view"),
+    Route("DELETE", "/api/projects/" + ID.format("project_id"), delete_project, scope="delete"),
 ]

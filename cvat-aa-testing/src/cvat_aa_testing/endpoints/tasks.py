@@ -10,7 +10,7 @@ import shutil
 
 from werkzeug.wrappers import Request, Response
 
-from .. import auth, representations
+from .. import auth, permissions, representations
 from ..task_data import add_labels, create_labels, task_media_dir
 from ..validation import parse_label_specs
 from .context import ServerContext
@@ -37,9 +37,12 @@ def list_tasks(ctx: ServerContext, request: Request, identity: auth.Identity) ->
         raise ApiError(400, {"filter": [f"The filter is not valid JSON: {e}"]}) from e
     base_url = request.host_url
     with ctx.storage.read() as tx:
+        rules = identity.rules(tx)
+        rules.check_list()
         items = [
             representations.task(tx, task, base_url)
             for task in tx.tasks(project_id=project_id, name=name)
+            if rules.lists_task(task)
         ]
     if rule is not None:
         items = [
@@ -72,15 +75,26 @@ def create_task(ctx: ServerContext, request: Request, identity: auth.Identity) -
         ]
     if errors:
         raise ApiError(400, errors)
+    organization = identity.organization.organization
+    organization_id = organization["id"] if organization else None
     with ctx.storage.write() as tx:
-        if project_id is not None and tx.project(project_id) is None:
+        rules = identity.rules(tx)
+        project = tx.project(project_id) if project_id is not None else None
+        if project_id is not None and project is not None:
+            rules.require_project(project, "create@task")
+        elif not rules.may_create():
+            raise permissions.forbidden()
+        if project_id is not None and project is None:
             raise ApiError(
                 400, {"project_id": [f'Invalid pk "{project_id}" - object does not exist.']}
             )
+        if project is not None and project["organization_id"] != organization_id:
+            raise ApiError(400, ["The task and its project should be in the same organization."])
         task_id = tx.create_task(
             {
                 "name": name,
                 "project_id": project_id,
+                "organization_id": organization_id,
                 "owner_id": identity.user["id"],
                 "bug_tracker": body.get("bug_tracker") or "",
                 "subset": body.get("subset") or "",
@@ -121,6 +135,16 @@ def update_task(
     labels = parse_label_specs(new_labels)
     with ctx.storage.write() as tx:
         task = ctx.task(tx, task_id)
+        rules = identity.rules(tx)
+        # CVAT's scope per field: view, then update:desc, update:assignee, update:owner.
+        rules.require_task(task, "view")
+        if changes or labels:
+            rules.require_task(task, "update:desc")
+        for key, scope in (("assignee_id", "update:assignee"), ("owner_id", "update:owner")):
+            if key in body:
+                rules.require_task(task, scope)
+                user_id = permissions.assignee(tx, rules, body, key, task["organization_id"])
+                changes[key] = user_id
         if labels and task["project_id"] is not None:
             raise ApiError(400, {"labels": ["A task inside a project uses the project's labels."]})
         existing = {label["name"] for label in tx.task_labels(task)}
@@ -149,7 +173,7 @@ def delete_task(
 ROUTES = [
     Route("GET", "/api/tasks", list_tasks),
     Route("POST", "/api/tasks", create_task),
-    Route("GET", "/api/tasks/" + ID.format("task_id"), retrieve_task),
+    Route("GET", "/api/tasks/" + ID.format("task_id"), retrieve_task, scope="view"),
     Route("PATCH", "/api/tasks/" + ID.format("task_id"), update_task),
-    Route("DELETE", "/api/tasks/" + ID.format("task_id"), delete_task),
+    Route("DELETE", "/api/tasks/" + ID.format("task_id"), delete_task, scope="delete"),
 ]

@@ -245,8 +245,18 @@ def retrieve_request(
 
 
 ROUTES = [
-    Route("POST", "/api/tasks/" + ID.format("task_id") + "/data", upload_data),
-    Route("PATCH", "/api/tasks/" + ID.format("task_id") + "/data/" + _UPLOAD_ID, tus_append),
-    Route("HEAD", "/api/tasks/" + ID.format("task_id") + "/data/" + _UPLOAD_ID, tus_offset),
+    Route("POST", "/api/tasks/" + ID.format("task_id") + "/data", upload_data, scope="upload:data"),
+    Route(
+        "PATCH",
+        "/api/tasks/" + ID.format("task_id") + "/data/" + _UPLOAD_ID,
+        tus_append,
+        scope="upload:data",
+    ),
+    Route(
+        "HEAD",
+        "/api/tasks/" + ID.format("task_id") + "/data/" + _UPLOAD_ID,
+        tus_offset,
+        scope="upload:data",
+    ),
     Route("GET", "/api/requests/(?P<rq_id>[^/]+)", retrieve_request),
 ]

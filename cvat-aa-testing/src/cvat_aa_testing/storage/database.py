@@ -15,11 +15,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .organizations import ADDED_COLUMNS
 from .transaction import SCHEMA, Transaction
 
 
 def format_datetime(value: datetime.datetime) -> str:
     return value.isoformat(timespec="microseconds")
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Adds the columns a database made by an older test server lacks."""
+    for table, column, declaration in ADDED_COLUMNS:
+        existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in existing:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 class Storage:
@@ -33,6 +42,7 @@ class Storage:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(SCHEMA)
+            _add_columns(conn)
         finally:
             conn.close()
 

@@ -21,13 +21,21 @@ CREATE TABLE IF NOT EXISTS projects (
 class Projects(TableAccess):
     """Rows of ``projects``."""
 
-    def create_project(self, name: str, owner_id: int | None, bug_tracker: str = "") -> int:
+    def create_project(
+        self,
+        name: str,
+        owner_id: int | None,
+        bug_tracker: str = "",
+        *,
+        organization_id: int | None = None,
+    ) -> int:
         now = self.now()
         return self._insert(
             "projects",
             {
                 "name": name,
                 "owner_id": owner_id,
+                "organization_id": organization_id,
                 "bug_tracker": bug_tracker,
                 "created_date": now,
                 "updated_date": now,

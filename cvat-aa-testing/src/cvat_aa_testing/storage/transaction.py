@@ -12,6 +12,7 @@ from . import (
     frames,
     jobs,
     labels,
+    organizations,
     projects,
     tasks,
     uploads,
@@ -22,6 +23,7 @@ from .background_requests import BackgroundRequests
 from .frames import Frames
 from .jobs import Jobs
 from .labels import Labels
+from .organizations import Organizations
 from .projects import Projects
 from .tasks import Tasks
 from .uploads import Uploads
@@ -31,6 +33,7 @@ SCHEMA = "".join(
     module.SCHEMA
     for module in (
         users,
+        organizations,
         projects,
         tasks,
         labels,
@@ -44,6 +47,15 @@ SCHEMA = "".join(
 
 
 class Transaction(
-    Users, Projects, Tasks, Labels, Frames, Jobs, Uploads, BackgroundRequests, Annotations
+    Users,
+    Organizations,
+    Projects,
+    Tasks,
+    Labels,
+    Frames,
+    Jobs,
+    Uploads,
+    BackgroundRequests,
+    Annotations,
 ):
     """Data access within one transaction. Rows come back as plain dicts."""

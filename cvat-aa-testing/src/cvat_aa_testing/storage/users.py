@@ -37,17 +37,40 @@ class Users(TableAccess):
     """Rows of ``users`` and ``credentials``."""
 
     def create_user(
-        self, username: str, password_hash: str, *, is_superuser: bool, email: str = ""
+        self,
+        username: str,
+        password_hash: str,
+        *,
+        is_superuser: bool,
+        email: str = "",
+        privilege: str | None = "user",
+        first_name: str = "",
+        last_name: str = "",
     ) -> int:
+        """A new user; ``privilege`` is CVAT's group: "admin", "user", "worker" or None."""
         return self._insert(
             "users",
             {
                 "username": username,
                 "password_hash": password_hash,
                 "is_superuser": int(is_superuser),
+                "privilege": "admin" if is_superuser else privilege,
                 "email": email,
+                "first_name": first_name,
+                "last_name": last_name,
                 "date_joined": self.now(),
             },
+        )
+
+    def set_privilege(self, user_id: int, privilege: str | None) -> None:
+        self.conn.execute("UPDATE users SET privilege = ? WHERE id = ?", (privilege, user_id))
+
+    def users(self) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM users ORDER BY id")
+
+    def user_by_email(self, email: str) -> dict[str, Any] | None:
+        return self._one(
+            "SELECT * FROM users WHERE email != '' AND lower(email) = lower(?)", (email,)
         )
 
     def set_password_hash(self, user_id: int, password_hash: str) -> None:
