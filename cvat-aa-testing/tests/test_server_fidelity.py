@@ -6,13 +6,20 @@ real CVAT"); these tests keep the test server from drifting away from it again.
 
 from __future__ import annotations
 
+import functools
+import logging
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import cvat_sdk
 import PIL.Image
 import pytest
+from cvat_aa.cli import main
 from cvat_aa_testing import TestServer
+from cvat_aa_testing import sandbox as sandbox_module
 from cvat_aa_testing.label_colors import label_color
 from server_test_data import api_request, make_images
 
@@ -272,3 +279,90 @@ def test_image_chunk_size_follows_the_first_frame_alone(
         {"name": "t"}, resources=images, data_params={"start_frame": start_frame}
     )
     assert task.data_chunk_size == chunk_size
+
+
+# The CVAT version the server claims.
+
+OLD_VERSION_WARNING = "Server version '2.73.0' is not compatible with SDK version"
+
+
+def _connect(server: TestServer, caplog: pytest.LogCaptureFixture, tmp_path: Path) -> list[str]:
+    """Connects as cvat-sdk's make_client does; the warnings cvat-sdk logged."""
+    caplog.set_level(logging.WARNING)
+    with server.make_client(cache_dir=tmp_path / "cache"):
+        pass
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_by_default_the_server_claims_a_version_cvat_sdk_supports(
+    cvat_server: TestServer, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    _, about = api_request(cvat_server, "GET", "/api/server/about")
+    assert about["version"] == cvat_server.version == "2.80.0"
+    assert _connect(cvat_server, caplog, tmp_path) == []
+
+
+def test_a_server_claiming_2_73_makes_cvat_sdk_warn_as_a_real_one_does(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    with TestServer(version="2.73.0") as server:
+        _, about = api_request(server, "GET", "/api/server/about")
+        warnings = _connect(server, caplog, tmp_path)
+    assert about["version"] == "2.73.0"
+    assert [w for w in warnings if OLD_VERSION_WARNING in w] == warnings and len(warnings) == 1
+
+
+@pytest.mark.cvat_server(version="2.73.0")
+def test_the_cvat_server_marker_sets_the_version(cvat_server: TestServer) -> None:
+    _, about = api_request(cvat_server, "GET", "/api/server/about")
+    assert about["version"] == "2.73.0"
+
+
+@pytest.mark.cvat_server(version="2.73.0")
+def test_cvat_aa_annotates_on_a_2_73_server_and_warns_once(
+    cvat_server: TestServer, tmp_path: Path
+) -> None:
+    function_file = tmp_path / "boxes.py"
+    function_file.write_text(BOX_FUNCTION)
+    task_id = cvat_server.create_task(
+        "t", images=make_images(tmp_path, 3), labels=[{"name": "car"}], segment_size=1
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "cvat_aa", "annotate", str(task_id), "--function-file",
+         str(function_file), *cvat_server.cli_args()],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count(OLD_VERSION_WARNING) == 1
+    assert len(cvat_server.annotations(task_id)["shapes"]) == 3
+
+
+BOX_FUNCTION = """
+import cvat_aa
+
+spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("car", 0, type="rectangle")])
+
+
+def detect(context, image):
+    return [cvat_aa.rectangle(0, [1, 1, 5, 5])]
+"""
+
+
+def test_the_sandbox_claims_the_version_given(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    started = threading.Event()
+    started.set()
+    monkeypatch.setattr(
+        sandbox_module,
+        "serve_sandbox",
+        functools.partial(sandbox_module.serve_sandbox, stop=started),
+    )
+    data_dir = str(tmp_path / "data")
+    assert (
+        main(["sandbox", "--port", "0", "--data-dir", data_dir, "--server-version", "2.73.0"]) == 0
+    )
+    assert "  version:   CVAT 2.73.0\n" in capsys.readouterr().out

@@ -24,6 +24,7 @@ from .endpoints import ROUTES
 from .endpoints.context import ServerContext
 from .endpoints.http import ApiError, json_response
 from .faults import FaultInjector, RequestLog, RequestLogEntry
+from .representations import SERVER_VERSION
 from .storage import Storage
 from .validation import ValidationError
 
@@ -45,8 +46,9 @@ class CvatApi:
         media_root: Path,
         faults: FaultInjector,
         request_log: RequestLog,
+        server_version: str = SERVER_VERSION,
     ) -> None:
-        self.context = ServerContext(storage, media_root)
+        self.context = ServerContext(storage, media_root, server_version)
         self.faults = faults
         self.request_log = request_log
 

@@ -4,6 +4,8 @@ Installing cvat-aa-testing makes these fixtures available in every test suite:
 
 ``cvat_server``
     A fresh :class:`~cvat_aa_testing.TestServer` per test, with its data under ``tmp_path``.
+    Mark a test ``@pytest.mark.cvat_server(version="2.73.0")`` to have the server claim that
+    CVAT version (cvat-sdk then warns as it does with a real server of that version).
     It also points ``XDG_CACHE_HOME``, ``XDG_CONFIG_HOME`` and ``XDG_STATE_HOME`` at temporary
     directories, so cvat-cli and cvat-aa subprocesses neither read the user's saved profiles
     nor write to their cache or run journals.
@@ -51,16 +53,32 @@ if TYPE_CHECKING:
 CliRunner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "cvat_server(version=...): the CVAT version the cvat_server fixture's server claims",
+    )
+
+
 @pytest.fixture
 def cvat_server(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[TestServer]:
     """A running test server of its own for one test."""
+    marker = request.node.get_closest_marker("cvat_server")
+    options = dict(marker.kwargs) if marker else {}
+    unknown = set(options) - {"version"}
+    if unknown or (marker and marker.args):
+        raise pytest.UsageError(
+            f"@pytest.mark.cvat_server takes only version=..., not {sorted(unknown) or marker.args}"
+        )
     home = tmp_path_factory.mktemp("cvat-home")
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
-    with TestServer(data_dir=tmp_path_factory.mktemp("cvat-server")) as server:
+    with TestServer(data_dir=tmp_path_factory.mktemp("cvat-server"), **options) as server:
         yield server
 
 

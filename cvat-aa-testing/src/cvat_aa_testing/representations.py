@@ -10,14 +10,16 @@ from typing import Any
 
 from .storage import Transaction
 
+#: The CVAT version a test server claims unless told otherwise: the one cvat-sdk 2.80 supports
+#: without a warning.
 SERVER_VERSION = "2.80.0"
 
 
-def about() -> dict[str, Any]:
+def about(version: str) -> dict[str, Any]:
     return {
         "name": "Computer Vision Annotation Tool",
         "description": "A CVAT-compatible test server from cvat-aa (cvat-aa-testing).",
-        "version": SERVER_VERSION,
+        "version": version,
         "logo_url": "",
         "subtitle": "cvat-aa test server",
     }

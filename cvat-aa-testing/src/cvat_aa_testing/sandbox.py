@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import attrs
 
+from .representations import SERVER_VERSION
 from .server import TestServer
 from .validation import ValidationError, parse_label_specs
 
@@ -221,6 +222,7 @@ def serve_sandbox(
     *,
     username: str = "admin",
     password: str | None = None,
+    version: str = SERVER_VERSION,
     tasks: Sequence[SandboxTask] = (),
     function_options: str = "--function NAME",
     out: TextIO | None = None,
@@ -230,7 +232,7 @@ def serve_sandbox(
 
     ``data_dir`` keeps the database, the media and the password between runs; each task is
     created once. Without it everything lives in a temporary directory removed at exit.
-    ``port=0`` picks a free port. The URL, the credentials, the tasks and the commands that
+    ``port=0`` picks a free port. ``version`` is the CVAT version the server claims. The URL, the credentials, the tasks and the commands that
     annotate them (with ``function_options`` naming the function) go to ``out`` (stdout).
     """
     out = out or sys.stdout
@@ -239,7 +241,12 @@ def serve_sandbox(
     if password is None:
         password = state.data.get("password")
     with TestServer(
-        host=host, port=port, data_dir=data_dir, username=username, password=password
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        username=username,
+        password=password,
+        version=version,
     ) as server:
         state.data["password"] = server.password
         demo_id = _find_task(server, DEMO_TASK_NAME)
@@ -257,6 +264,7 @@ def serve_sandbox(
         out.write(
             "cvat-aa sandbox: a CVAT-compatible test server\n"
             f"  URL:       {server.url}\n"
+            f"  version:   CVAT {server.version}\n"
             f"  user:      {server.username}\n"
             f"  password:  {server.password}\n"
             f"  demo task: {demo_id}\n"

@@ -51,6 +51,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="keep the database, media, password and tasks here across restarts"
         " (default: a temporary directory)",
     )
+    parser.add_argument(
+        "--server-version",
+        metavar="VERSION",
+        help="the CVAT version the server claims, e.g. 2.73.0 to see what users of an older"
+        " CVAT see (default: one the installed cvat-sdk supports)",
+    )
     tasks = parser.add_argument_group("tasks of your own")
     tasks.add_argument(
         "--images",
@@ -86,6 +92,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .representations import SERVER_VERSION
     from .sandbox import SandboxTask, check_labels, demo_images, serve_sandbox
 
     if args.function_parameters and args.labels_from is None:
@@ -120,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             data_dir=args.data_dir,
+            version=args.server_version or SERVER_VERSION,
             tasks=tasks,
             function_options=_function_options(args),
         )
@@ -171,7 +179,7 @@ def _label_file(path: Path) -> list[dict[str, Any]]:
     if not isinstance(data, list) or not all(isinstance(label, dict) for label in data):
         raise UsageError(
             f"the labels file {str(path)!r} must hold a list of labels, or an object with"
-            " 'labels': [{\"name\": \"car\", \"type\": \"rectangle\"}, ...]"
+            ' \'labels\': [{"name": "car", "type": "rectangle"}, ...]'
         )
     return task_labels(data)
 

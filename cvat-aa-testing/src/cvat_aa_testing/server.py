@@ -106,6 +106,9 @@ class TestServer:
 
     Use it as a context manager (or call :meth:`start` and :meth:`stop`). A superuser
     ``username``/``password`` exists from the start; ``password`` is random unless given.
+    ``version`` is the CVAT version ``/api/server/about`` claims: by default one the installed
+    cvat-sdk supports; an older one (``"2.73.0"``) makes cvat-sdk warn as it does with such a
+    server.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -118,8 +121,10 @@ class TestServer:
         data_dir: str | Path | None = None,
         username: str = "admin",
         password: str | None = None,
+        version: str = representations.SERVER_VERSION,
     ) -> None:
         self.username = username
+        self.version = version
         self.password = password if password is not None else secrets.token_urlsafe(12)
         self.faults = FaultInjector()
         self.request_log = RequestLog()
@@ -142,7 +147,7 @@ class TestServer:
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._storage = Storage(self._data_dir / "cvat.sqlite3")
         self._ensure_user(self.username, self.password, is_superuser=True)
-        api = CvatApi(self._storage, self.media_root, self.faults, self.request_log)
+        api = CvatApi(self._storage, self.media_root, self.faults, self.request_log, self.version)
         self._app = _TrackingApp(api)
         listening = _listen(self._requested_host, self._requested_port)
         try:

@@ -14,7 +14,7 @@ from .http import ApiError, Route, json_response, parse_json
 
 
 def about(ctx: ServerContext, request: Request, identity: None) -> Response:
-    return json_response(200, representations.about())
+    return json_response(200, representations.about(ctx.server_version))
 
 
 def login(ctx: ServerContext, request: Request, identity: None) -> Response:

@@ -11,16 +11,18 @@ from typing import Any
 
 import attrs
 
+from ..representations import SERVER_VERSION
 from ..storage import Storage, Transaction
 from .http import not_found
 
 
 @attrs.frozen
 class ServerContext:
-    """One server's database and the folder of its tasks' media."""
+    """One server's database, the folder of its tasks' media, and the CVAT version it claims."""
 
     storage: Storage
     media_root: Path
+    server_version: str = SERVER_VERSION
 
     def task(self, tx: Transaction, task_id: str | int) -> dict[str, Any]:
         """The task, or a 404."""
