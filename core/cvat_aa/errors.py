@@ -30,6 +30,7 @@ __all__ = [
     "MissingCredentialsError",
     "NoDataError",
     "NotFoundError",
+    "PermissionDeniedError",
     "RunInProgressError",
     "UnknownFunctionError",
     "UsageError",
@@ -155,6 +156,11 @@ class ImageInputError(CvatAaError, ValueError):
 
 class NotFoundError(CvatAaError, LookupError):
     """A task or job does not exist."""
+
+
+class PermissionDeniedError(CvatAaError, PermissionError):
+    """The user may read the task or job but not change its annotations (found before the run
+    does any work)."""
 
 
 # --- runs -------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from cvat_sdk.core.exceptions import AuthStoreError, InvalidHostException
 from ..driver import NoDataError
 from ..driver.retry import is_refused
 from ..driver.run_lock import RunInProgressError
-from ..errors import NotFoundError, UsageError
+from ..errors import NotFoundError, PermissionDeniedError, UsageError
 from ..parameters import FunctionParameterError
 from ..pipeline.detection import failure_of
 from ..plugins import UnknownFunctionError
@@ -51,7 +51,7 @@ def classify(ex: BaseException) -> tuple[ExitCode, str]:
         return ExitCode.BUSY, str(ex)
     if isinstance(ex, (NotFoundError, NoDataError)):
         return ExitCode.NOT_FOUND, str(ex)
-    if isinstance(ex, (AuthStoreError, MissingCredentialsError)):
+    if isinstance(ex, (AuthStoreError, MissingCredentialsError, PermissionDeniedError)):
         return ExitCode.AUTH, str(ex)
     if isinstance(ex, (InvalidHostException, urllib3.exceptions.LocationValueError)):
         # Not str(ex): urllib3 quotes the whole URL, credentials included.

@@ -24,6 +24,7 @@ import sys
 from typing import Any
 
 import attrs
+from cvat_sdk.api_client import exceptions as api_exceptions
 from cvat_sdk.core import Client
 from cvat_sdk.core.auth import (
     CVAT_ACCESS_TOKEN_ENV_VAR,
@@ -35,7 +36,7 @@ from cvat_sdk.core.client import PasswordCredentials
 
 from .. import __version__
 from ..driver.retry import RetryPolicy
-from ..errors import MissingCredentialsError
+from ..errors import MissingCredentialsError, NotFoundError
 
 __all__ = ["MissingCredentialsError", "add_server_options", "log_in"]
 
@@ -143,4 +144,27 @@ def log_in(args: argparse.Namespace, *, retry: RetryPolicy = LOGIN_RETRY) -> Cli
     client.api_client.default_headers["User-Agent"] = (
         f"cvat_aa/{__version__} {client.api_client.default_headers['User-Agent']}"
     )
+    if client.organization_slug:
+        retry.call(lambda: check_organization(client), what="checking the organization")
     return client
+
+
+def check_organization(client: Client) -> None:
+    """Raise NotFoundError unless the client's organization exists and the user is in it.
+
+    cvat-cli leaves this to the first request, which CVAT answers with a bare 404 (an unknown
+    organization) or, for a task of an organization one is not in, a 403. Asked here, once,
+    the answer can say which option is wrong. CVAT lists only the organizations the user
+    belongs to (all of them to an admin).
+    """
+    slug = client.organization_slug
+    try:
+        page, _ = client.api_client.organizations_api.list(slug=slug)
+    except api_exceptions.NotFoundException:
+        page = None
+    if page is None or not any(org.slug == slug for org in page.results):
+        raise NotFoundError(
+            f"there is no organization {slug!r} on this server that you are a member of:"
+            " check --organization (it takes the organization's short name, its slug), or"
+            " leave it out to work outside any organization"
+        )

@@ -29,6 +29,7 @@ from ..pipeline.options import RunOptions, Runs
 from ..pipeline.run import function_name
 from ..pipeline.summary import RunSummary, per_label_lines
 from .journal import SCHEMA_VERSION, journal_key, private_directory
+from .permission_check import check_may_annotate
 from .retry import RetryPolicy
 from .server_url import normalize_server_url
 from .task_run import run_on_server
@@ -158,6 +159,12 @@ def _run(
         raise ValueError(
             "a preview draws one task or job: give it to annotate_task or annotate_job"
         )
+    if not options.dry_run:
+        # Every task first, so that a task the user may not change stops the run before any
+        # other task is annotated or the function is even loaded.
+        retry = options.retry or RetryPolicy()
+        for task_id in ids:
+            check_may_annotate(client, "task", task_id, retry=retry)
     # One executor, with the function loaded once, for every task.
     executor = options.executor or LocalExecutor()
     loaded = executor.load(function)
@@ -200,7 +207,12 @@ def _run(
         logger.info("Annotating task %d", task_id)
         try:
             summary = run_on_server(
-                client, loaded, kind="task", target_id=task_id, options=per_task
+                client,
+                loaded,
+                kind="task",
+                target_id=task_id,
+                options=per_task,
+                permission_checked=True,
             )
         except EmptySelectionError as ex:
             # Tasks differ in length: a selection need only match frames of some of them.

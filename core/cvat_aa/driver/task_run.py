@@ -46,6 +46,7 @@ from .retry import RetryPolicy
 from .run_lock import RunLock
 from .server_url import normalize_server_url
 from .task_frames import TaskFrames
+from .permission_check import check_may_annotate
 from .upload import AnnotationTarget, Uploader
 
 __all__ = [
@@ -255,15 +256,24 @@ def _done_before(journal: Journal, source: TaskFrames) -> Tally:
 
 
 def run_on_server(
-    client: Client, function: Any, *, kind: str, target_id: int, options: RunOptions
+    client: Client,
+    function: Any,
+    *,
+    kind: str,
+    target_id: int,
+    options: RunOptions,
+    permission_checked: bool = False,
 ) -> RunSummary:
     """Run ``function`` on a task or job (``kind``), with ``options``; raise what failed it
-    (a failure of the function as a ``FunctionFailedError``)."""
+    (a failure of the function as a ``FunctionFailedError``).
+
+    Unless ``permission_checked`` (a run over several tasks checks them all first), a run that
+    uploads first makes sure the user may change the annotations (:mod:`.permission_check`).
+    """
     started = time.monotonic()
     keep_large_buffers_unpooled()
     executor = options.executor or LocalExecutor()
     retry = options.retry or RetryPolicy()
-    loaded = executor.load(function)
 
     if kind == "job":
         job = retry.call(lambda: client.jobs.retrieve(target_id), what=f"reading job {target_id}")
@@ -276,6 +286,9 @@ def run_on_server(
             lambda: client.tasks.retrieve(target_id), what=f"reading task {target_id}"
         )
         frame_range = None
+    if not options.dry_run and not permission_checked:
+        check_may_annotate(client, kind, target_id, retry=retry)
+    loaded = executor.load(function)
     source = TaskFrames.for_task(
         task,
         frame_range=frame_range,

@@ -40,7 +40,7 @@ def list_organizations(ctx: ServerContext, request: Request, identity: auth.Iden
         items = [
             representations.organization(tx, org, request.host_url)
             for org in tx.organizations()
-            if rules.sees_organization(org)
+            if rules.sees_organization(org) and request.args.get("slug") in (None, org["slug"])
         ]
     return json_response(200, paginate(request, items))
 
