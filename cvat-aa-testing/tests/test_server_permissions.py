@@ -208,3 +208,20 @@ def test_users_register_join_by_invitation_and_get_groups(cvat_server: TestServe
     assert call(cvat_server, "alice", "PATCH", f"/api/users/{gina_id}", {"groups": []})[0] == 403
     status, user = call(cvat_server, None, "PATCH", f"/api/users/{gina_id}", {"groups": []})
     assert (status, user["groups"]) == (200, [])
+
+
+def test_a_database_of_an_older_test_server_gets_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    from cvat_aa_testing.storage import Storage
+    from cvat_aa_testing.storage.transaction import SCHEMA
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:  # the tables as a server without organizations made them
+        conn.executescript(SCHEMA)
+        conn.execute(
+            "INSERT INTO users (username, password_hash, date_joined) VALUES ('old', 'x', '')"
+        )
+    with Storage(path).read() as tx:
+        assert tx.user_by_name("old")["privilege"] == "user"
+        assert tx.tasks() == []
