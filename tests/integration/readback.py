@@ -17,6 +17,9 @@ from cvat_sdk import Client
 import cvat_aa_it_functions as functions
 from workspace import LABELS
 
+#: A task without annotations, as server_annotations gives it.
+NOTHING: dict[str, list] = {"tags": [], "shapes": [], "tracks": []}
+
 #: The default value of each attribute, per label name.
 DEFAULT_ATTRIBUTES = {
     label["name"]: {a["name"]: a["default_value"] for a in label.get("attributes", [])}
