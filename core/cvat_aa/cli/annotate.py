@@ -175,6 +175,9 @@ def _run_on_server(
         host = redact_url(client.api_map.host)
         if args.project is not None and not args.dry_run:
             print(f"See the result in CVAT: {host}/projects/{args.project}")
+        elif args.job is not None and not args.dry_run:
+            # The job's page: its assignee may not be allowed to open the task's.
+            print(f"See the result in CVAT: {host}/tasks/{summary.task_id}/jobs/{args.job}")
         elif not several and not args.dry_run:
             print(f"See the result in CVAT: {host}/tasks/{summary.task_id}")
     return ExitCode.FUNCTION_FAILED if summary.failed_frames else ExitCode.OK

@@ -2,6 +2,9 @@
 
 Image tasks are read chunk by chunk (one request per ``data_chunk_size`` frames, as CVAT's
 own clients do); video tasks frame by frame, since CVAT serves each video frame as an image.
+A job's frames are read through the job's own endpoints (its meta, its chunks numbered from
+its first frame, its frames), never the task's: on CVAT a user assigned only the job may not
+read the task.
 Worker threads download chunks and decode frames ahead of the consumer, each within a bounded
 window, so memory grows neither with the task nor with its chunk size.
 """
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 import PIL.Image
+from cvat_sdk.core.proxies.jobs import Job
 from cvat_sdk.core.proxies.tasks import Task
 
 from ..errors import NoDataError
@@ -44,7 +48,8 @@ class TaskFrames:
     """The frames of a task (or of a job's frame range) to annotate: the pipeline's source
     for runs on a server."""
 
-    task: Task
+    media: Task | Job
+    """What the frames are read through: the task, or the job of a job run."""
     frames: list[tuple[int, str]]
     """(task frame number, frame name) for every frame to process, in order."""
     chunk_size: int
@@ -56,22 +61,22 @@ class TaskFrames:
     """The task's deleted frames."""
     job_id: int | None = None
     """The job whose frames these are, if the run is on a job."""
+    positions: dict[int, int] | None = None
+    """A job's frames: task frame number -> its place among the job's frames, which numbers
+    the job's chunks (chunk ``place // chunk_size``, member ``place % chunk_size``)."""
 
     @classmethod
     def for_task(
         cls,
         task: Task,
         *,
-        frame_range: tuple[int, int] | None = None,
         selection: FrameSelection | None = None,
         retry: RetryPolicy | None = None,
-        job_id: int | None = None,
     ) -> TaskFrames:
-        """Select the frames of ``task`` (optionally only those in an inclusive range: a job's,
-        ``job_id``).
+        """Select the frames of ``task``.
 
         Raises :class:`NoDataError` for a task without data, and :class:`EmptySelectionError`
-        when ``selection`` matches none of the frames (not deleted) of the task or range.
+        when ``selection`` matches none of the frames (not deleted) of the task.
         """
         retry = retry or RetryPolicy()
         if not task.size or not task.data_chunk_size:
@@ -81,32 +86,69 @@ class TaskFrames:
         meta = retry.call(task.get_meta, what=f"reading the frame list of task {task.id}")
         deleted = set(meta.deleted_frames or [])
         is_video = str(task.data_original_chunk_type) == "video"
-        first, last = frame_range if frame_range is not None else (0, task.size - 1)
+        first, last = 0, task.size - 1
         frames = []
         for index in range(first, last + 1):
             if index in deleted or (selection is not None and index not in selection):
                 continue
-            if is_video:
-                name = f"frame_{index:06d}"
-            else:
-                name = meta.frames[index].name
+            name = f"frame_{index:06d}" if is_video else meta.frames[index].name
             frames.append((index, name))
         if not frames and selection is not None:
-            what, note = f"task {task.id}", ""
-            if frame_range is not None:
-                what, note = "the job", f" of task {task.id}"
-            if deleted:
-                note += ", deleted ones excluded"
-            raise selection.no_frame_error(what, first, last, note)
+            note = ", deleted ones excluded" if deleted else ""
+            raise selection.no_frame_error(f"task {task.id}", first, last, note)
         return cls(
-            task=task,
+            media=task,
             frames=frames,
             chunk_size=task.data_chunk_size,
             is_video=is_video,
             retry=retry,
             span=(first, last),
             deleted=frozenset(deleted),
-            job_id=job_id,
+        )
+
+    @classmethod
+    def for_job(
+        cls,
+        job: Job,
+        *,
+        selection: FrameSelection | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> TaskFrames:
+        """Select the frames of ``job``, read through the job's endpoints only.
+
+        Raises like :meth:`for_task`.
+        """
+        retry = retry or RetryPolicy()
+        if not job.data_chunk_size:
+            raise NoDataError(
+                f"task {job.task_id} has no data; upload images or a video to it before annotating"
+            )
+        meta = retry.call(job.get_meta, what=f"reading the frame list of job {job.id}")
+        deleted = set(meta.deleted_frames or [])
+        is_video = str(job.data_original_chunk_type) == "video"
+        first, last = job.start_frame, job.stop_frame
+        # A job's meta lists its own frames, in order: those of its range, or, for a job of
+        # chosen frames (a ground truth job), the frames it includes.
+        numbers = list(meta.included_frames or range(first, last + 1))
+        frames = []
+        for place, index in enumerate(numbers):
+            if index in deleted or (selection is not None and index not in selection):
+                continue
+            name = f"frame_{index:06d}" if is_video else meta.frames[place].name
+            frames.append((index, name))
+        if not frames and selection is not None:
+            note = f" of task {job.task_id}" + (", deleted ones excluded" if deleted else "")
+            raise selection.no_frame_error("the job", first, last, note)
+        return cls(
+            media=job,
+            frames=frames,
+            chunk_size=job.data_chunk_size,
+            is_video=is_video,
+            retry=retry,
+            span=(first, last),
+            deleted=frozenset(deleted),
+            job_id=job.id,
+            positions={index: place for place, index in enumerate(numbers)},
         )
 
     def __len__(self) -> int:
@@ -120,11 +162,11 @@ class TaskFrames:
 
     @property
     def target_id(self) -> int:
-        return self.task.id if self.job_id is None else self.job_id
+        return self.media.id if self.job_id is None else self.job_id
 
     @property
     def task_id(self) -> int:
-        return self.task.id
+        return self.media.task_id if isinstance(self.media, Job) else self.media.id
 
     def describe(self) -> str:
         """``task 3`` or ``job 5``."""
@@ -150,23 +192,38 @@ class TaskFrames:
 
     def _download_frame(self, index: int) -> list[bytes]:
         data = self.retry.call(
-            lambda: self.task.get_frame(index, quality="original").read(),
+            lambda: self.media.get_frame(index, quality="original").read(),
             what=f"downloading frame {index}",
         )
         return [data]
 
+    def _place(self, index: int) -> int:
+        """Where frame ``index`` is among the frames the chunks are numbered by."""
+        return index if self.positions is None else self.positions[index]
+
     def _download_chunk(self, chunk: int, indexes: Sequence[int]) -> list[bytes]:
         def download() -> io.BytesIO:
             buffer = io.BytesIO()
-            self.task.download_chunk(chunk, buffer, quality="original")
+            if isinstance(self.media, Job):
+                # The job's chunk number ``chunk`` (``index``), numbered from its first frame.
+                _, response = self.media.api.retrieve_data(
+                    self.media.id,
+                    type="chunk",
+                    index=chunk,
+                    quality="original",
+                    _parse_response=False,
+                )
+                buffer.write(response.data)
+            else:
+                self.media.download_chunk(chunk, buffer, quality="original")
             buffer.seek(0)
             return buffer
 
         buffer = self.retry.call(download, what=f"downloading chunk {chunk}")
         with zipfile.ZipFile(buffer) as archive:
             members = archive.infolist()
-            # Frame f is member number f % chunk_size, whatever the member names are.
-            return [archive.read(members[i % self.chunk_size]) for i in indexes]
+            # A frame is member number place % chunk_size, whatever the member names are.
+            return [archive.read(members[self._place(i) % self.chunk_size]) for i in indexes]
 
     def _downloads(self) -> list[tuple[Callable[[], list[bytes]], list[tuple[int, str]]]]:
         """One download per chunk (image tasks) or per frame (video): what, and its frames."""
@@ -174,7 +231,7 @@ class TaskFrames:
             return [(lambda i=i: self._download_frame(i), [(i, n)]) for i, n in self.frames]
         groups: dict[int, list[tuple[int, str]]] = {}
         for index, name in self.frames:
-            groups.setdefault(index // self.chunk_size, []).append((index, name))
+            groups.setdefault(self._place(index) // self.chunk_size, []).append((index, name))
         return [
             (lambda c=chunk, f=frames: self._download_chunk(c, [i for i, _ in f]), frames)
             for chunk, frames in groups.items()

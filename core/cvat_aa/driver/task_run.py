@@ -23,6 +23,8 @@ from typing import Any
 import attrs
 from cvat_sdk.core import Client
 from cvat_sdk.core.progress import ProgressReporter
+from cvat_sdk.core.proxies.jobs import Job
+from cvat_sdk.core.proxies.tasks import Task
 
 from ..labels import LabelCatalog
 from ..pipeline.detection import raising_as_the_function_did
@@ -42,11 +44,11 @@ from .journal import (
     list_journals,
 )
 from .memory import keep_large_buffers_unpooled
+from .permission_check import check_may_annotate
 from .retry import RetryPolicy
 from .run_lock import RunLock
 from .server_url import normalize_server_url
 from .task_frames import TaskFrames
-from .permission_check import check_may_annotate
 from .upload import AnnotationTarget, Uploader
 
 __all__ = [
@@ -275,28 +277,22 @@ def run_on_server(
     executor = options.executor or LocalExecutor()
     retry = options.retry or RetryPolicy()
 
+    # A job run reads only through the job: its assignee may not be allowed to read the task.
+    media: Task | Job
     if kind == "job":
-        job = retry.call(lambda: client.jobs.retrieve(target_id), what=f"reading job {target_id}")
-        task = retry.call(
-            lambda: client.tasks.retrieve(job.task_id), what=f"reading task {job.task_id}"
-        )
-        frame_range: tuple[int, int] | None = (job.start_frame, job.stop_frame)
+        media = retry.call(lambda: client.jobs.retrieve(target_id), what=f"reading job {target_id}")
     else:
-        task = retry.call(
+        media = retry.call(
             lambda: client.tasks.retrieve(target_id), what=f"reading task {target_id}"
         )
-        frame_range = None
     if not options.dry_run and not permission_checked:
         check_may_annotate(client, kind, target_id, retry=retry)
     loaded = executor.load(function)
-    source = TaskFrames.for_task(
-        task,
-        frame_range=frame_range,
-        selection=options.frames,
-        retry=retry,
-        job_id=target_id if kind == "job" else None,
-    )
-    task_labels = retry.call(task.get_labels, what=f"reading the labels of task {task.id}")
+    if isinstance(media, Job):
+        source = TaskFrames.for_job(media, selection=options.frames, retry=retry)
+    else:
+        source = TaskFrames.for_task(media, selection=options.frames, retry=retry)
+    task_labels = retry.call(media.get_labels, what=f"reading the labels of {kind} {target_id}")
     mapper = LabelMapper(
         executor.spec(loaded).labels,
         task_labels,
@@ -318,7 +314,7 @@ def run_on_server(
     describe = {
         "server": server,
         "target": [kind, target_id],
-        "task_id": task.id,
+        "task_id": source.task_id,
         "function_name": name,
         "function": _identity_without_values(options.journal_key),
         "options": options.key_parts(),
@@ -329,7 +325,7 @@ def run_on_server(
     with contextlib.ExitStack() as cleanup:
         if not options.dry_run:
             cleanup.enter_context(
-                RunLock.acquire(server, task.id, what=target.describe(), function=name)
+                RunLock.acquire(server, source.task_id, what=target.describe(), function=name)
             )
         if persistent:
             journal_dir = options.journal_dir
@@ -346,7 +342,7 @@ def run_on_server(
                 " (with these parameters and options)"
             )
         if persistent:
-            _warn_about_unfinished_runs(journal_dir, journal.path, server, task.id)
+            _warn_about_unfinished_runs(journal_dir, journal.path, server, source.task_id)
         before = _done_before(journal, source)
         if journal.resumed and journal.finished_frames():
             logger.info(
