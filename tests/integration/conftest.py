@@ -111,7 +111,7 @@ def scenario(request: pytest.FixtureRequest) -> Iterator[None]:
     if recorder is None:
         yield
         return
-    recorder.start_scenario(request.node.name)
+    recorder.start_scenario(f"{request.node.module.__name__}.{request.node.name}")
     try:
         yield
     finally:

@@ -8,8 +8,15 @@ scenario both files hold the same requests, in the same order, so they are paire
 requests (status, request body, response body) and every request only one side made, grouped
 by endpoint and field, with an example of both values and the scenarios that saw it.
 
+Before comparing, what is not a difference of behaviour is set aside: the polls of a
+background request are compared by their last answer only (how many polls it took is a matter
+of speed), annotation lists (tags, shapes, tracks, their elements and attributes) are compared
+as sets (CVAT does not define their order), and annotation ids are compared by kind only (the
+order in which they were first seen follows the order of those lists).
+
 Differences listed in the known-differences file (``known_differences.toml`` beside this file
-by default: an endpoint pattern, a field pattern and the reason, per entry) are counted but not
+by default: an endpoint pattern, a field pattern, optionally a scenario pattern, and the
+reason, per entry) are counted but not
 printed (``--all`` prints them, with their reasons). The exit status is 1 when an unexplained
 difference remains, 0 when none does.
 """
@@ -48,10 +55,13 @@ class Known:
     endpoint: str
     field: str
     reason: str
+    scenario: str = "*"
 
     def explains(self, difference: Difference) -> bool:
-        return fnmatch.fnmatchcase(difference.endpoint, self.endpoint) and fnmatch.fnmatchcase(
-            difference.field, self.field
+        return (
+            fnmatch.fnmatchcase(difference.endpoint, self.endpoint)
+            and fnmatch.fnmatchcase(difference.field, self.field)
+            and fnmatch.fnmatchcase(difference.scenario, self.scenario)
         )
 
 
@@ -60,7 +70,7 @@ def load_known(path: Path) -> list[Known]:
         return []
     with path.open("rb") as file:
         entries = tomllib.load(file).get("difference", [])
-    return [Known(e["endpoint"], e["field"], e["reason"]) for e in entries]
+    return [Known(e["endpoint"], e["field"], e["reason"], e.get("scenario", "*")) for e in entries]
 
 
 def endpoint_of(record: dict[str, Any]) -> str:
@@ -69,11 +79,58 @@ def endpoint_of(record: dict[str, Any]) -> str:
     return f"{record['method']} {path}"
 
 
+_ANNOTATION_LISTS = {"tags", "shapes", "tracks", "elements", "attributes"}
+_ANNOTATION_ID = re.compile(r"^<(shape|tag|track|track\.shapes)#\d+>$")
+
+
+def canonical(value: Any, key: str | None = None) -> Any:
+    """``value`` with annotation lists sorted by content and annotation ids by kind only."""
+    if isinstance(value, dict):
+        return {k: canonical(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [canonical(v) for v in value]
+        if key in _ANNOTATION_LISTS:
+            items.sort(key=_identity)
+        return items
+    if isinstance(value, str) and _ANNOTATION_ID.match(value):
+        return _ORDINAL.sub(r"<\1>", value)
+    return value
+
+
+def _identity(item: Any) -> str:
+    """What sorts an annotation (or attribute) among its kind: where and what it is, leaving
+    out what a server may add to it (default attributes, scores), so that the same
+    annotations line up and a difference in them shows once, where it is."""
+    if isinstance(item, dict):
+        item = {k: item.get(k) for k in _IDENTITY_FIELDS if k in item}
+    return json.dumps(item, sort_keys=True)
+
+
+_IDENTITY_FIELDS = ("frame", "label_id", "type", "points", "source", "rotation", "spec_id")
+
+
+def _last_polls_only(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    last: dict[tuple, int] = {}
+    for index, record in enumerate(records):
+        if record["method"] == "GET" and record["path"].startswith("/api/requests/"):
+            last[(record["path"], json.dumps(record["query"], sort_keys=True))] = index
+    return [
+        record
+        for index, record in enumerate(records)
+        if not (record["method"] == "GET" and record["path"].startswith("/api/requests/"))
+        or index in last.values()
+    ]
+
+
 def read_recording(folder: Path) -> dict[str, list[dict[str, Any]]]:
-    return {
-        path.stem: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        for path in sorted(folder.glob("*.jsonl"))
-    }
+    recording = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        for record in records:
+            for part in ("request", "response"):
+                record[part] = canonical(record.get(part))
+        recording[path.stem] = _last_polls_only(records)
+    return recording
 
 
 def compare_values(a: Any, b: Any, field: str) -> Iterator[tuple[str, Any, Any]]:

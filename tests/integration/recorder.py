@@ -37,6 +37,10 @@ from pathlib import Path
 from typing import Any
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
+#: A background request's id names its task or project: ``action=create&target=task&target_id=5``.
+_REQUEST_TARGET = re.compile(r"target=(task|project|job)&target_id=(\d+)")
+#: CVAT names a skeleton's points by their label ids in its svg.
+_SVG_LABEL_ID = re.compile(r'data-label-id="(\d+)"')
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HOP_BY_HOP = {
     "connection",
@@ -155,8 +159,16 @@ class Normalizer:
                 path, _, query = rest.partition("?")
                 normal = "<server>" + self.path(path)
                 if query:
-                    normal += "?" + urllib.parse.urlencode(self.query(query), doseq=True)
+                    normal += "?" + urllib.parse.urlencode(
+                        self.query(query), doseq=True, safe="<>#"
+                    )
                 return normal
+        value = _SVG_LABEL_ID.sub(
+            lambda m: f'data-label-id="{self.id("label", int(m.group(1)))}"', value
+        )
+        value = _REQUEST_TARGET.sub(
+            lambda m: f"target={m.group(1)}&target_id={self.id(m.group(1), int(m.group(2)))}", value
+        )
         # Longer names first, so that a name that contains another is replaced whole.
         for name in sorted(self.names, key=len, reverse=True):
             value = value.replace(name, self.names[name])
