@@ -6,12 +6,19 @@ What the server hands out, by task kind:
   JPEGs at the task's ``image_quality``. Original and compressed chunks are both ZIP
   "imagesets": chunk ``i`` holds frames ``i * chunk_size ...`` as members ``000000.<ext>``,
   ``000001.<ext>``..., in frame order, stored without compression.
-* video tasks: the video is decoded once (with PyAV) into lossless PNG frames. Original
-  frames are those PNGs, compressed frames JPEGs. The original chunk type is ``video``: chunk
-  ``i`` is an MPEG-4 video of that chunk's frames. The compressed chunk type is ``imageset``
-  (a ZIP of JPEGs) when the task was created with ``use_zip_chunks``, else ``video`` as well.
+* video tasks: the uploaded video is kept as it is, and frames are what CVAT 2.73 serves:
+  each job's chunks are built by decoding the video and encoding the chunk's frames exactly
+  as CVAT's ``Mpeg4ChunkWriter`` (original chunks) and ``Mpeg4CompressedChunkWriter``
+  (compressed ones) do: H.264 at 25 fps in MP4, with libopenh264 when PyAV has it, else
+  libx264 with CVAT's fallback options (:func:`video_chunk_encoding`). A frame is decoded from
+  its chunk and served as PNG, so with libopenh264 (PyAV 16, as in CVAT's image) even
+  original frames differ slightly from an exact decode of the upload, bit for bit as on
+  CVAT; with libx264 (PyAV 17+ wheels) original frames are the exact decode. The compressed
+  chunk type is ``imageset`` (a ZIP of JPEGs, CVAT's ``ZipCompressedChunkWriter``) when the
+  task was created with ``use_zip_chunks``.
 
-Chunks and compressed frames are built on first use and cached in the task's media directory.
+Chunks and frames are built on first use and cached in the task's media directory
+(:mod:`cvat_aa_testing.endpoints.data` decides which frames go into which chunk).
 """
 
 from __future__ import annotations
@@ -20,10 +27,12 @@ import io
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import attrs
 import PIL.Image
 
 IMAGE_EXTENSIONS = frozenset(
@@ -137,35 +146,51 @@ def _import_av() -> Any:
     return av
 
 
-def decode_video(
-    path: Path,
-    name: str,
-    out_dir: Path,
-    select: Callable[[int], bool],
-) -> list[tuple[Path, int, int]]:
-    """Decodes every video frame for which ``select(index)`` holds into a PNG in ``out_dir``.
-
-    Returns (path, width, height) for each kept frame, in order.
-    """
+def probe_video(path: Path, name: str) -> tuple[int, int, int]:
+    """The frame count, width and height of a video, found by decoding it (as CVAT does)."""
     av = _import_av()
-    frames = []
+    count, size = 0, None
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise MediaError(f"The file {name!r} has no video stream.")
             stream = container.streams.video[0]
-            for index, frame in enumerate(container.decode(stream)):
-                if not select(index):
-                    continue
-                image = frame.to_image()
-                target = out_dir / f"{len(frames):06d}.png"
-                image.save(target, compress_level=1)
-                frames.append((target, image.width, image.height))
+            for frame in container.decode(stream):
+                size = size or (frame.width, frame.height)
+                count += 1
     except av.error.FFmpegError as e:
         raise MediaError(f"The file {name!r} is not a video that can be decoded: {e}") from e
-    if not frames:
-        raise MediaError(f"The video {name!r} has no frames in the requested range.")
-    return frames
+    if size is None:
+        raise MediaError(f"The file {name!r} has no video frames.")
+    return count, *size
+
+
+def read_video_frames(path: Path, indexes: Sequence[int]) -> Iterator[Any]:
+    """The decoded frames (``av.VideoFrame``) of a video at ``indexes``, ascending."""
+    av = _import_av()
+    wanted = iter(indexes)
+    next_index = next(wanted, None)
+    if next_index is None:
+        return
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        # CVAT reads without threads; frames are the same either way, only slower to start.
+        stream.thread_type = "NONE"
+        for index, frame in enumerate(container.decode(stream)):
+            if index == next_index:
+                yield frame
+                next_index = next(wanted, None)
+                if next_index is None:
+                    return
+
+
+def read_video_chunk(path: Path) -> list[Any]:
+    """Every frame (``av.VideoFrame``) of a video chunk, in order."""
+    av = _import_av()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"
+        return list(container.decode(stream))
 
 
 def encode_jpeg(path: Path, quality: int) -> bytes:
@@ -208,30 +233,117 @@ def write_imageset_chunk(target: Path, frame_paths: Sequence[Path], quality: int
     write_atomically(target, produce)
 
 
-def write_video_chunk(target: Path, frame_paths: Sequence[Path], quality: int) -> None:
-    """An MPEG-4 video of the given frames; ``quality`` (1-100) scales the bit rate."""
+@attrs.frozen
+class VideoChunkEncoding:
+    """How CVAT's ``Mpeg4ChunkWriter`` (or ``Mpeg4CompressedChunkWriter``) encodes a chunk.
+
+    ``qp`` is CVAT's translation of the image quality (1-100) to H.264's 51-0 scale; openh264
+    uses it as the fixed quantizer, libx264 as its constant rate factor.
+    """
+
+    codec: str
+    qp: int
+    options: dict[str, str]
+    profile: str | None = None
+
+
+def video_chunk_encoding(quality: int, *, compressed: bool) -> VideoChunkEncoding:
+    """CVAT's encoder choice for video chunks: libopenh264 when PyAV has it, else libx264.
+
+    Original chunks are written at quality 100 (QP 0: near-lossless with openh264, lossless
+    with libx264), compressed ones at the task's ``image_quality``.
+    """
     av = _import_av()
+    qp = round(51 * (100 - quality) / 99)
+    try:
+        av.codec.Codec("libopenh264", "w")
+    except av.codec.codec.UnknownCodecError:
+        if compressed:
+            options = {"coder": "0", "crf": str(qp), "wpredp": "0", "flags": "-loop"}
+            return VideoChunkEncoding("libx264", qp, options, profile="baseline")
+        return VideoChunkEncoding("libx264", qp, {"crf": str(qp), "preset": "ultrafast"})
+    return VideoChunkEncoding(
+        "libopenh264", qp, {"rc_mode": "buffer"}, profile="constrained_baseline"
+    )
+
+
+# openh264 refuses frames of more macroblocks than level 5.2 allows (CVAT issue 7425).
+MAX_MACROBLOCKS_PER_FRAME = 36864
+
+
+def write_video_chunk(
+    target: Path, frames: Iterable[Any], quality: int, *, compressed: bool
+) -> None:
+    """An MP4 chunk of decoded frames (``av.VideoFrame``), written as CVAT's writers do.
+
+    25 fps H.264 in yuv420p at even dimensions; compressed chunks of frames 1080 pixels high or
+    more are halved until they are not.
+    """
+    av = _import_av()
+    encoding = video_chunk_encoding(quality, compressed=compressed)
 
     def produce(temporary: Path) -> None:
         with av.open(str(temporary), mode="w", format="mp4") as container:
             stream = None
-            for path in frame_paths:
-                with PIL.Image.open(path) as image:
-                    image = image.convert("RGB")
-                    if stream is None:
-                        stream = container.add_stream("mpeg4", rate=25)
-                        # mpeg4 needs even dimensions
-                        stream.width = image.width - image.width % 2 or 2
-                        stream.height = image.height - image.height % 2 or 2
-                        stream.pix_fmt = "yuv420p"
-                        bits_per_pixel = 0.1 + 0.02 * max(1, min(100, quality))
-                        stream.bit_rate = int(stream.width * stream.height * 25 * bits_per_pixel)
-                    frame = av.VideoFrame.from_image(image)
-                    frame = frame.reformat(width=stream.width, height=stream.height)
-                    for packet in stream.encode(frame):
-                        container.mux(packet)
-            if stream is not None:
-                for packet in stream.encode():
+            for frame in frames:
+                if stream is None:
+                    stream = _add_video_stream(container, encoding, frame, compressed)
+                # As CVAT does: let libav number the frames at the stream's rate.
+                frame.pts = None
+                frame.time_base = Fraction(0, 1)
+                for packet in stream.encode(frame):
                     container.mux(packet)
+            if stream is None:
+                raise MediaError("A video chunk needs at least one frame.")
+            for packet in stream.encode():
+                container.mux(packet)
+
+    write_atomically(target, produce)
+
+
+def _add_video_stream(
+    container: Any, encoding: VideoChunkEncoding, first_frame: Any, compressed: bool
+) -> Any:
+    width, height = first_frame.width, first_frame.height
+    if compressed:
+        factor = 1
+        while height / factor >= 1080:
+            factor *= 2
+        width, height = width // factor, height // factor
+    width, height = width + width % 2, height + height % 2
+    if width * height > MAX_MACROBLOCKS_PER_FRAME << 8:
+        raise MediaError(
+            f"Video frames of {width}x{height} are too large for CVAT's video chunks; "
+            "use a video of at most 4K resolution."
+        )
+    stream = container.add_stream(encoding.codec, rate=25)
+    stream.pix_fmt = "yuv420p"
+    stream.width = width
+    stream.height = height
+    if encoding.profile is not None:
+        stream.profile = encoding.profile
+    if encoding.codec == "libopenh264":
+        stream.codec_context.qmin = encoding.qp
+        stream.codec_context.qmax = encoding.qp
+    stream.options = dict(encoding.options)
+    return stream
+
+
+def write_compressed_imageset_chunk(
+    target: Path, images: Iterable[PIL.Image.Image | bytes], quality: int
+) -> None:
+    """CVAT's ``ZipCompressedChunkWriter``: members ``000000.jpeg``..., JPEGs at ``quality``.
+
+    ``bytes`` are stored as they are (CVAT's task chunks reuse its jobs' JPEGs so).
+    """
+
+    def produce(temporary: Path) -> None:
+        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED) as archive:
+            for index, image in enumerate(images):
+                if not isinstance(image, bytes):
+                    buffer = io.BytesIO()
+                    image.convert("RGB").save(buffer, format="JPEG", quality=quality, optimize=True)
+                    image = buffer.getvalue()
+                archive.writestr(f"{index:06d}.jpeg", image)
 
     write_atomically(target, produce)

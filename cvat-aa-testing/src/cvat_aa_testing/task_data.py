@@ -333,19 +333,18 @@ def _attach_images(
 def _attach_video(
     video: tuple[str, Path], original_dir: Path, params: DataParams
 ) -> list[dict[str, Any]]:
+    """Keeps the video as uploaded: its frames are decoded from it into chunks on demand."""
     name, path = video
-
-    def select(index: int) -> bool:
-        return (
-            index >= params.start_frame
-            and (params.stop_frame is None or index <= params.stop_frame)
-            and (index - params.start_frame) % params.frame_step == 0
-        )
-
-    decoded = media.decode_video(path, name, original_dir, select)
+    target = original_dir / f"video{Path(name).suffix.lower()}"
+    shutil.copyfile(path, target)
+    count, width, height = media.probe_video(target, name)
+    stop = count - 1 if params.stop_frame is None else min(params.stop_frame, count - 1)
+    selected = range(params.start_frame, stop + 1, params.frame_step)
+    if not selected:
+        raise media.MediaError(f"The video {name!r} has no frames in the requested range.")
     return [
-        {"frame": frame, "name": name, "width": width, "height": height, "path": frame_path}
-        for frame, (frame_path, width, height) in enumerate(decoded)
+        {"frame": frame, "name": name, "width": width, "height": height, "path": target}
+        for frame in range(len(selected))
     ]
 
 
