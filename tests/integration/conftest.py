@@ -193,7 +193,7 @@ def cvat_aa_cli(
                 command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
         return subprocess.run(
-            command, env=environment, capture_output=True, text=True, timeout=timeout
+            command, env=environment, capture_output=True, text=True, timeout=timeout, check=False
         )
 
     return run
@@ -206,7 +206,9 @@ def users(it_session: dict):
 
     if not it_session["admin"]:
         pytest.skip("creating a second user needs an administrator: set CVAT_AA_IT_USER2 too")
-    manager = UserManager(it_session["target"], it_session["direct"], it_session["workspace"].prefix)
+    manager = UserManager(
+        it_session["target"], it_session["direct"], it_session["workspace"].prefix
+    )
     recorder = it_session["recorder"]
     try:
         yield manager, recorder

@@ -20,11 +20,10 @@ import re
 import time
 from pathlib import Path
 
+import cvat_aa
 import numpy as np
 from cvat_sdk import models
 from cvat_sdk.masks import encode_mask
-
-import cvat_aa
 
 #: The confidence of each label's annotations: with ``--conf-threshold 0.5`` the ones below it
 #: ("spot", "lane") are left out by the function, as cvat-sdk's protocol asks.
@@ -69,7 +68,10 @@ SPEC = cvat_aa.DetectionFunctionSpec(
             [cvat_aa.keypoint_spec("head", HEAD), cvat_aa.keypoint_spec("foot", FOOT)],
         ),
         cvat_aa.label_spec(
-            "night", NIGHT, type="tag", attributes=[cvat_aa.checkbox_attribute_spec("cloudy", CLOUDY)]
+            "night",
+            NIGHT,
+            type="tag",
+            attributes=[cvat_aa.checkbox_attribute_spec("cloudy", CLOUDY)],
         ),
     ]
 )
@@ -146,10 +148,10 @@ class EveryShape:
             raise RuntimeError(f"the model cannot read frame {n}")
         threshold = getattr(context, "conf_threshold", None) or 0.0
         out = []
-        for name, annotations in annotations_for(n).items():
+        for name, found in annotations_for(n).items():
             if (self.only and name not in self.only) or CONFIDENCE[name] < threshold:
                 continue
-            out.extend(annotations)
+            out.extend(found)
         return out
 
 

@@ -12,9 +12,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from cvat_sdk import Client
-
 import cvat_aa_it_functions as functions
+from cvat_sdk import Client
 from workspace import LABELS
 
 #: A task without annotations, as server_annotations gives it.
@@ -74,9 +73,7 @@ def normalize(
             {
                 "frame": t["frame"],
                 "label": labels[t["label_id"]],
-                "attributes": _attributes(
-                    t.get("attributes") or [], specs, labels[t["label_id"]]
-                ),
+                "attributes": _attributes(t.get("attributes") or [], specs, labels[t["label_id"]]),
                 "source": t.get("source"),
             }
             for t in data.get("tags", [])
@@ -168,15 +165,12 @@ def expected_annotations(
 
 def only_frames(annotations: dict[str, list], frames: Iterable[int]) -> dict[str, list]:
     keep = set(frames)
-    return {
-        kind: [a for a in items if a["frame"] in keep] for kind, items in annotations.items()
-    }
+    return {kind: [a for a in items if a["frame"] in keep] for kind, items in annotations.items()}
 
 
 def by_source(annotations: dict[str, list], source: str) -> dict[str, list]:
     return {
-        kind: [a for a in items if a.get("source") == source]
-        for kind, items in annotations.items()
+        kind: [a for a in items if a.get("source") == source] for kind, items in annotations.items()
     }
 
 

@@ -209,9 +209,8 @@ class Normalizer:
 def resource_of(path: str) -> str | None:
     """The kind of object an endpoint returns (``/api/tasks/5`` and ``/api/tasks``: task)."""
     parts = [p for p in path.split("/") if p]
-    if len(parts) >= 2 and parts[0] == "api" and parts[1] in _RESOURCES:
-        if len(parts) <= 3:
-            return _RESOURCES[parts[1]]
+    if 2 <= len(parts) <= 3 and parts[0] == "api" and parts[1] in _RESOURCES:
+        return _RESOURCES[parts[1]]
     return None
 
 
@@ -238,8 +237,8 @@ def _image_summary(data: bytes) -> dict[str, Any]:
     try:
         with PIL.Image.open(io.BytesIO(data)) as image:
             return {"image": [image.format, image.width, image.height]}
-    except Exception:
-        return {}
+    except (OSError, ValueError, PIL.Image.DecompressionBombError):
+        return {}  # not an image
 
 
 class Recorder:
@@ -320,9 +319,7 @@ class Recorder:
         if kind.startswith("multipart/"):
             names = re.findall(rb'name="([^"]*)"(?:; filename="([^"]*)")?', data)
             return {
-                "multipart": [
-                    [n.decode(), Path(f.decode()).name if f else None] for n, f in names
-                ]
+                "multipart": [[n.decode(), Path(f.decode()).name if f else None] for n, f in names]
             }
         if kind.startswith("text/"):
             return {"content_type": kind, "text": normal.text(data.decode("utf-8", "replace"))}
@@ -398,9 +395,7 @@ class RecordingProxy:
                     status, reason = response.status, response.reason
                 finally:
                     connection.close()
-                content_type = dict((k.lower(), v) for k, v in response_headers).get(
-                    "content-type", ""
-                )
+                content_type = {k.lower(): v for k, v in response_headers}.get("content-type", "")
                 # Recorded before the client has the answer, so a client's requests are
                 # recorded in the order it made them.
                 proxy.recorder.record(

@@ -29,7 +29,10 @@ def seed_manual_boxes(client, task_id: int, frames) -> None:
         models.LabeledDataRequest(
             shapes=[
                 models.LabeledShapeRequest(
-                    type="rectangle", frame=f, label_id=car, points=[1.0, 1.0, 9.0, 9.0],
+                    type="rectangle",
+                    frame=f,
+                    label_id=car,
+                    points=[1.0, 1.0, 9.0, 9.0],
                     source="manual",
                 )
                 for f in frames
@@ -84,7 +87,12 @@ def test_clearing_selected_frames_keeps_the_users_annotations_elsewhere(
     manual = server_annotations(client, task)
 
     result = cvat_aa_cli(
-        "annotate", str(task), "--function", "it_every_shape", "--frames", "1,3-4",
+        "annotate",
+        str(task),
+        "--function",
+        "it_every_shape",
+        "--frames",
+        "1,3-4",
         "--clear-existing",
     )
 
@@ -94,14 +102,18 @@ def test_clearing_selected_frames_keeps_the_users_annotations_elsewhere(
     assert_annotations(by_source(after, "auto"), expected_annotations([1, 3, 4]))
 
 
-def test_the_confidence_threshold_and_parameters_reach_the_function(
-    cvat_aa_cli, client, workspace
-):
+def test_the_confidence_threshold_and_parameters_reach_the_function(cvat_aa_cli, client, workspace):
     task = workspace.create_task("cli-threshold", frames=3)
 
     result = cvat_aa_cli(
-        "annotate", str(task), "--function", "it_every_shape", "--conf-threshold", "0.5",
-        "-p", "only=str:car,spot,night",
+        "annotate",
+        str(task),
+        "--function",
+        "it_every_shape",
+        "--conf-threshold",
+        "0.5",
+        "-p",
+        "only=str:car,spot,night",
     )
 
     assert result.returncode == 0, result.stderr
@@ -122,8 +134,15 @@ def test_skipped_frames_are_listed_and_exit_6(cvat_aa_cli, client, workspace):
     task = workspace.create_task("cli-skip", frames=4)
 
     result = cvat_aa_cli(
-        "annotate", str(task), "--function", "it_every_shape", "-p", "fail_on=str:2",
-        "--on-error", "skip", "--json",
+        "annotate",
+        str(task),
+        "--function",
+        "it_every_shape",
+        "-p",
+        "fail_on=str:2",
+        "--on-error",
+        "skip",
+        "--json",
     )
 
     assert result.returncode == 6, result.stderr
@@ -139,8 +158,18 @@ def test_a_run_killed_with_sigkill_resumes_without_duplicates_or_loss(
     manual = server_annotations(client, task)
     journals = tmp_path / "journals"
     args = (
-        "annotate", str(task), "--function", "it_every_shape", "-p", "delay=float:0.4",
-        "--batch-size", "1", "--upload-frames", "2", "--journal-dir", str(journals),
+        "annotate",
+        str(task),
+        "--function",
+        "it_every_shape",
+        "-p",
+        "delay=float:0.4",
+        "--batch-size",
+        "1",
+        "--upload-frames",
+        "2",
+        "--journal-dir",
+        str(journals),
     )
 
     running = cvat_aa_cli(*args, background=True)
@@ -171,7 +200,10 @@ def test_wrong_credentials_exit_3_without_a_traceback(cvat_aa_cli, target, clien
     task = workspace.create_task("cli-wrong-password", frames=2)
 
     result = cvat_aa_cli(
-        "annotate", str(task), "--function", "it_every_shape",
+        "annotate",
+        str(task),
+        "--function",
+        "it_every_shape",
         account=Account(target.account.username, password="not-the-password"),
     )
 

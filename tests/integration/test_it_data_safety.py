@@ -25,14 +25,19 @@ def seed(client, task_id: int, *, tags=(), shapes=(), tracks=()) -> dict[str, li
             ],
             shapes=[
                 models.LabeledShapeRequest(
-                    type="rectangle", frame=f, label_id=labels["car"],
-                    points=[1.0, 1.0, 9.0, 9.0], source="manual",
+                    type="rectangle",
+                    frame=f,
+                    label_id=labels["car"],
+                    points=[1.0, 1.0, 9.0, 9.0],
+                    source="manual",
                 )
                 for f in shapes
             ],
             tracks=[
                 models.LabeledTrackRequest(
-                    frame=keyframes[0][0], label_id=labels["car"], source="manual",
+                    frame=keyframes[0][0],
+                    label_id=labels["car"],
+                    source="manual",
                     shapes=[
                         models.TrackedShapeRequest(
                             type="rectangle", frame=f, points=[2.0, 2.0, 8.0, 8.0], outside=out

@@ -14,6 +14,7 @@ import pytest
 from readback import NOTHING, assert_annotations, server_annotations
 from target import Account
 
+
 def refused_without_work(result, touched, client, task) -> None:
     assert result.returncode == 3, result.stderr
     error = result.stderr.lower()
@@ -30,7 +31,12 @@ def test_a_user_who_cannot_see_the_task_is_refused(
     touched = tmp_path / "detect-ran"
 
     result = cvat_aa_cli(
-        "annotate", str(task), "--function", "it_every_shape", "-p", f"touch=str:{touched}",
+        "annotate",
+        str(task),
+        "--function",
+        "it_every_shape",
+        "-p",
+        f"touch=str:{touched}",
         account=second_account,
     )
 
@@ -60,7 +66,12 @@ def test_a_user_who_can_see_the_task_but_not_change_it_is_refused_before_any_wor
     touched = tmp_path / "detect-ran"
 
     result = cvat_aa_cli(
-        "annotate", str(task), "--function", "it_every_shape", "-p", f"touch=str:{touched}",
+        "annotate",
+        str(task),
+        "--function",
+        "it_every_shape",
+        "-p",
+        f"touch=str:{touched}",
         account=account,
     )
 
@@ -78,7 +89,13 @@ def test_a_user_who_can_see_the_task_may_make_a_dry_run_of_a_job(
     job = min(client.tasks.retrieve(task).get_jobs(), key=lambda j: j.start_frame)
 
     result = cvat_aa_cli(
-        "annotate", "--job", str(job.id), "--function", "it_every_shape", "--dry-run", "--json",
+        "annotate",
+        "--job",
+        str(job.id),
+        "--function",
+        "it_every_shape",
+        "--dry-run",
+        "--json",
         account=account,
     )
 

@@ -29,16 +29,41 @@ LABELS: list[dict[str, Any]] = [
         "name": "car",
         "type": "rectangle",
         "attributes": [
-            {"name": "color", "input_type": "select", "mutable": False,
-             "values": ["red", "green", "blue"], "default_value": "red"},
-            {"name": "parked", "input_type": "checkbox", "mutable": True,
-             "values": ["false"], "default_value": "false"},
-            {"name": "doors", "input_type": "number", "mutable": False,
-             "values": ["2", "5", "1"], "default_value": "2"},
-            {"name": "plate", "input_type": "text", "mutable": False,
-             "values": [""], "default_value": ""},
-            {"name": "make", "input_type": "radio", "mutable": False,
-             "values": ["acme", "zenith"], "default_value": "acme"},
+            {
+                "name": "color",
+                "input_type": "select",
+                "mutable": False,
+                "values": ["red", "green", "blue"],
+                "default_value": "red",
+            },
+            {
+                "name": "parked",
+                "input_type": "checkbox",
+                "mutable": True,
+                "values": ["false"],
+                "default_value": "false",
+            },
+            {
+                "name": "doors",
+                "input_type": "number",
+                "mutable": False,
+                "values": ["2", "5", "1"],
+                "default_value": "2",
+            },
+            {
+                "name": "plate",
+                "input_type": "text",
+                "mutable": False,
+                "values": [""],
+                "default_value": "",
+            },
+            {
+                "name": "make",
+                "input_type": "radio",
+                "mutable": False,
+                "values": ["acme", "zenith"],
+                "default_value": "acme",
+            },
         ],
     },
     {"name": "roof", "type": "polygon"},
@@ -61,8 +86,13 @@ LABELS: list[dict[str, Any]] = [
         "name": "night",
         "type": "tag",
         "attributes": [
-            {"name": "cloudy", "input_type": "checkbox", "mutable": False,
-             "values": ["false"], "default_value": "false"},
+            {
+                "name": "cloudy",
+                "input_type": "checkbox",
+                "mutable": False,
+                "values": ["false"],
+                "default_value": "false",
+            },
         ],
     },
 ]
@@ -75,9 +105,7 @@ def label_requests(labels: list[dict[str, Any]]) -> list[models.PatchedLabelRequ
         if "attributes" in fields:
             fields["attributes"] = [models.AttributeRequest(**a) for a in fields["attributes"]]
         if "sublabels" in fields:
-            fields["sublabels"] = [
-                models.SublabelRequest(**s) for s in fields["sublabels"]
-            ]
+            fields["sublabels"] = [models.SublabelRequest(**s) for s in fields["sublabels"]]
         result.append(models.PatchedLabelRequest(**fields))
     return result
 
@@ -185,7 +213,7 @@ LEFTOVER_AGE = datetime.timedelta(minutes=30)
 def _is_leftover(name: str, created: datetime.datetime | None) -> bool:
     if not name.startswith(NAME_PREFIX) or created is None:
         return False
-    return datetime.datetime.now(datetime.timezone.utc) - created > LEFTOVER_AGE
+    return datetime.datetime.now(datetime.UTC) - created > LEFTOVER_AGE
 
 
 def delete_leftovers(client: Client) -> int:
