@@ -47,8 +47,9 @@ class CvatApi:
         faults: FaultInjector,
         request_log: RequestLog,
         server_version: str = SERVER_VERSION,
+        share_root: Path | None = None,
     ) -> None:
-        self.context = ServerContext(storage, media_root, server_version)
+        self.context = ServerContext(storage, media_root, server_version, share_root)
         self.faults = faults
         self.request_log = request_log
 

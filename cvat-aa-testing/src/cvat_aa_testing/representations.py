@@ -292,7 +292,7 @@ def data_meta(
         "deleted_frames": deleted,
         "included_frames": None,
         "chunks_updated_date": task["chunks_updated_date"] or task["created_date"],
-        "storage": "local",
+        "storage": task["storage"],
         "cloud_storage_id": None,
     }
 

@@ -108,7 +108,8 @@ class TestServer:
     ``username``/``password`` exists from the start; ``password`` is random unless given.
     ``version`` is the CVAT version ``/api/server/about`` claims: by default one the installed
     cvat-sdk supports; an older one (``"2.73.0"``) makes cvat-sdk warn as it does with such a
-    server.
+    server. ``share_dir`` is the server's file share, the folder that tasks' ``server_files``
+    are relative to (CVAT's ``SHARE_ROOT``); by default ``share/`` in the data directory.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -122,6 +123,7 @@ class TestServer:
         username: str = "admin",
         password: str | None = None,
         version: str = representations.SERVER_VERSION,
+        share_dir: str | Path | None = None,
     ) -> None:
         self.username = username
         self.version = version
@@ -132,6 +134,7 @@ class TestServer:
         self._requested_port = port
         self._owns_data_dir = data_dir is None
         self._data_dir = Path(data_dir) if data_dir is not None else None
+        self._share_dir = Path(share_dir) if share_dir is not None else None
         self._http: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._app: _TrackingApp | None = None
@@ -147,7 +150,15 @@ class TestServer:
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._storage = Storage(self._data_dir / "cvat.sqlite3")
         self._ensure_user(self.username, self.password, is_superuser=True)
-        api = CvatApi(self._storage, self.media_root, self.faults, self.request_log, self.version)
+        self.share_dir.mkdir(parents=True, exist_ok=True)
+        api = CvatApi(
+            self._storage,
+            self.media_root,
+            self.faults,
+            self.request_log,
+            self.version,
+            self.share_dir.resolve(),
+        )
         self._app = _TrackingApp(api)
         listening = _listen(self._requested_host, self._requested_port)
         try:
@@ -226,6 +237,11 @@ class TestServer:
     @property
     def media_root(self) -> Path:
         return self.data_dir / "media"
+
+    @property
+    def share_dir(self) -> Path:
+        """The file share: put files here to make tasks of them with ``server_files``."""
+        return self._share_dir if self._share_dir is not None else self.data_dir / "share"
 
     @property
     def storage(self) -> Storage:

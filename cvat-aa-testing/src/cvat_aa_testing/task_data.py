@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from . import media
+from . import data_sources, media
 from .label_colors import label_color
 from .storage import Transaction
 from .validation import ValidationError
@@ -36,10 +36,20 @@ class DataParams:
     frame_step: int = 1
     use_zip_chunks: bool = False
     upload_file_order: tuple[str, ...] = ()
+    #: Files on the server's share and URLs (:mod:`data_sources`), besides uploaded files.
+    server_files: tuple[str, ...] = ()
+    server_files_exclude: tuple[str, ...] = ()
+    remote_files: tuple[str, ...] = ()
+    copy_data: bool = False
+
+    @property
+    def storage(self) -> str:
+        """Where CVAT reads the task's media from: the share, unless it copied the files."""
+        return "share" if self.server_files and not self.copy_data else "local"
 
 
 def parse_data_params(body: dict[str, Any]) -> DataParams:
-    """Checks Upload-Finish parameters; unknown ones (copy_data, use_cache...) are accepted."""
+    """Checks Upload-Finish parameters; unknown ones (use_cache...) are accepted."""
     errors: dict[str, list[str]] = {}
 
     def integer(key: str, default: int | None, minimum: int, maximum: int | None = None) -> Any:
@@ -87,10 +97,14 @@ def parse_data_params(body: dict[str, Any]) -> DataParams:
     ):
         errors["upload_file_order"] = ["Expected a list of file names."]
         upload_file_order = []
-    for unsupported in ("server_files", "remote_files", "cloud_storage_id", "job_file_mapping"):
+    server_files, server_files_exclude, remote_files = data_sources.parse_sources(body, errors)
+    copy_data = body.get("copy_data", False)
+    if isinstance(copy_data, str):
+        copy_data = copy_data.lower() in ("true", "1")
+    for unsupported in ("cloud_storage_id", "job_file_mapping"):
         if body.get(unsupported):
             errors[unsupported] = [
-                "The test server only takes uploaded files (resource type LOCAL)."
+                "The test server takes uploaded files, server_files and remote_files only."
             ]
     if errors:
         raise ValidationError(errors)
@@ -103,6 +117,10 @@ def parse_data_params(body: dict[str, Any]) -> DataParams:
         frame_step=frame_step,
         use_zip_chunks=bool(use_zip_chunks),
         upload_file_order=tuple(upload_file_order),
+        server_files=tuple(server_files),
+        server_files_exclude=tuple(server_files_exclude),
+        remote_files=tuple(remote_files),
+        copy_data=bool(copy_data),
     )
 
 
@@ -199,7 +217,8 @@ def _natural_key(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
-def _sort_images(images: list[tuple[str, Path]], params: DataParams) -> list[tuple[str, Path]]:
+def sort_images(images: list[tuple[str, Path]], params: DataParams) -> list[tuple[str, Path]]:
+    """(name, path) pairs in the order of the task's sorting method."""
     method = params.sorting_method
     if method == "lexicographical":
         return sorted(images, key=lambda item: item[0])
@@ -302,6 +321,7 @@ def attach_data(
             "stop_frame": stop_frame,
             "frame_filter": f"step={params.frame_step}" if params.frame_step > 1 else "",
             "sorting_method": params.sorting_method,
+            "storage": params.storage,
             "chunks_updated_date": tx.now(),
             "upload_open": 0,
         },
@@ -316,7 +336,7 @@ def attach_data(
 def _attach_images(
     images: list[tuple[str, Path]], original_dir: Path, params: DataParams
 ) -> list[dict[str, Any]]:
-    ordered = _sort_images(images, params)
+    ordered = sort_images(images, params)
     selected = _select_frames(len(ordered), params)
     frames = []
     for frame, index in enumerate(selected):
@@ -352,7 +372,8 @@ def _create_jobs(tx: Transaction, task: dict[str, Any]) -> None:
     """Splits the task into jobs by segment size and overlap, as CVAT does."""
     size = task["size"]
     segment_size = min(task["segment_size"] or size, size)
-    default_overlap = 5 if task["media_type"] == "video" else 0
+    # A video in one segment has no overlap on CVAT 2.73 (seen on a real server).
+    default_overlap = 5 if task["media_type"] == "video" and segment_size < size else 0
     overlap = task["overlap"] if task["overlap"] is not None else default_overlap
     overlap = min(overlap, segment_size // 2)
     step = max(segment_size - overlap, 1)

@@ -18,11 +18,13 @@ from .http import not_found
 
 @attrs.frozen
 class ServerContext:
-    """One server's database, the folder of its tasks' media, and the CVAT version it claims."""
+    """One server's database, the folder of its tasks' media, the CVAT version it claims, and
+    the share root that ``server_files`` are relative to."""
 
     storage: Storage
     media_root: Path
     server_version: str = SERVER_VERSION
+    share_root: Path | None = None
 
     def task(self, tx: Transaction, task_id: str | int) -> dict[str, Any]:
         """The task, or a 404."""

@@ -2,9 +2,10 @@
 
 ``Upload-Start``, then files in ``Upload-Multiple`` parts or TUS uploads (create, append,
 offset), then ``Upload-Finish`` with the data parameters; or everything in one request, as
-older clients send it. Finishing answers with a background request id that
-``/api/requests/{id}`` reports on, as CVAT does: media that cannot be read fail that request,
-not the upload.
+older clients send it; or a request that names files on the server's share or URLs instead
+(:mod:`cvat_aa_testing.data_sources`). Finishing answers with a background request id that
+``/api/requests/{id}`` reports on, as CVAT does: media that cannot be read (or found, or
+downloaded) fail that request, not the upload.
 """
 
 from __future__ import annotations
@@ -18,9 +19,15 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from .. import auth, media, representations
+from .. import auth, data_sources, media, representations
 from ..storage import Transaction
-from ..task_data import attach_data, parse_data_params, task_media_dir
+from ..task_data import (
+    DataParams,
+    attach_data,
+    parse_data_params,
+    sort_images,
+    task_media_dir,
+)
 from .context import ServerContext
 from .http import ID, ApiError, Route, empty_response, json_response, not_found, parse_json
 
@@ -50,11 +57,14 @@ def upload_data(
         _upload_multiple(ctx, request, int(task_id))
         params = {key: value for key, value in request.form.items()}
         return _upload_finish(ctx, request, identity, int(task_id), params)
-    body = parse_json(request)
-    parse_data_params(body)
-    raise ApiError(
-        400, {"client_files": ["Upload files with the request, or use the upload protocol."]}
-    )
+    # Files on the server's share or behind URLs, as cvat-sdk's SHARE and REMOTE resources.
+    body = _data_request(parse_json(request))
+    params = parse_data_params(body)
+    if not (params.server_files or params.remote_files):
+        raise ApiError(
+            400, {"client_files": ["Upload files with the request, or use the upload protocol."]}
+        )
+    return _attach(ctx, identity, int(task_id), params, uploaded=False)
 
 
 def _uploads_dir(ctx: ServerContext, task_id: int) -> Path:
@@ -188,23 +198,68 @@ def tus_offset(
     )
 
 
+def _data_request(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
+    return body
+
+
 def _upload_finish(
     ctx: ServerContext, request: Request, identity: auth.Identity, task_id: int, body: Any
 ) -> Response:
-    if not isinstance(body, dict):
-        raise ApiError(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
-    params = parse_data_params(body)
+    params = parse_data_params(_data_request(body))
+    with ctx.storage.read() as tx:
+        _open_upload_task(ctx, tx, task_id)
+    return _attach(ctx, identity, task_id, params, uploaded=True)
+
+
+def _source_files(ctx: ServerContext, task_id: int, params: DataParams) -> list[tuple[str, Path]]:
+    """The files that ``remote_files`` and ``server_files`` name: downloads first, as CVAT."""
+    files = []
+    if params.remote_files:
+        target = _uploads_dir(ctx, task_id) / "remote"
+        files.extend(data_sources.download(params.remote_files, target))
+    if params.server_files:
+        files.extend(
+            data_sources.share_files(
+                ctx.share_root,
+                params.server_files,
+                exclude=params.server_files_exclude,
+                order=lambda files: sort_images(files, params),
+                copy_data=params.copy_data,
+            )
+        )
+    return files
+
+
+def _attach(
+    ctx: ServerContext,
+    identity: auth.Identity,
+    task_id: int,
+    params: DataParams,
+    *,
+    uploaded: bool,
+) -> Response:
+    """Makes the task's data of the uploaded files (if ``uploaded``) and the files the
+    parameters name, and records the background request that CVAT would run for it."""
     request_id = _task_request_id(task_id)
     task_dir = task_media_dir(ctx.media_root, task_id)
     try:
+        with ctx.storage.read() as tx:
+            ctx.task(tx, task_id)
+        sources = _source_files(ctx, task_id, params)
         with ctx.storage.write() as tx:
-            _open_upload_task(ctx, tx, task_id)
-            uploads = tx.uploads(task_id)
-            unfinished = [u["name"] for u in uploads if u["offset"] != u["length"]]
-            if unfinished:
-                raise media.MediaError(f"The uploads of {', '.join(unfinished)} are not finished.")
-            files = [(u["name"], Path(u["path"])) for u in uploads]
-            attach_data(tx, ctx.media_root, task_id, files, params)
+            files = []
+            if uploaded:
+                _open_upload_task(ctx, tx, task_id)
+                uploads = tx.uploads(task_id)
+                unfinished = [u["name"] for u in uploads if u["offset"] != u["length"]]
+                if unfinished:
+                    raise media.MediaError(
+                        f"The uploads of {', '.join(unfinished)} are not finished."
+                    )
+                files = [(u["name"], Path(u["path"])) for u in uploads]
+            attach_data(tx, ctx.media_root, task_id, [*files, *sources], params)
             tx.create_request(
                 request_id,
                 owner_id=identity.user["id"],

@@ -35,9 +35,14 @@ CREATE TABLE IF NOT EXISTS tasks (
     sorting_method TEXT NOT NULL DEFAULT 'lexicographical',
     chunks_updated_date TEXT,
     -- set by Upload-Start, cleared when the upload is finished
-    upload_open INTEGER NOT NULL DEFAULT 0
+    upload_open INTEGER NOT NULL DEFAULT 0,
+    -- where CVAT would read the media from: 'local' (its own copy) or 'share'
+    storage TEXT NOT NULL DEFAULT 'local'
 );
 """
+
+#: Columns that a database made by an older test server lacks, as ``(table, column, declaration)``.
+ADDED_COLUMNS = (("tasks", "storage", "TEXT NOT NULL DEFAULT 'local'"),)
 
 
 class Tasks(TableAccess):
