@@ -37,9 +37,9 @@ __all__ = [
     "check_labels",
     "demo_images",
     "labels_from_spec",
-    "task_labels",
     "seed_demo",
     "serve_sandbox",
+    "task_labels",
 ]
 
 DEMO_TASK_NAME = "cvat-aa demo"
