@@ -186,6 +186,21 @@ def test_clearing_a_job_removes_its_track_and_keeps_new_shapes_with_the_tracks_i
     assert [f for _, f in manual(cvat_server, task)["tracks"]] == [3]
 
 
+def test_clearing_a_job_touches_only_its_own_part_of_a_track_across_jobs(
+    cvat_server, cvat_client
+):
+    # As on CVAT, a track sent to a task across jobs is stored as one track per job: the
+    # first job's part (frames 2-3) and the second's (4-6) have ids of their own.
+    task = make_task(cvat_server, 8, segment_size=4)
+    first, second = seed(cvat_server, task, tracks=[[(2, False), (6, False)]])["tracks"]
+    first_job, second_job = (job["id"] for job in cvat_server.jobs(task))
+
+    cvat_aa.annotate_job(cvat_client, second_job, Boxes(), clear_existing=True)
+
+    assert manual(cvat_server, task)["tracks"] == [first]
+    assert auto(cvat_server, task) == [4, 5, 6, 7]
+
+
 # --- 2. clearing touches only the frames the run processed ----------------------------------
 
 

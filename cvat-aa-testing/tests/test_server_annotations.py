@@ -125,8 +125,13 @@ def test_patch_create_stores_shapes_with_every_field(
         stored.source,
     ) == (2, 45.0, True, 3, 1, "auto")
     assert stored.points == [1.0, 2.0, 30.0, 40.0]
+    # The attribute sent, then every other attribute of the label with its default value.
     assert [(a.spec_id, a.value) for a in stored.attributes] == [
         (ids.attribute("car", "color"), "blue")
+    ] + [
+        (attr["id"], attr["default_value"])
+        for attr in ids.labels["car"]["attributes"]
+        if attr["name"] != "color"
     ]
     assert cvat_server.annotations(task_id)["shapes"][0]["id"] == stored.id
 
@@ -236,10 +241,14 @@ def test_tracks_are_stored_with_their_shapes(task, ids: Ids) -> None:
 
 def test_skeleton_tracks_carry_element_tracks(task, ids: Ids) -> None:
     def element(name: str) -> dict[str, Any]:
+        # Outside from frame 1 on, so that the track stays in the first job.
         return {
             "frame": 0,
             "label_id": ids.sublabel("person", name),
-            "shapes": [{"type": "points", "frame": 0, "points": [1, 2]}],
+            "shapes": [
+                {"type": "points", "frame": 0, "points": [1, 2]},
+                {"type": "points", "frame": 1, "points": [1, 2], "outside": True},
+            ],
         }
 
     put(
@@ -275,10 +284,27 @@ def test_patch_update_changes_a_shape_and_keeps_its_id(task, ids: Ids) -> None:
     patch(
         task,
         "update",
-        {"shapes": [{**rectangle(ids, frame=4, points=[5, 5, 9, 9]), "id": shape.id}]},
+        {"shapes": [{**rectangle(ids, frame=3, points=[5, 5, 9, 9]), "id": shape.id}]},
     )
     (updated,) = task.get_annotations().shapes
-    assert (updated.id, updated.frame, updated.points) == (shape.id, 4, [5.0, 5.0, 9.0, 9.0])
+    assert (updated.id, updated.frame, updated.points) == (shape.id, 3, [5.0, 5.0, 9.0, 9.0])
+
+
+def test_patch_update_cannot_move_a_shape_into_another_job(
+    cvat_server: TestServer, task, task_id: int, ids: Ids
+) -> None:
+    # A shape belongs to its job: the update reaches only the job of the frame sent, where
+    # the id is taken (real CVAT answers 400 with PostgreSQL's duplicate key error).
+    patch(task, "create", {"shapes": [rectangle(ids)]})
+    (shape,) = task.get_annotations().shapes
+    status, _ = api_request(
+        cvat_server,
+        "PATCH",
+        f"/api/tasks/{task_id}/annotations/?action=update",
+        {"shapes": [{**rectangle(ids, frame=4), "id": shape.id}]},
+    )
+    assert status == 400
+    assert [(s.id, s.frame) for s in task.get_annotations().shapes] == [(shape.id, 0)]
 
 
 def test_patch_delete_removes_the_given_objects(task, ids: Ids) -> None:

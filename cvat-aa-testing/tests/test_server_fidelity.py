@@ -51,8 +51,13 @@ def label_ids(cvat_server: TestServer, task_id: int) -> dict[str, int]:
 
 
 def _annotations_of_every_kind(ids: dict[str, int], **group: Any) -> dict[str, Any]:
-    """A tag, a rectangle, a skeleton and tracks of both, all with the given group (if any)."""
+    """A tag, a rectangle, a skeleton and tracks of both, all with the given group (if any).
+
+    The tracks end on frame 1, in the first job: a track still visible at a job's end
+    continues in the next job as a track of its own.
+    """
     rectangle = {"type": "rectangle", "frame": 0, "points": [1, 2, 3, 4]}
+    ended = {"type": "rectangle", "frame": 1, "points": [1, 2, 3, 4], "outside": True}
     return {
         "tags": [{"label_id": ids["daytime"], "frame": 0, **group}],
         "shapes": [
@@ -70,7 +75,7 @@ def _annotations_of_every_kind(ids: dict[str, int], **group: Any) -> dict[str, A
             },
         ],
         "tracks": [
-            {"label_id": ids["car"], "frame": 0, "shapes": [rectangle], **group},
+            {"label_id": ids["car"], "frame": 0, "shapes": [rectangle, ended], **group},
             {
                 "label_id": ids["person"],
                 "frame": 0,
@@ -80,7 +85,10 @@ def _annotations_of_every_kind(ids: dict[str, int], **group: Any) -> dict[str, A
                     {
                         "label_id": ids[name],
                         "frame": 0,
-                        "shapes": [{"type": "points", "frame": 0, "points": [1, 1]}],
+                        "shapes": [
+                            {"type": "points", "frame": 0, "points": [1, 1]},
+                            {"type": "points", "frame": 1, "points": [1, 1], "outside": True},
+                        ],
                         **group,
                     }
                     for name in ("head", "hand")

@@ -39,6 +39,7 @@ from werkzeug.serving import (
 from . import auth, permissions, representations, task_data
 from .app import CvatApi
 from .faults import FaultInjector, RequestLog
+from .job_annotations import change_task_annotations, task_annotations
 from .storage import Storage
 from .validation import check_annotations, parse_label_specs, parse_labeled_data
 
@@ -621,9 +622,10 @@ class TestServer:
     def annotations(self, task_id: int) -> dict[str, Any]:
         """The task's annotations as ``GET /api/tasks/{id}/annotations/`` returns them."""
         with self.storage.read() as tx:
-            if tx.task(task_id) is None:
+            task = tx.task(task_id)
+            if task is None:
                 raise KeyError(f"There is no task {task_id}.")
-            return tx.annotations(task_id)
+            return task_annotations(tx, task, tx.task_labels(task))
 
     def set_annotations(self, task_id: int, data: dict[str, Any]) -> None:
         """Replaces the task's annotations, with the checks of ``PUT .../annotations/``."""
@@ -633,7 +635,6 @@ class TestServer:
             if task is None:
                 raise KeyError(f"There is no task {task_id}.")
             check_annotations(parsed, tx.task_labels(task), range(task["size"]))
-            tx.delete_annotations(task_id)
-            tx.insert_annotations(task_id, parsed, keep_ids=False)
-            tx.touch_task(task_id)
-            tx.touch_jobs(task_id, 0, max(0, task["size"] - 1))
+            # New ids for all, as a PATCH create gives them.
+            change_task_annotations(tx, task, "clear", None)
+            change_task_annotations(tx, task, "create", parsed)

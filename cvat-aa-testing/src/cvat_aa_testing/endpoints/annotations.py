@@ -2,7 +2,9 @@
 
 Every change runs CVAT's checks against the task's labels and the frames in scope, and
 happens in one transaction: a rejected request changes nothing. Ids sent with PUT and PATCH
-update are kept; one already used outside the request's scope is refused.
+update are kept; one already used outside the request's scope is refused. Annotations live in
+jobs, as on CVAT: what is sent to a task is sliced into its jobs, and a task's annotations are
+its jobs' merged (:mod:`cvat_aa_testing.job_annotations`).
 """
 
 from __future__ import annotations
@@ -10,8 +12,14 @@ from __future__ import annotations
 from werkzeug.wrappers import Request, Response
 
 from .. import auth
+from ..job_annotations import (
+    change_job_annotations,
+    change_task_annotations,
+    job_annotations,
+    task_annotations,
+)
 from ..storage import IdConflictError
-from ..validation import annotation_ids, check_annotations, parse_labeled_data
+from ..validation import check_annotations, parse_labeled_data
 from .context import ServerContext
 from .http import ID, ApiError, Route, empty_response, json_response, parse_json
 
@@ -21,7 +29,7 @@ def get_task_annotations(
 ) -> Response:
     with ctx.storage.read() as tx:
         task = ctx.task(tx, task_id)
-        return json_response(200, tx.annotations(task["id"]))
+        return json_response(200, task_annotations(tx, task, tx.task_labels(task)))
 
 
 def put_task_annotations(
@@ -56,7 +64,7 @@ def get_job_annotations(
 ) -> Response:
     with ctx.storage.read() as tx:
         job, task = ctx.job(tx, job_id)
-        return json_response(200, tx.annotations(task["id"], job["start_frame"], job["stop_frame"]))
+        return json_response(200, job_annotations(tx, job, tx.task_labels(task)))
 
 
 def put_job_annotations(
@@ -103,37 +111,20 @@ def _change_annotations(
         else:
             task = ctx.task(tx, task_id)
             first, last, scope = 0, task["size"] - 1, "task"
-        job_range = (first, last) if job_id is not None else (None, None)
         if action in ("put", "create", "update"):
             check_annotations(data, tx.task_labels(task), range(first, last + 1), scope=scope)
-        if action in ("put", "clear"):
-            tx.delete_annotations(task["id"], *job_range)
-        elif action in ("update", "delete"):
-            for kind in ("tags", "shapes", "tracks"):
-                tx.delete_annotations_by_id(
-                    task["id"], kind, annotation_ids(data, kind), *job_range
-                )
-        if action in ("put", "create", "update"):
-            keep_ids = action != "create"
-            if keep_ids:
-                try:
-                    tx.ensure_ids_unused(data)
-                except IdConflictError as e:
-                    raise ApiError(
-                        400, {"id": [f"{e}; use an id of this {scope}'s annotations or none."]}
-                    ) from e
-            tx.insert_annotations(task["id"], data, keep_ids=keep_ids)
-        # A PATCH with no annotations changes nothing on real CVAT, not even the dates, which
-        # is what makes it a harmless probe of the right to change annotations.
-        empty_patch = action in ("create", "update", "delete") and not any(
-            data[kind] for kind in ("tags", "shapes", "tracks")
-        )
-        if not empty_patch:
-            tx.touch_task(task["id"])
-            tx.touch_jobs(task["id"], first, max(first, last))
+        try:
+            if job_id is not None:
+                answer = change_job_annotations(tx, job, action, data)
+            else:
+                answer = change_task_annotations(tx, task, action, data)
+        except IdConflictError as e:
+            raise ApiError(
+                400, {"id": [f"{e}; use an id of this {scope}'s annotations or none."]}
+            ) from e
     if action == "clear":
         return empty_response(204)
-    return json_response(200, data)
+    return json_response(200, answer)
 
 
 ROUTES = [

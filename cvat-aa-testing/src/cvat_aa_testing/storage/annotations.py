@@ -1,8 +1,10 @@
 """Annotations, stored the way CVAT stores them: tags, shapes, tracks and tracked shapes.
 
 Skeleton elements are shapes with a parent, track elements are tracks with a parent, and each
-kind has its own id sequence, as in CVAT, so an id names an annotation only with its kind. The
-fields the server never queries live in a JSON ``body`` column.
+kind has its own id sequence, as in CVAT, so an id names an annotation only with its kind.
+Every annotation belongs to one job, as in CVAT (a task's annotations are its jobs', merged:
+see :mod:`cvat_aa_testing.job_annotations`). The fields the server never queries live in a
+JSON ``body`` column.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS tags (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    job_id INTEGER REFERENCES jobs(id) ON DELETE CASCADE,
     frame INTEGER NOT NULL,
     label_id INTEGER NOT NULL,
     body TEXT NOT NULL
@@ -24,6 +27,7 @@ CREATE TABLE IF NOT EXISTS tags (
 CREATE TABLE IF NOT EXISTS shapes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    job_id INTEGER REFERENCES jobs(id) ON DELETE CASCADE,
     parent_id INTEGER REFERENCES shapes(id) ON DELETE CASCADE,
     frame INTEGER NOT NULL,
     label_id INTEGER NOT NULL,
@@ -32,6 +36,7 @@ CREATE TABLE IF NOT EXISTS shapes (
 CREATE TABLE IF NOT EXISTS tracks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    job_id INTEGER REFERENCES jobs(id) ON DELETE CASCADE,
     parent_id INTEGER REFERENCES tracks(id) ON DELETE CASCADE,
     frame INTEGER NOT NULL,
     label_id INTEGER NOT NULL,
@@ -51,6 +56,13 @@ CREATE INDEX IF NOT EXISTS tracks_by_parent ON tracks(parent_id);
 CREATE INDEX IF NOT EXISTS tracked_shapes_by_track ON tracked_shapes(track_id);
 """
 
+# Databases of older test servers kept annotations per task; they get the column, and their
+# annotations (with no job) are no longer shown.
+ADDED_COLUMNS = [
+    (table, "job_id", "INTEGER REFERENCES jobs(id) ON DELETE CASCADE")
+    for table in ("tags", "shapes", "tracks")
+]
+
 # Annotation kinds and the tables that hold their top-level objects.
 ANNOTATION_TABLES = {"tags": "tags", "shapes": "shapes", "tracks": "tracks"}
 
@@ -67,14 +79,9 @@ class IdConflictError(Exception):
 class Annotations(TableAccess):
     """Rows of the four annotation tables, read and written as CVAT's LabeledData."""
 
-    def annotations(
-        self, task_id: int, first_frame: int | None = None, last_frame: int | None = None
-    ) -> dict[str, list[dict[str, Any]]]:
-        """A task's annotations as LabeledData, optionally those of one job's frame range."""
-        frames, params = "", [task_id]
-        if first_frame is not None:
-            frames = " AND frame BETWEEN ? AND ?"
-            params += [first_frame, last_frame]
+    def job_annotations(self, job_id: int) -> dict[str, list[dict[str, Any]]]:
+        """A job's annotations as stored (LabeledData without defaults), in CVAT's order:
+        tags and shapes by frame, tracks by id."""
         tags = [
             {
                 "id": row["id"],
@@ -83,19 +90,21 @@ class Annotations(TableAccess):
                 **json.loads(row["body"]),
             }
             for row in self._all(
-                f"SELECT * FROM tags WHERE task_id = ?{frames} ORDER BY id", params
+                "SELECT * FROM tags WHERE job_id = ? ORDER BY frame, id", (job_id,)
             )
         ]
-        where = f"task_id = ? AND parent_id IS NULL{frames}"
+        where = "job_id = ? AND parent_id IS NULL"
         shapes = [
             self._shape(row, with_elements=True)
-            for row in self._all(f"SELECT * FROM shapes WHERE {where} ORDER BY id", params)
+            for row in self._all(
+                f"SELECT * FROM shapes WHERE {where} ORDER BY frame, id", (job_id,)
+            )
         ]
         tracks = [
             self._track(row, with_elements=True)
-            for row in self._all(f"SELECT * FROM tracks WHERE {where} ORDER BY id", params)
+            for row in self._all(f"SELECT * FROM tracks WHERE {where} ORDER BY id", (job_id,))
         ]
-        return {"version": 0, "tags": tags, "shapes": shapes, "tracks": tracks, "intervals": []}
+        return {"tags": tags, "shapes": shapes, "tracks": tracks}
 
     def _shape(self, row: dict[str, Any], *, with_elements: bool) -> dict[str, Any]:
         body = json.loads(row["body"])
@@ -137,39 +146,20 @@ class Annotations(TableAccess):
             ]
         return track
 
-    def delete_annotations(
-        self, task_id: int, first_frame: int | None = None, last_frame: int | None = None
-    ) -> None:
-        """Deletes all annotations of a task, or those in one job's frame range."""
+    def delete_job_annotations(self, job_id: int) -> None:
+        """Deletes all annotations of a job."""
         for table in ANNOTATION_TABLES.values():
-            if first_frame is None:
-                self.conn.execute(f"DELETE FROM {table} WHERE task_id = ?", (task_id,))
-            else:
-                self.conn.execute(
-                    f"DELETE FROM {table} WHERE task_id = ? AND frame BETWEEN ? AND ?",
-                    (task_id, first_frame, last_frame),
-                )
+            self.conn.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
 
-    def delete_annotations_by_id(
-        self,
-        task_id: int,
-        kind: str,
-        ids: Iterable[int],
-        first_frame: int | None = None,
-        last_frame: int | None = None,
-    ) -> None:
-        """Deletes top-level annotations of one kind by id; unknown ids are ignored."""
+    def delete_annotations_by_id(self, job_id: int, kind: str, ids: Iterable[int]) -> None:
+        """Deletes a job's top-level annotations of one kind by id; other ids are ignored."""
         table = ANNOTATION_TABLES[kind]
-        where = "id = ? AND task_id = ?"
-        extra: list[Any] = []
+        where = "id = ? AND job_id = ?"
         if kind != "tags":
             where += " AND parent_id IS NULL"
-        if first_frame is not None:
-            where += " AND frame BETWEEN ? AND ?"
-            extra = [first_frame, last_frame]
         self.conn.executemany(
             f"DELETE FROM {table} WHERE {where}",
-            [(annotation_id, task_id, *extra) for annotation_id in ids],
+            [(annotation_id, job_id) for annotation_id in ids],
         )
 
     def ensure_ids_unused(self, data: dict[str, list[dict[str, Any]]]) -> None:
@@ -207,9 +197,9 @@ class Annotations(TableAccess):
                     )
 
     def insert_annotations(
-        self, task_id: int, data: dict[str, list[dict[str, Any]]], *, keep_ids: bool
+        self, task_id: int, job_id: int, data: dict[str, list[dict[str, Any]]], *, keep_ids: bool
     ) -> None:
-        """Inserts validated LabeledData and sets the ids it got in ``data``.
+        """Inserts validated LabeledData into a job and sets the ids it got in ``data``.
 
         The ids in ``data`` are kept when ``keep_ids`` is set, else new ones are assigned.
         """
@@ -220,19 +210,20 @@ class Annotations(TableAccess):
                 {
                     **self._id_column(tag, keep_ids),
                     "task_id": task_id,
+                    "job_id": job_id,
                     "frame": tag["frame"],
                     "label_id": tag["label_id"],
                     "body": dumps(body),
                 },
             )
         for shape in data.get("shapes", []):
-            parent_id = self._insert_shape(task_id, shape, None, keep_ids)
+            parent_id = self._insert_shape(task_id, job_id, shape, None, keep_ids)
             for element in shape.get("elements", []):
-                self._insert_shape(task_id, element, parent_id, keep_ids)
+                self._insert_shape(task_id, job_id, element, parent_id, keep_ids)
         for track in data.get("tracks", []):
-            parent_id = self._insert_track(task_id, track, None, keep_ids)
+            parent_id = self._insert_track(task_id, job_id, track, None, keep_ids)
             for element in track.get("elements", []):
-                self._insert_track(task_id, element, parent_id, keep_ids)
+                self._insert_track(task_id, job_id, element, parent_id, keep_ids)
 
     @staticmethod
     def _id_column(annotation: dict[str, Any], keep_ids: bool) -> dict[str, Any]:
@@ -241,7 +232,12 @@ class Annotations(TableAccess):
         return {}
 
     def _insert_shape(
-        self, task_id: int, shape: dict[str, Any], parent_id: int | None, keep_ids: bool
+        self,
+        task_id: int,
+        job_id: int,
+        shape: dict[str, Any],
+        parent_id: int | None,
+        keep_ids: bool,
     ) -> int:
         body = {
             key: shape[key]
@@ -264,6 +260,7 @@ class Annotations(TableAccess):
             {
                 **self._id_column(shape, keep_ids),
                 "task_id": task_id,
+                "job_id": job_id,
                 "parent_id": parent_id,
                 "frame": shape["frame"],
                 "label_id": shape["label_id"],
@@ -273,7 +270,12 @@ class Annotations(TableAccess):
         return shape["id"]
 
     def _insert_track(
-        self, task_id: int, track: dict[str, Any], parent_id: int | None, keep_ids: bool
+        self,
+        task_id: int,
+        job_id: int,
+        track: dict[str, Any],
+        parent_id: int | None,
+        keep_ids: bool,
     ) -> int:
         body = {key: track[key] for key in ("group", "source", "attributes")}
         track["id"] = track_id = self._insert(
@@ -281,6 +283,7 @@ class Annotations(TableAccess):
             {
                 **self._id_column(track, keep_ids),
                 "task_id": task_id,
+                "job_id": job_id,
                 "parent_id": parent_id,
                 "frame": track["frame"],
                 "label_id": track["label_id"],

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import annotations as annotation_tables
 from . import organizations, tasks
 from .transaction import SCHEMA, Transaction
 
@@ -25,7 +26,11 @@ def format_datetime(value: datetime.datetime) -> str:
 
 def _add_columns(conn: sqlite3.Connection) -> None:
     """Adds the columns a database made by an older test server lacks."""
-    for table, column, declaration in (*organizations.ADDED_COLUMNS, *tasks.ADDED_COLUMNS):
+    for table, column, declaration in (
+        *organizations.ADDED_COLUMNS,
+        *tasks.ADDED_COLUMNS,
+        *annotation_tables.ADDED_COLUMNS,
+    ):
         existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in existing:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")

@@ -50,3 +50,7 @@ class Jobs(TableAccess):
             "AND stop_frame >= ? AND start_frame <= ?",
             (self.now(), task_id, first_frame, last_frame),
         )
+
+    def touch_job(self, job_id: int) -> None:
+        """Marks one job as changed now."""
+        self.conn.execute("UPDATE jobs SET updated_date = ? WHERE id = ?", (self.now(), job_id))
