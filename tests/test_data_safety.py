@@ -192,8 +192,8 @@ def test_clearing_a_job_touches_only_its_own_part_of_a_track_across_jobs(
     # As on CVAT, a track sent to a task across jobs is stored as one track per job: the
     # first job's part (frames 2-3) and the second's (4-6) have ids of their own.
     task = make_task(cvat_server, 8, segment_size=4)
-    first, second = seed(cvat_server, task, tracks=[[(2, False), (6, False)]])["tracks"]
-    first_job, second_job = (job["id"] for job in cvat_server.jobs(task))
+    first, _second = seed(cvat_server, task, tracks=[[(2, False), (6, False)]])["tracks"]
+    second_job = cvat_server.jobs(task)[1]["id"]
 
     cvat_aa.annotate_job(cvat_client, second_job, Boxes(), clear_existing=True)
 
