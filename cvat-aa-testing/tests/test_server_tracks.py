@@ -330,3 +330,18 @@ def test_a_track_over_overlapping_jobs_is_one_track_of_the_task(overlapping: Tas
         [(6, 50, False), (9, 80, False)],
         [(9, 80, False)],
     ]
+
+
+def test_a_track_sent_to_a_job_before_its_first_shape_gets_an_outside_shape_there(
+    cvat_server: TestServer, tmp_path: Path
+) -> None:
+    task = Task(cvat_server, tmp_path, 8, segment_size=4)
+    track = {
+        "frame": 0,
+        "label_id": task.ids["car"],
+        "shapes": [rect(2, 1), rect(3, 5, outside=True)],
+    }
+    reply = task.send("PUT", {"tracks": [track]}, job=0)
+    assert keyframes(reply["tracks"][0]) == [(2, 1, False), (3, 5, True), (0, 1, True)]
+    (stored,) = task.get(job=0)["tracks"]
+    assert (stored["frame"], keyframes(stored)) == (0, [(0, 1, True), (2, 1, False), (3, 5, True)])

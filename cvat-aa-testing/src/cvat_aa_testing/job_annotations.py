@@ -67,6 +67,8 @@ def change_job_annotations(
             tx.delete_annotations_by_id(job["id"], kind, ids)
     if action in ("put", "create", "update"):
         keep_ids = action != "create"
+        for track in data["tracks"]:
+            _sync_track_frames(track)
         if keep_ids:
             tx.ensure_ids_unused(data)
         tx.insert_annotations(job["task_id"], job["id"], data, keep_ids=keep_ids)
@@ -94,6 +96,39 @@ def change_task_annotations(
         answer = change_job_annotations(tx, job, action, job_data)
         merge_data(merged, answer, job["start_frame"], task["overlap"] or 0)
     return _labeled_data(merged)
+
+
+def _sync_track_frames(track: dict[str, Any]) -> None:
+    """CVAT's ``_sync_frames`` on saving: a track starts on its first shape's frame, a track
+    that starts earlier gets an outside copy of that shape there, and a skeleton track starts
+    no later than its elements."""
+
+    def correct(track: dict[str, Any]) -> None:
+        shapes = sorted(track["shapes"], key=lambda shape: shape["frame"])
+        if shapes and track["frame"] < shapes[0]["frame"]:
+            if shapes[0]["type"] == "skeleton":
+                shapes[0]["frame"] = track["frame"]
+            else:
+                missing = {**copy.deepcopy(shapes[0]), "frame": track["frame"], "outside": True}
+                missing.pop("id", None)
+                track["shapes"].append(missing)
+        elif shapes and shapes[0]["frame"] < track["frame"]:
+            track["frame"] = shapes[0]["frame"]
+
+    correct(track)
+    elements = track.get("elements", [])
+    if not elements:
+        return
+    for element in elements:
+        element["frame"] = min(element["frame"], track["frame"])
+        correct(element)
+    min_frame = min(element["frame"] for element in elements)
+    if min_frame < track["frame"]:
+        track["frame"] = track["shapes"][0]["frame"] = min_frame
+        for element in elements:
+            if track["frame"] < element["frame"]:
+                element["frame"] = track["frame"]
+                correct(element)
 
 
 def _labeled_data(data: Data) -> dict[str, Any]:
