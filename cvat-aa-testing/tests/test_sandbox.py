@@ -126,8 +126,11 @@ def test_labels_from_a_function_file_match_its_spec_so_annotating_needs_no_mappi
             "skeleton",
             ["wrist", "thumb"],
         )
-        # The function's own sublabel ids mean nothing in the task: points are named instead.
-        assert 'data-label-name="wrist"' in hand["svg"] and "data-label-id" not in hand["svg"]
+        # The function's own sublabel ids mean nothing in the task: the points are sent by
+        # name, and the task names them by its own sublabels' ids, as CVAT does.
+        wrist, thumb = (sub["id"] for sub in hand["sublabels"])
+        assert f'data-node-id="1" data-label-id="{wrist}"' in hand["svg"]
+        assert f'data-node-id="2" data-label-id="{thumb}"' in hand["svg"]
         with server.make_client(cache_dir=tmp_path / "cache") as client:
             summary = cvat_aa.annotate_task(
                 client, task_id, cvat_aa.load_function(str(function_file))

@@ -79,7 +79,8 @@ class TaskFrames:
         when ``selection`` matches none of the frames (not deleted) of the task.
         """
         retry = retry or RetryPolicy()
-        if not task.size or not task.data_chunk_size:
+        # CVAT leaves these fields out of a task without data (an absent field raises).
+        if not getattr(task, "size", None) or not getattr(task, "data_chunk_size", None):
             raise NoDataError(
                 f"task {task.id} has no data; upload images or a video to it before annotating"
             )

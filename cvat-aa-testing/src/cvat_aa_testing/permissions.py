@@ -25,7 +25,7 @@ from typing import Any
 import attrs
 from werkzeug.wrappers import Request
 
-from .endpoints.http import ApiError
+from .endpoints.http import ApiError, not_found
 from .storage import Transaction
 
 # Lower is more: CVAT's get_priority in iam/rules/utils.rego and organizations.rego.
@@ -351,17 +351,17 @@ def check_route(tx: Transaction, identity: Any, scope: str, params: dict[str, st
     if "job_id" in params:
         job = tx.job(int(params["job_id"]))
         if job is None:
-            raise ApiError(404, {"detail": "Not found."})
+            raise not_found("Job")
         rules.require_job(job, tx.task(job["task_id"]), scope)
     elif "task_id" in params:
         task = tx.task(int(params["task_id"]))
         if task is None:
-            raise ApiError(404, {"detail": "Not found."})
+            raise not_found("Task")
         rules.require_task(task, scope)
     elif "project_id" in params:
         project = tx.project(int(params["project_id"]))
         if project is None:
-            raise ApiError(404, {"detail": "Not found."})
+            raise not_found("Project")
         rules.require_project(project, scope)
     else:
         raise ValueError(f"a route with scope {scope!r} names no task, job or project")

@@ -6,6 +6,7 @@ reads is present with the right type; datetimes are tz-aware UTC.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from .storage import Transaction
@@ -55,9 +56,10 @@ def user(user: dict[str, Any], base_url: str) -> dict[str, Any]:
         "is_staff": bool(user["is_superuser"]),
         "is_superuser": bool(user["is_superuser"]),
         "is_active": True,
-        "last_login": None,
+        "last_login": user["last_login"],
         "date_joined": user["date_joined"],
-        "has_analytics_access": False,
+        # CVAT gives analytics to superusers and to users made admins.
+        "has_analytics_access": bool(user["is_superuser"]) or user["privilege"] == "admin",
     }
 
 
@@ -73,13 +75,14 @@ def attribute(attr: dict[str, Any]) -> dict[str, Any]:
 
 
 def label(label: dict[str, Any]) -> dict[str, Any]:
-    return {
+    """CVAT's Label: ``svg`` only on skeletons, and ``task_id`` or ``project_id``, whichever
+    the label belongs to (CVAT leaves out the other)."""
+    body = {
         "id": label["id"],
         "name": label["name"],
         "color": label["color"],
         "attributes": [attribute(a) for a in label["attributes"]],
         "type": label["type"],
-        "svg": label["svg"],
         "sublabels": [
             {
                 "id": sub["id"],
@@ -92,21 +95,30 @@ def label(label: dict[str, Any]) -> dict[str, Any]:
             for sub in label["sublabels"]
         ],
         "has_parent": label["parent_id"] is not None,
-        "task_id": label["task_id"],
-        "project_id": label["project_id"],
         "parent_id": label["parent_id"],
     }
+    if label["type"] == "skeleton":
+        body["svg"] = label["svg"]
+    for key in ("task_id", "project_id"):
+        if label[key]:
+            body[key] = label[key]
+    return body
 
 
 def _mode(task: dict[str, Any]) -> str:
     return {"image": "annotation", "video": "interpolation"}.get(task["media_type"], "")
 
 
+def _media_type(task: dict[str, Any]) -> str:
+    """CVAT 2.73's media type: "image" for video too (the mode tells them apart)."""
+    return "image" if task["media_type"] else ""
+
+
 def task(tx: Transaction, task: dict[str, Any], base_url: str) -> dict[str, Any]:
     project = tx.project(task["project_id"]) if task["project_id"] is not None else None
     jobs = tx.jobs(task["id"])
     has_data = task["media_type"] is not None
-    return {
+    body = {
         "url": f"{base_url}api/tasks/{task['id']}",
         "id": task["id"],
         "name": task["name"],
@@ -129,8 +141,8 @@ def task(tx: Transaction, task: dict[str, Any], base_url: str) -> dict[str, Any]
         "size": task["size"],
         "image_quality": task["image_quality"],
         "data": task["id"] if has_data else None,
-        "dimension": "2d",
-        "media_type": task["media_type"] or "",
+        "dimension": "2d" if has_data else "",
+        "media_type": _media_type(task),
         "subset": task["subset"],
         "organization": task["organization_id"],
         "organization_id": task["organization_id"],
@@ -143,9 +155,25 @@ def task(tx: Transaction, task: dict[str, Any], base_url: str) -> dict[str, Any]
             "url": f"{base_url}api/jobs?task_id={task['id']}",
         },
         "labels": {"url": f"{base_url}api/labels?task_id={task['id']}"},
-        "assignee_updated_date": None,
+        "assignee_updated_date": task["assignee_updated_date"],
         "validation_mode": None,
+        "consensus_enabled": False,
     }
+    if not has_data:
+        # CVAT leaves out what only data defines until the task has some.
+        for key in _DATA_FIELDS:
+            del body[key]
+    return body
+
+
+_DATA_FIELDS = (
+    "size",
+    "image_quality",
+    "data_chunk_size",
+    "data_cloud_storage_id",
+    "data_compressed_chunk_type",
+    "data_original_chunk_type",
+)
 
 
 def job(
@@ -163,8 +191,9 @@ def job(
         "guide_id": None,
         "dimension": "2d",
         "mode": _mode(task),
-        "media_type": task["media_type"] or "",
-        "bug_tracker": task["bug_tracker"] or None,
+        "media_type": _media_type(task),
+        # CVAT's Job.get_bug_tracker: the task's, else its project's.
+        "bug_tracker": task["bug_tracker"] or (project["bug_tracker"] if project else None),
         "status": "annotation",
         "stage": "annotation",
         "state": "new",
@@ -180,8 +209,10 @@ def job(
         "organization": task["organization_id"],
         "target_storage": None,
         "source_storage": None,
-        "assignee_updated_date": None,
+        "assignee_updated_date": job["assignee_updated_date"],
         "parent_job_id": None,
+        "consensus_replicas": 0,
+        "replicas_count": 0,
         "issues": {"count": 0, "url": f"{base_url}api/issues?job_id={job['id']}"},
         "labels": {"url": f"{base_url}api/labels?job_id={job['id']}"},
     }
@@ -202,12 +233,13 @@ def project(tx: Transaction, project: dict[str, Any], base_url: str) -> dict[str
         "created_date": project["created_date"],
         "updated_date": project["updated_date"],
         "status": "annotation",
-        "dimension": "2d",
+        # CVAT's: that of the first task with data, none before.
+        "dimension": "2d" if tx.project_has_data(project["id"]) else None,
         "organization": project["organization_id"],
         "organization_id": project["organization_id"],
         "target_storage": None,
         "source_storage": None,
-        "assignee_updated_date": None,
+        "assignee_updated_date": project["assignee_updated_date"],
         "tasks": {
             "count": tx.count_tasks_in_project(project["id"]),
             "url": f"{base_url}api/tasks?project_id={project['id']}",
@@ -294,10 +326,23 @@ def data_meta(
         "chunks_updated_date": task["chunks_updated_date"] or task["created_date"],
         "storage": task["storage"],
         "cloud_storage_id": None,
+        # A video's chapters (none in the videos the test server takes); images have none.
+        "chapters": [] if task["media_type"] == "video" else None,
     }
 
 
+#: How long CVAT's rq keeps a finished request, and a failed one (rq's default TTLs).
+_RESULT_TTL = datetime.timedelta(seconds=500)
+_FAILURE_TTL = datetime.timedelta(days=365)
+
+
 def request(req: dict[str, Any], owner: dict[str, Any] | None) -> dict[str, Any]:
+    """CVAT's Request of a task's data: a task creation has no progress (task_progress is
+    never set) and no result id; its request expires rq's TTL after it ends."""
+    expiry_date = None
+    if req["finished_date"] is not None:
+        ttl = _RESULT_TTL if req["status"] == "finished" else _FAILURE_TTL
+        expiry_date = datetime.datetime.fromisoformat(req["finished_date"]) + ttl
     body = {
         "id": req["id"],
         "status": req["status"],
@@ -305,20 +350,20 @@ def request(req: dict[str, Any], owner: dict[str, Any] | None) -> dict[str, Any]
         "operation": {
             "type": req["operation_type"],
             "target": req["target"],
-            "project_id": None,
+            "project_id": req["project_id"],
             "task_id": req["task_id"],
             "job_id": None,
             "format": None,
-            "function_id": None,
             "org_id": None,
+            "lightweight": None,
         },
-        "progress": 1.0 if req["status"] == "finished" else None,
+        "progress": 0.0,
         "created_date": req["created_date"],
         "started_date": req["created_date"],
         "finished_date": req["finished_date"],
-        "expiry_date": None,
+        "expiry_date": expiry_date.isoformat(timespec="microseconds") if expiry_date else None,
         "result_url": None,
-        "result_id": req["task_id"],
+        "result_id": None,
     }
     if owner is not None:
         body["owner"] = {"id": owner["id"], "username": owner["username"]}

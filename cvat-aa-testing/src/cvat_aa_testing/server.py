@@ -562,11 +562,12 @@ class TestServer:
                         "project_id": project_id,
                         "organization_id": org["id"] if org else None,
                         "owner_id": self._user_id(tx, owner),
-                        "assignee_id": None if assignee is None else self._user_id(tx, assignee),
                         "segment_size": segment_size or 0,
                         "overlap": overlap,
                     }
                 )
+                if assignee is not None:
+                    tx.set_assignee("tasks", task_id, self._user_id(tx, assignee))
                 task_data.create_labels(tx, specs, task_id=task_id)
                 task_data.attach_data(tx, self.media_root, task_id, files, params)
                 deleted = sorted(set(deleted_frames))

@@ -146,6 +146,7 @@ def create_labels(
             sub_color = sub["color"] or label_color(sub["name"], sub_colors)
             sub_colors.append(sub_color)
             _store_label(tx, sub, sub_color, task_id, project_id, label_id)
+        _name_points_by_id(tx, label_id, spec["svg"])
 
 
 def add_labels(
@@ -174,6 +175,7 @@ def add_labels(
         label_id = _store_label(tx, spec, color, task_id, project_id, None)
         for sub, sub_color in zip(spec["sublabels"], sub_colors):
             _store_label(tx, sub, sub_color, task_id, project_id, label_id)
+        _name_points_by_id(tx, label_id, spec["svg"])
 
 
 def _store_label(
@@ -195,6 +197,16 @@ def _store_label(
     )
     _create_attributes(tx, label_id, spec["attributes"])
     return label_id
+
+
+def _name_points_by_id(tx: Transaction, label_id: int, svg: str) -> None:
+    """CVAT's rewrite of a new skeleton's svg: each point named by its sublabel's new id
+    (``data-label-id``) instead of by its name (``data-label-name``)."""
+    for sub in tx.labels(parent_id=label_id):
+        name, sublabel_id = sub["name"], sub["id"]
+        svg = svg.replace(f'data-label-name="{name}"', f'data-label-id="{sublabel_id}"')
+    if svg:
+        tx.set_label_svg(label_id, svg)
 
 
 def _create_attributes(tx: Transaction, label_id: int, specs: Sequence[dict[str, Any]]) -> None:

@@ -34,6 +34,7 @@ def login(ctx: ServerContext, request: Request, identity: None) -> Response:
         csrf_token = auth.new_secret()
         tx.add_credential(auth.digest(key), "token", user["id"])
         tx.add_credential(auth.digest(session_id), "session", user["id"], csrf_token=csrf_token)
+        tx.set_last_login(user["id"])
     response = json_response(200, {"key": key})
     response.set_cookie("sessionid", session_id, path="/", httponly=True, samesite="Lax")
     response.set_cookie("csrftoken", csrf_token, path="/", samesite="Lax")

@@ -30,12 +30,12 @@ class ServerContext:
         """The task, or a 404."""
         task = tx.task(int(task_id))
         if task is None:
-            raise not_found()
+            raise not_found("Task")
         return task
 
     def job(self, tx: Transaction, job_id: str | int) -> tuple[dict[str, Any], dict[str, Any]]:
         """The job and its task, or a 404."""
         job = tx.job(int(job_id))
         if job is None:
-            raise not_found()
+            raise not_found("Job")
         return job, tx.task(job["task_id"])

@@ -32,8 +32,10 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def not_found() -> ApiError:
-    return ApiError(404, {"detail": "Not found."})
+def not_found(model: str | None = None) -> ApiError:
+    """A 404 with Django's message for a missing ``model`` ("Task", "Job", ...), or DRF's."""
+    detail = f"No {model} matches the given query." if model else "Not found."
+    return ApiError(404, {"detail": detail})
 
 
 class Route:

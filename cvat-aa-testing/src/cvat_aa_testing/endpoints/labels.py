@@ -56,7 +56,7 @@ def retrieve_label(
     with ctx.storage.read() as tx:
         label = tx.label(int(label_id))
     if label is None:
-        raise not_found()
+        raise not_found("Label")
     return json_response(200, representations.label(label))
 
 

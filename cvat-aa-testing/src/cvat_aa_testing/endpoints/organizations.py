@@ -74,7 +74,7 @@ def retrieve_organization(
     with ctx.storage.read() as tx:
         org = tx.organization(int(organization_id))
         if org is None:
-            raise not_found()
+            raise not_found("Organization")
         if not identity.rules(tx).sees_organization(org):
             raise permissions.forbidden()
         return json_response(200, representations.organization(tx, org, request.host_url))
@@ -86,7 +86,7 @@ def delete_organization(
     with ctx.storage.write() as tx:
         org = tx.organization(int(organization_id))
         if org is None:
-            raise not_found()
+            raise not_found("Organization")
         rules = identity.rules(tx)
         if not (rules.is_admin or org["owner_id"] == identity.user["id"]):
             raise permissions.forbidden()
@@ -124,7 +124,7 @@ def _membership_to_change(
 ) -> tuple[dict, permissions.Rules]:
     membership = tx.membership(int(membership_id))
     if membership is None:
-        raise not_found()
+        raise not_found("Membership")
     rules = identity.rules(tx)
     if rules.is_admin:
         return membership, rules
@@ -215,7 +215,7 @@ def accept_invitation(
     with ctx.storage.read() as tx:
         membership = tx.invitation_membership(key)
     if membership is None or membership["user_id"] != identity.user["id"]:
-        raise not_found()
+        raise not_found("Invitation")
     raise ApiError(400, "Your invitation is already accepted.")
 
 

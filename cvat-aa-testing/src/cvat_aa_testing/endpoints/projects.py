@@ -61,7 +61,7 @@ def retrieve_project(
     with ctx.storage.read() as tx:
         project = tx.project(int(project_id))
         if project is None:
-            raise not_found()
+            raise not_found("Project")
         return json_response(200, representations.project(tx, project, request.host_url))
 
 
@@ -70,7 +70,7 @@ def delete_project(
 ) -> Response:
     with ctx.storage.write() as tx:
         if tx.project(int(project_id)) is None:
-            raise not_found()
+            raise not_found("Project")
         task_ids = [t["id"] for t in tx.tasks(project_id=int(project_id))]
         tx.delete_project(int(project_id))
     for task_id in task_ids:

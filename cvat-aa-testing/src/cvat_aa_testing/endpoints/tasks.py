@@ -157,7 +157,12 @@ def update_task(
             tx.update_task(task["id"], changes)
         add_labels(tx, labels, task_id=task["id"])
         tx.touch_task(task["id"])
-        return json_response(200, representations.task(tx, tx.task(task["id"]), request.host_url))
+        result = representations.task(tx, tx.task(task["id"]), request.host_url)
+        if changes.get("assignee_id", task["assignee_id"]) != task["assignee_id"]:
+            # CVAT 2.73 dates a new assignee in its answer but does not save the date (its
+            # update_fields leave it out): the task read back has the old one.
+            result["assignee_updated_date"] = result["updated_date"]
+        return json_response(200, result)
 
 
 def delete_task(

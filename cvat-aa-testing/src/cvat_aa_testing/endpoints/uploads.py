@@ -116,7 +116,7 @@ def _upload_multiple(ctx: ServerContext, request: Request, task_id: int) -> Resp
         for path in written:
             path.unlink(missing_ok=True)
         raise
-    return json_response(200, {})
+    return empty_response(200)
 
 
 def _tus_create(ctx: ServerContext, request: Request, task_id: int) -> Response:
@@ -266,6 +266,7 @@ def _attach(
                 operation_type="create:task",
                 target="task",
                 task_id=task_id,
+                project_id=tx.task(task_id)["project_id"],
                 status="finished",
             )
     except media.MediaError as e:
@@ -282,6 +283,7 @@ def _attach(
                 operation_type="create:task",
                 target="task",
                 task_id=task_id,
+                project_id=tx.task(task_id)["project_id"],
                 status="failed",
                 message=str(e),
             )
@@ -294,7 +296,10 @@ def retrieve_request(
     with ctx.storage.read() as tx:
         req = tx.request(rq_id)
         if req is None:
-            raise not_found()
+            # CVAT answers this one in plain words, not JSON.
+            return Response(
+                "There is no request with specified id", status=404, mimetype="text/html"
+            )
         owner = tx.user(req["owner_id"]) if req["owner_id"] else None
     return json_response(200, representations.request(req, owner))
 

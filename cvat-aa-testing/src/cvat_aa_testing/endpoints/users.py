@@ -1,8 +1,8 @@
-"""Users: registration (``/api/auth/register``), the list, one user, and their groups.
+"""Users: registration (``/api/auth/register``), the list, one user, their groups, deletion.
 
 Enough for a script to make a second user the way it would on real CVAT: register, then an
 admin sets the user's groups (``PATCH /api/users/{id} {"groups": [...]}``), which decide what
-the user may do (:mod:`cvat_aa_testing.permissions`).
+the user may do (:mod:`cvat_aa_testing.permissions`), and delete it afterwards.
 """
 
 from __future__ import annotations
@@ -11,7 +11,16 @@ from werkzeug.wrappers import Request, Response
 
 from .. import auth, permissions, representations
 from .context import ServerContext
-from .http import ID, ApiError, Route, json_response, not_found, paginate, parse_json
+from .http import (
+    ID,
+    ApiError,
+    Route,
+    empty_response,
+    json_response,
+    not_found,
+    paginate,
+    parse_json,
+)
 
 _REGISTER_FIELDS = ("username", "email", "password1", "password2", "first_name", "last_name")
 
@@ -44,6 +53,8 @@ def register(ctx: ServerContext, request: Request, identity: None) -> Response:
         )
         key = auth.new_secret()
         tx.add_credential(auth.digest(key), "token", user_id)
+        # Registering logs the user in, as dj-rest-auth does.
+        tx.set_last_login(user_id)
     return json_response(
         201,
         {
@@ -79,7 +90,7 @@ def retrieve_user(
     with ctx.storage.read() as tx:
         user = tx.user(int(user_id))
         if user is None:
-            raise not_found()
+            raise not_found("User")
         org = identity.organization.organization
         if not identity.rules(tx).may_view_user(user["id"], org["id"] if org else None):
             raise permissions.forbidden()
@@ -109,7 +120,7 @@ def update_user(
     with ctx.storage.write() as tx:
         user = tx.user(int(user_id))
         if user is None:
-            raise not_found()
+            raise not_found("User")
         if not identity.rules(tx).is_admin:
             raise permissions.forbidden()
         if user["is_superuser"]:
@@ -118,9 +129,24 @@ def update_user(
         return json_response(200, representations.user(tx.user(user["id"]), request.host_url))
 
 
+def delete_user(
+    ctx: ServerContext, request: Request, identity: auth.Identity, user_id: str
+) -> Response:
+    """users.rego: an admin deletes anyone, a user themself. What they own stays, ownerless."""
+    with ctx.storage.write() as tx:
+        user = tx.user(int(user_id))
+        if user is None:
+            raise not_found("User")
+        if not identity.rules(tx).is_admin and user["id"] != identity.user["id"]:
+            raise permissions.forbidden()
+        tx.delete_user(user["id"])
+    return empty_response(204)
+
+
 ROUTES = [
     Route("POST", "/api/auth/register", register, public=True),
     Route("GET", "/api/users", list_users),
     Route("GET", "/api/users/" + ID.format("user_id"), retrieve_user),
     Route("PATCH", "/api/users/" + ID.format("user_id"), update_user),
+    Route("DELETE", "/api/users/" + ID.format("user_id"), delete_user),
 ]

@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 """
 
+ADDED_COLUMNS = (("requests", "project_id", "INTEGER"),)
+
 
 class BackgroundRequests(TableAccess):
     """Rows of ``requests``."""
@@ -37,6 +39,7 @@ class BackgroundRequests(TableAccess):
         operation_type: str,
         target: str,
         task_id: int | None,
+        project_id: int | None,
         status: str,
         message: str = "",
     ) -> None:
@@ -50,6 +53,7 @@ class BackgroundRequests(TableAccess):
                 "operation_type": operation_type,
                 "target": target,
                 "task_id": task_id,
+                "project_id": project_id,
                 "status": status,
                 "message": message,
                 "created_date": now,

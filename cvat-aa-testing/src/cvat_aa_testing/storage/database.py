@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import annotations as annotation_tables
-from . import organizations, tasks
+from . import background_requests, organizations, tasks, users
 from .transaction import SCHEMA, Transaction
 
 
@@ -30,6 +30,8 @@ def _add_columns(conn: sqlite3.Connection) -> None:
         *organizations.ADDED_COLUMNS,
         *tasks.ADDED_COLUMNS,
         *annotation_tables.ADDED_COLUMNS,
+        *users.ADDED_COLUMNS,
+        *background_requests.ADDED_COLUMNS,
     ):
         existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in existing:

@@ -60,6 +60,9 @@ class Labels(TableAccess):
             },
         )
 
+    def set_label_svg(self, label_id: int, svg: str) -> None:
+        self.conn.execute("UPDATE labels SET svg = ? WHERE id = ?", (svg, label_id))
+
     def create_attribute(
         self,
         label_id: int,

@@ -45,6 +45,7 @@ ADDED_COLUMNS = (
     ("tasks", "organization_id", "INTEGER REFERENCES organizations(id) ON DELETE CASCADE"),
     ("tasks", "assignee_id", "INTEGER REFERENCES users(id) ON DELETE SET NULL"),
     ("jobs", "assignee_id", "INTEGER REFERENCES users(id) ON DELETE SET NULL"),
+    *((table, "assignee_updated_date", "TEXT") for table in ("projects", "tasks", "jobs")),
 )
 
 #: Tables whose rows can be assigned to a user.
@@ -133,10 +134,16 @@ class Organizations(TableAccess):
         self.conn.execute("DELETE FROM memberships WHERE id = ?", (membership_id,))
 
     def set_assignee(self, table: str, row_id: int, user_id: int | None) -> None:
-        """Assigns a project, task or job to a user (None: to nobody)."""
+        """Assigns a project, task or job to a user (None: to nobody).
+
+        As in CVAT, ``assignee_updated_date`` changes only when the assignee does.
+        """
         if table not in _ASSIGNABLE:
             raise ValueError(f"{table} rows have no assignee")
+        now = self.now()
         self.conn.execute(
-            f"UPDATE {table} SET assignee_id = ?, updated_date = ? WHERE id = ?",
-            (user_id, self.now(), row_id),
+            f"UPDATE {table} SET assignee_updated_date = CASE WHEN assignee_id IS ?"
+            " THEN assignee_updated_date ELSE ? END, assignee_id = ?, updated_date = ?"
+            " WHERE id = ?",
+            (user_id, now, user_id, now, row_id),
         )

@@ -52,6 +52,16 @@ class Projects(TableAccess):
     def delete_project(self, project_id: int) -> None:
         self.conn.execute("DELETE FROM projects WHERE id = ?", (project_id,))
 
+    def project_has_data(self, project_id: int) -> bool:
+        """Whether a task of the project has its data."""
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM tasks WHERE project_id = ? AND media_type IS NOT NULL LIMIT 1",
+                (project_id,),
+            ).fetchone()
+            is not None
+        )
+
     def count_tasks_in_project(self, project_id: int) -> int:
         return self.conn.execute(
             "SELECT COUNT(*) FROM tasks WHERE project_id = ?", (project_id,)

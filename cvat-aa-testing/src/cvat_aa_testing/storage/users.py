@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS credentials (
 );
 """
 
+ADDED_COLUMNS = (("users", "last_login", "TEXT"),)
+
 
 class Users(TableAccess):
     """Rows of ``users`` and ``credentials``."""
@@ -61,6 +63,14 @@ class Users(TableAccess):
                 "date_joined": self.now(),
             },
         )
+
+    def set_last_login(self, user_id: int) -> None:
+        """Records a login (with a password, as Django's ``login()``; tokens do not count)."""
+        self.conn.execute("UPDATE users SET last_login = ? WHERE id = ?", (self.now(), user_id))
+
+    def delete_user(self, user_id: int) -> None:
+        """Deletes a user: credentials and memberships go, owners and assignees become null."""
+        self.conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
 
     def set_privilege(self, user_id: int, privilege: str | None) -> None:
         self.conn.execute("UPDATE users SET privilege = ? WHERE id = ?", (privilege, user_id))
