@@ -60,6 +60,9 @@ def it_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             from target import Account
 
             account = Account(testserver.username, password=testserver.password)
+            if os.environ.get("CVAT_AA_IT_ORG"):
+                # A fresh test server has no organizations: make the one asked for.
+                testserver.create_organization(os.environ["CVAT_AA_IT_ORG"])
         target = Target(
             url=url,
             direct_url=url,

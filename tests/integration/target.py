@@ -132,7 +132,8 @@ class UserManager:
     """Registers throw-away users through CVAT's API (``/api/auth/register``) and deletes them.
 
     Registering needs no login (CVAT allows self-registration by default); changing a user's
-    groups and deleting a user need an administrator.
+    groups and deleting a user need an administrator. In an organization (``CVAT_AA_IT_ORG``)
+    each user is invited into it as a worker.
     """
 
     def __init__(self, target: Target, admin: Client, prefix: str) -> None:
@@ -157,16 +158,20 @@ class UserManager:
                     last_name="integration",
                 )
             )
-        except exceptions.ApiException as ex:
-            if self.target.testserver is None or ex.status not in (404, 405):
-                raise
-            # cvat-aa's test server has no self-registration: add the user in-process.
-            self.target.testserver.create_user(username, password)
         finally:
             anonymous.close()
-        users = self.admin.api_client.users_api.list(search=username)[0].results
+        # Outside any organization: in one, the list holds only its members.
+        with self.admin.organization_context(""):
+            users = self.admin.api_client.users_api.list(search=username)[0].results
         user_id = next(u.id for u in users if u.username == username)
         self.created.append(user_id)
+        if self.target.organization:
+            # A member with the least role: in the organization, but seeing only what is
+            # assigned to them (CVAT accepts an invitation of a registered user at once).
+            self.admin.api_client.invitations_api.create(
+                models.InvitationWriteRequest(role="worker", email=f"{username}@example.com"),
+                org=self.target.organization,
+            )
         return Account(username, password=password), user_id
 
     def set_groups(self, user_id: int, groups: list[str]) -> None:
