@@ -155,6 +155,19 @@ def test_a_job_assignee_works_on_the_job_but_cannot_see_the_task(
     assert ids(cvat_server, "bob", "/api/tasks") == []
 
 
+def test_a_job_shows_its_task_name_only_to_who_may_see_the_task(
+    cvat_server: TestServer, org_world: dict[str, int]
+) -> None:
+    # As CVAT's JobReadSerializer: task_name is null for a reader who may not see the task.
+    first_job, _ = org_world["sandbox_task_jobs"]
+    assert call(cvat_server, "bob", "GET", f"/api/jobs/{first_job}")[1]["task_name"] is None
+    assert call(cvat_server, "alice", "GET", f"/api/jobs/{first_job}")[1]["task_name"] == (
+        "sandbox_task"
+    )
+    listed = call(cvat_server, "bob", "GET", "/api/jobs")[1]["results"]
+    assert [job["task_name"] for job in listed if job["id"] == first_job] == [None]
+
+
 def test_a_user_without_a_group_sees_an_assigned_task_but_cannot_change_it(
     cvat_server: TestServer, org_world: dict[str, int]
 ) -> None:

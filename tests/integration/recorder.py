@@ -193,6 +193,9 @@ class Normalizer:
             return self.id(container or resource or "object", value)
         if key in _ID_KEYS and isinstance(value, int) and not isinstance(value, bool):
             return self.id(_ID_KEYS[key], value)
+        if key in ("owner", "assignee") and isinstance(value, int) and not isinstance(value, bool):
+            # A user by id (a job PATCH sends {"assignee": 5}; answers hold the user object).
+            return self.id("user", value)
         if key == "rq_id" and isinstance(value, str):
             return "<rq>"
         if key in ("results",):

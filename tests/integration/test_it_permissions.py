@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from readback import NOTHING, assert_annotations, server_annotations
+from readback import NOTHING, assert_annotations, expected_annotations, server_annotations
 from target import Account
 
 
@@ -102,3 +102,33 @@ def test_a_user_who_can_see_the_task_may_make_a_dry_run_of_a_job(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["frames"] == 2
     assert_annotations(server_annotations(client, task), NOTHING)
+
+
+@pytest.fixture(scope="session")
+def job_assignee(users) -> tuple[Account, int]:
+    """An ordinary user who will be assigned one job: CVAT lets them see nothing of its task."""
+    manager, recorder = users
+    account, user_id = manager.register("jobber")
+    if recorder is not None:
+        recorder.add_name(account.username, "<jobber>")
+        recorder.add_secret(account.password)
+    return account, user_id
+
+
+def test_a_job_assignee_annotates_their_job(cvat_aa_cli, client, workspace, job_assignee):
+    from cvat_sdk import models
+
+    account, user_id = job_assignee
+    # Jobs of 3 frames, chunks of 2: the second job starts inside the task's second chunk.
+    task = workspace.create_task("job-assignee", frames=7, segment_size=3, chunk_size=2)
+    job = sorted(client.tasks.retrieve(task).get_jobs(), key=lambda j: j.start_frame)[1]
+    client.api_client.jobs_api.partial_update(
+        job.id, patched_job_write_request=models.PatchedJobWriteRequest(assignee=user_id)
+    )
+
+    result = cvat_aa_cli(
+        "annotate", "--job", str(job.id), "--function", "it_every_shape", account=account
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert_annotations(server_annotations(client, task), expected_annotations([3, 4, 5]))

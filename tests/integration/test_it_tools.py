@@ -34,6 +34,8 @@ def test_ids_become_ordinals_per_kind_in_the_order_first_seen():
         "key": "<secret>",
         "note": "<secret>",
     }
+    assert normal.body({"assignee": 37}, resource="job") == {"assignee": "<user#1>"}
+    assert normal.body({"assignee": {"id": 37}}, resource="job") == {"assignee": {"id": "<user#1>"}}
     assert normal.path("/api/jobs/8/annotations/") == "/api/jobs/<job#1>/annotations/"
     assert normal.query("task_id=57&org=&page=1") == {"org": "", "page": "1", "task_id": "<task#1>"}
 

@@ -167,6 +167,7 @@ class Workspace:
         labels: list[dict[str, Any]] = LABELS,
         project_id: int | None = None,
         segment_size: int | None = None,
+        chunk_size: int | None = None,
     ) -> int:
         """A task of ``frames`` 64x48 images (or a video of that many frames)."""
         folder = self.media_dir / secrets.token_hex(4)
@@ -185,7 +186,11 @@ class Workspace:
         task = self.client.tasks.create_from_data(
             spec=models.TaskWriteRequest(**spec),
             resources=[str(p) for p in resources],
-            data_params={"image_quality": 95, "sorting_method": "natural"},
+            data_params={
+                "image_quality": 95,
+                "sorting_method": "natural",
+                **({"chunk_size": chunk_size} if chunk_size is not None else {}),
+            },
         )
         self.tasks.append(task.id)
         return task.id

@@ -7,9 +7,12 @@ reads is present with the right type; datetimes are tz-aware UTC.
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .storage import Transaction
+
+if TYPE_CHECKING:
+    from .permissions import Rules
 
 #: The CVAT version a test server claims unless told otherwise: the one cvat-sdk 2.80 supports
 #: without a warning.
@@ -114,7 +117,18 @@ def _media_type(task: dict[str, Any]) -> str:
     return "image" if task["media_type"] else ""
 
 
-def task(tx: Transaction, task: dict[str, Any], base_url: str) -> dict[str, Any]:
+def _visible_name(resource: dict[str, Any] | None, may: Any, scope: str) -> str | None:
+    """``resource``'s name, or None when there is none or ``may(resource, scope)`` is false."""
+    if resource is None or (may and not may(resource, scope)):
+        return None
+    return resource["name"]
+
+
+def task(
+    tx: Transaction, task: dict[str, Any], base_url: str, rules: Rules | None = None
+) -> dict[str, Any]:
+    """A task as its reader sees it: the project's name only if ``rules`` (the reader's; None:
+    anyone's) let them see the project, as CVAT's TaskReadSerializer does."""
     project = tx.project(task["project_id"]) if task["project_id"] is not None else None
     jobs = tx.jobs(task["id"])
     has_data = task["media_type"] is not None
@@ -123,7 +137,7 @@ def task(tx: Transaction, task: dict[str, Any], base_url: str) -> dict[str, Any]
         "id": task["id"],
         "name": task["name"],
         "project_id": task["project_id"],
-        "project_name": project["name"] if project else None,
+        "project_name": _visible_name(project, rules and rules.may_project, "view"),
         "mode": _mode(task),
         "owner": basic_user(tx.user(task["owner_id"]) if task["owner_id"] else None, base_url),
         "assignee": _user_ref(tx, task["assignee_id"], base_url),
@@ -177,16 +191,23 @@ _DATA_FIELDS = (
 
 
 def job(
-    tx: Transaction, job: dict[str, Any], task: dict[str, Any], base_url: str
+    tx: Transaction,
+    job: dict[str, Any],
+    task: dict[str, Any],
+    base_url: str,
+    rules: Rules | None = None,
 ) -> dict[str, Any]:
+    """A job as its reader sees it: the task's and the project's names only if ``rules`` (the
+    reader's; None: anyone's) let them see those, as CVAT's JobReadSerializer does (a job's
+    assignee often may not see its task)."""
     project = tx.project(task["project_id"]) if task["project_id"] is not None else None
     return {
         "url": f"{base_url}api/jobs/{job['id']}",
         "id": job["id"],
         "task_id": task["id"],
-        "task_name": task["name"],
+        "task_name": _visible_name(task, rules and rules.may_task, "view"),
         "project_id": task["project_id"],
-        "project_name": project["name"] if project else None,
+        "project_name": _visible_name(project, rules and rules.may_project, "view"),
         "assignee": _user_ref(tx, job["assignee_id"], base_url),
         "guide_id": None,
         "dimension": "2d",

@@ -17,7 +17,7 @@ def list_jobs(ctx: ServerContext, request: Request, identity: auth.Identity) -> 
         rules.check_list()
         # Newest first, as CVAT lists jobs (and tasks, projects; labels oldest first).
         items = [
-            representations.job(tx, job, task, base_url)
+            representations.job(tx, job, task, base_url, rules)
             for job in reversed(tx.jobs(task_id))
             if rules.lists_job(job, task := tx.task(job["task_id"]))
         ]
@@ -29,7 +29,8 @@ def retrieve_job(
 ) -> Response:
     with ctx.storage.read() as tx:
         job, task = ctx.job(tx, job_id)
-        return json_response(200, representations.job(tx, job, task, request.host_url))
+        rules = identity.rules(tx)
+        return json_response(200, representations.job(tx, job, task, request.host_url, rules))
 
 
 def update_job(
@@ -47,7 +48,7 @@ def update_job(
             user_id = permissions.assignee(tx, rules, body, "assignee", task["organization_id"])
             tx.set_assignee("jobs", job["id"], user_id)
         return json_response(
-            200, representations.job(tx, tx.job(job["id"]), task, request.host_url)
+            200, representations.job(tx, tx.job(job["id"]), task, request.host_url, rules)
         )
 
 

@@ -40,7 +40,7 @@ def list_tasks(ctx: ServerContext, request: Request, identity: auth.Identity) ->
         rules = identity.rules(tx)
         rules.check_list()
         items = [
-            representations.task(tx, task, base_url)
+            representations.task(tx, task, base_url, rules)
             for task in tx.tasks(project_id=project_id, name=name)
             if rules.lists_task(task)
         ]
@@ -112,7 +112,8 @@ def retrieve_task(
 ) -> Response:
     with ctx.storage.read() as tx:
         task = ctx.task(tx, task_id)
-        return json_response(200, representations.task(tx, task, request.host_url))
+        rules = identity.rules(tx)
+        return json_response(200, representations.task(tx, task, request.host_url, rules))
 
 
 def update_task(
@@ -157,7 +158,7 @@ def update_task(
             tx.update_task(task["id"], changes)
         add_labels(tx, labels, task_id=task["id"])
         tx.touch_task(task["id"])
-        result = representations.task(tx, tx.task(task["id"]), request.host_url)
+        result = representations.task(tx, tx.task(task["id"]), request.host_url, rules)
         if changes.get("assignee_id", task["assignee_id"]) != task["assignee_id"]:
             # CVAT 2.73 dates a new assignee in its answer but does not save the date (its
             # update_fields leave it out): the task read back has the old one.
