@@ -31,7 +31,7 @@ from typing import TextIO
 
 from .. import __version__
 from ..plugins import load_command_plugins
-from . import annotate, functions, runs
+from . import annotate, functions, runs, serve
 from .errors import ExitCode, UsageError, report_error, stopped_run_lines
 
 __all__ = ["ExitCode", "main"]
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     functions.register(commands)
     annotate.register(commands)
     runs.register(commands)
+    serve.register(commands)
     load_command_plugins(commands)
     if "sandbox" not in commands.choices:
         _register_sandbox_stub(commands)

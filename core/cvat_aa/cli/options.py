@@ -13,7 +13,8 @@ from .errors import UsageError
 from .run_options import non_negative, positive
 
 
-def _parameter(text: str) -> tuple[str, Any]:
+def parameter_argument(text: str) -> tuple[str, Any]:
+    """``-p NAME=TYPE:VALUE`` parsed, or argparse's error for it."""
     try:
         return parse_function_parameter(text)
     except FunctionParameterError as ex:
@@ -47,7 +48,7 @@ def add_parameter_option(parser: argparse.ArgumentParser) -> None:
         "-p",
         "--function-parameter",
         metavar="NAME=TYPE:VALUE",
-        type=_parameter,
+        type=parameter_argument,
         action="append",
         default=[],
         dest="function_parameters",
@@ -100,7 +101,8 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_executor_options(args: argparse.Namespace) -> None:
+def check_executor_options(args: argparse.Namespace) -> None:
+    """Refuse Ray's options without ``--executor ray``."""
     ray_only = [
         option
         for option, value in (
@@ -124,7 +126,7 @@ def function_for_run(args: argparse.Namespace) -> tuple[Any, str, RayExecutor | 
     build it; here its module is imported, to check the parameters against its factory, and
     the run is given the name or path to load.
     """
-    _check_executor_options(args)
+    check_executor_options(args)
     if args.executor != "ray":
         function, name, _ = load_from_args(args)
         return function, name, None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import types
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -170,6 +171,8 @@ class RayExecutor:
         self.address = address
         self.max_in_flight = max_in_flight or 2 * actors
         self._started_ray = False
+        # run_one is called from several threads (cvat-aa serve): it guards the pool.
+        self._lock = threading.RLock()
         self._slots: list[_Slot] = []
         self._loaded_for: Any = None
         self._actor_class: Any = None
@@ -289,6 +292,43 @@ class RayExecutor:
         self._slots[self._slots.index(dead)] = _Slot(
             actor, self._get(actor.load.remote(source, self._params))
         )
+
+    def run_one(self, function: Any, batch: list[Frame], contexts: list[FrameContext]) -> Outcome:
+        """Run one batch on the least busy actor and wait for it: its annotations, or the
+        error the function raised.
+
+        Safe to call from several threads at once (``cvat-aa serve`` does, one thread per
+        request in progress), which spreads batches over the actors. A batch whose actor dies
+        runs again on another, up to :data:`ATTEMPTS_PER_BATCH` times in all.
+        """
+        with self._lock:
+            self._start(function)
+        attempts = 1
+        while True:
+            with self._lock:
+                flight = self._submit(batch, contexts, attempts)
+            try:
+                return self._get(flight.ref)
+            except (BadFunctionError, FunctionFailedError) as error:
+                return error
+            except self._ray.exceptions.RayActorError as error:
+                with self._lock:
+                    self._replace(flight.slot)
+                frames = [(f.index, f.name) for f in batch]
+                if attempts >= ATTEMPTS_PER_BATCH:
+                    reason = (
+                        f"the Ray actor running it died {attempts} times ({type(error).__name__})"
+                    )
+                    return FunctionFailedError(
+                        f"the function failed on {where(frames)}: {reason}",
+                        [i for i, _ in frames],
+                        reason,
+                    )
+                logger.warning("Running %s again on another actor", where(frames))
+                attempts += 1
+            finally:
+                with self._lock:
+                    flight.slot.queued -= 1
 
     def detect(
         self, function: Any, batches: Iterable[list[Frame]], contexts: Contexts
