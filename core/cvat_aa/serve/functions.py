@@ -247,6 +247,11 @@ class ServedFunction:
             namespace=namespace,
         )
 
+    @property
+    def queued(self) -> int:
+        """Frames waiting for the function (not those it is working on)."""
+        return self._queue.qsize()
+
     # --- requests -------------------------------------------------------------------------------
 
     def detect(self, request: DetectorRequest, *, timeout: float | None = None) -> list[Any]:

@@ -316,7 +316,8 @@ class Gateway:
         """Serve in background threads; returns self."""
         for server in self._servers:
             thread = threading.Thread(
-                target=server.serve_forever,
+                # A short poll: stopping waits for it, once per port.
+                target=lambda server=server: server.serve_forever(poll_interval=0.05),
                 name=f"cvat-aa-serve-{server.server_address[1]}",
                 daemon=True,
             )
