@@ -2,7 +2,8 @@
 
 :class:`TestServer` speaks the part of CVAT's REST API that cvat-sdk and cvat-cli 2.80 use
 (login and access tokens, tasks and projects with every label type, the upload protocol,
-frames and chunks of image and video tasks, annotations, jobs), keeps its state in SQLite
+frames and chunks of image and video tasks, annotations, jobs) and CVAT's lambda manager in
+front of a Nuclio dashboard (:mod:`.nuclio`), keeps its state in SQLite
 with media files on disk, and starts in milliseconds on loopback. Faults (latency, a bandwidth
 cap, failed requests, dropped connections) can be injected while it runs, and it logs every
 request it handles.
@@ -14,7 +15,9 @@ The pytest fixtures (``cvat_server``, ``cvat_client``, ``cvat_cli``, ``cvat_cach
 Where things are: :mod:`.server` runs the HTTP server and has the Python API,
 :mod:`.app` is the WSGI application, :mod:`.endpoints` holds CVAT's endpoints by resource,
 :mod:`.storage` the database by table; :mod:`.auth`, :mod:`.validation`, :mod:`.media`,
-:mod:`.task_data` and :mod:`.representations` are what the endpoints share.
+:mod:`.task_data` and :mod:`.representations` are what the endpoints share. The lambda
+manager is :mod:`.nuclio` (the gateway), :mod:`.function_calls` (one call, with
+:mod:`.detection_results` and :mod:`.roi`) and :mod:`.lambda_requests` (requests).
 
 The names below are imported on first use: ``cvat-aa`` loads this package at every start to
 register ``sandbox``, and only that command needs the server (werkzeug, SQLite, Pillow).

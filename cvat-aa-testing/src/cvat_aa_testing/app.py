@@ -24,6 +24,7 @@ from .endpoints import ROUTES
 from .endpoints.context import ServerContext
 from .endpoints.http import ApiError, json_response
 from .faults import FaultInjector, RequestLog, RequestLogEntry
+from .nuclio import Gateway, NuclioSettings
 from .representations import SERVER_VERSION
 from .storage import Storage
 from .validation import ValidationError
@@ -48,8 +49,11 @@ class CvatApi:
         request_log: RequestLog,
         server_version: str = SERVER_VERSION,
         share_root: Path | None = None,
+        nuclio: NuclioSettings | None = None,
     ) -> None:
-        self.context = ServerContext(storage, media_root, server_version, share_root)
+        self.context = ServerContext(
+            storage, media_root, server_version, share_root, nuclio=Gateway(nuclio)
+        )
         self.faults = faults
         self.request_log = request_log
 

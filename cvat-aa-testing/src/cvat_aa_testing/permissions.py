@@ -1,8 +1,8 @@
 """Who may do what: CVAT's permission rules for projects, tasks, jobs and their lists.
 
 These are CVAT 2.73's Rego rules (``cvat/apps/engine/rules/{projects,tasks,jobs,labels}.rego``,
-``cvat/apps/organizations/rules/*.rego``) written in Python for the scopes that cvat-sdk,
-cvat-cli and cvat-aa use. As in CVAT:
+``cvat/apps/organizations/rules/*.rego``, ``cvat/apps/lambda_manager/rules/*.rego``) written in
+Python for the scopes that cvat-sdk, cvat-cli, cvat-aa and the lambda manager use. As in CVAT:
 
 * The organization context of a request comes from the ``X-Organization`` header or the
   ``org`` / ``org_id`` query parameters (:func:`organization_context`). An unknown one is a
@@ -251,6 +251,49 @@ class Rules:
         if org is None:
             return self.has_privilege("user")
         return self.has_privilege("user") and self.has_role(org["id"], "supervisor")
+
+    # the lambda manager (lambda.rego, lambda_requests.rego, lambda_manager/permissions.py)
+
+    def may_lambda(self, scope: str) -> bool:
+        """Functions: anyone may list and view them; calling one needs the worker privilege."""
+        if self.is_admin or scope in ("list", "view"):
+            return True
+        if scope == "call:online":
+            return self.has_privilege("worker")
+        raise ValueError(f"unknown lambda scope {scope!r}")
+
+    def may_lambda_request(self, scope: str, owner_id: int | None = None) -> bool:
+        """Requests: workers may list, view and make them; only their owner deletes one."""
+        if self.is_admin:
+            return True
+        if scope in ("list", "view", "create"):
+            return self.has_privilege("worker")
+        if scope == "delete":
+            return self._is(owner_id) and self.has_privilege("worker")
+        raise ValueError(f"unknown lambda request scope {scope!r}")
+
+    def may_task_in_context(self, task: dict[str, Any], scope: str) -> bool:
+        """tasks.rego judged in the request's organization context, not the task's own.
+
+        The lambda manager builds its permissions on the task or job a call names with the
+        request's context, so there a task of an organization is seen only through that
+        organization (or, outside any, by its staff), and a personal task only outside any.
+        """
+        if self.is_admin:
+            return True
+        org = self.context.organization
+        if org is None:
+            return self.may_task({**task, "organization_id": None}, scope)
+        return org["id"] == task["organization_id"] and self.may_task(task, scope)
+
+    def may_job_in_context(self, job: dict[str, Any], task: dict[str, Any], scope: str) -> bool:
+        """jobs.rego judged in the request's organization context (see may_task_in_context)."""
+        if self.is_admin:
+            return True
+        org = self.context.organization
+        if org is None:
+            return self.may_job(job, {**task, "organization_id": None}, scope)
+        return org["id"] == task["organization_id"] and self.may_job(job, task, scope)
 
     # lists: the rules' "filter", narrowed to the request's organization
 

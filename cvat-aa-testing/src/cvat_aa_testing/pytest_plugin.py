@@ -5,10 +5,20 @@ Installing cvat-aa-testing makes these fixtures available in every test suite:
 ``cvat_server``
     A fresh :class:`~cvat_aa_testing.TestServer` per test, with its data under ``tmp_path``.
     Mark a test ``@pytest.mark.cvat_server(version="2.73.0")`` to have the server claim that
-    CVAT version (cvat-sdk then warns as it does with a real server of that version).
+    CVAT version (cvat-sdk then warns as it does with a real server of that version). The
+    marker also takes the server's Nuclio options (``nuclio_url``, ``nuclio_invoke_method``,
+    ``nuclio_namespace``, ``nuclio_timeout``), for its lambda manager (``/api/lambda/``).
     It also points ``XDG_CACHE_HOME``, ``XDG_CONFIG_HOME`` and ``XDG_STATE_HOME`` at temporary
     directories, so cvat-cli and cvat-aa subprocesses neither read the user's saved profiles
     nor write to their cache or run journals.
+``cvat_nuclio_url``
+    The Nuclio dashboard ``cvat_server`` uses, unless its marker names one: None (the lambda
+    endpoints then answer 503, as CVAT without Nuclio). Override it in a ``conftest.py`` to
+    point the server at a gateway a fixture starts::
+
+        @pytest.fixture
+        def cvat_nuclio_url(my_gateway):
+            return my_gateway.url
 ``cvat_cache_dir``
     A temporary directory for cvat-sdk's cache (``Config.cache_dir``).
 ``cvat_client``
@@ -56,8 +66,25 @@ CliRunner = Callable[..., "subprocess.CompletedProcess[str]"]
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "cvat_server(version=...): the CVAT version the cvat_server fixture's server claims",
+        "cvat_server(version=..., nuclio_url=..., nuclio_invoke_method=..., nuclio_namespace=...,"
+        " nuclio_timeout=...): the CVAT version the cvat_server fixture's server claims, and"
+        " the Nuclio its lambda manager uses",
     )
+
+
+_MARKER_OPTIONS = (
+    "version",
+    "nuclio_url",
+    "nuclio_invoke_method",
+    "nuclio_namespace",
+    "nuclio_timeout",
+)
+
+
+@pytest.fixture
+def cvat_nuclio_url() -> str | None:
+    """The Nuclio dashboard of ``cvat_server``: none unless overridden."""
+    return None
 
 
 @pytest.fixture
@@ -65,15 +92,18 @@ def cvat_server(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
+    cvat_nuclio_url: str | None,
 ) -> Iterator[TestServer]:
     """A running test server of its own for one test."""
     marker = request.node.get_closest_marker("cvat_server")
     options = dict(marker.kwargs) if marker else {}
-    unknown = set(options) - {"version"}
+    unknown = set(options) - set(_MARKER_OPTIONS)
     if unknown or (marker and marker.args):
         raise pytest.UsageError(
-            f"@pytest.mark.cvat_server takes only version=..., not {sorted(unknown) or marker.args}"
+            f"@pytest.mark.cvat_server takes only {', '.join(_MARKER_OPTIONS)} as keywords,"
+            f" not {sorted(unknown) or marker.args}"
         )
+    options.setdefault("nuclio_url", cvat_nuclio_url)
     home = tmp_path_factory.mktemp("cvat-home")
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))

@@ -227,13 +227,18 @@ def serve_sandbox(
     function_options: str = "--function NAME",
     out: TextIO | None = None,
     stop: threading.Event | None = None,
+    nuclio_url: str | None = None,
+    nuclio_invoke_method: str = "dashboard",
 ) -> None:
     """Runs a test server with the demo task and ``tasks`` until Ctrl-C (or ``stop`` is set).
 
     ``data_dir`` keeps the database, the media and the password between runs; each task is
     created once. Without it everything lives in a temporary directory removed at exit.
-    ``port=0`` picks a free port. ``version`` is the CVAT version the server claims. The URL, the credentials, the tasks and the commands that
-    annotate them (with ``function_options`` naming the function) go to ``out`` (stdout).
+    ``port=0`` picks a free port. ``version`` is the CVAT version the server claims.
+    ``nuclio_url`` and ``nuclio_invoke_method`` are the Nuclio dashboard the server's lambda
+    manager uses and how it invokes functions (see :class:`TestServer`). The URL, the
+    credentials, the tasks and the commands that annotate them (with ``function_options``
+    naming the function) go to ``out`` (stdout).
     """
     out = out or sys.stdout
     stop = stop or threading.Event()
@@ -247,6 +252,8 @@ def serve_sandbox(
         username=username,
         password=password,
         version=version,
+        nuclio_url=nuclio_url,
+        nuclio_invoke_method=nuclio_invoke_method,
     ) as server:
         state.data["password"] = server.password
         demo_id = _find_task(server, DEMO_TASK_NAME)
@@ -261,6 +268,10 @@ def serve_sandbox(
             if data_dir is None
             else f"{server.data_dir} (tasks and password are kept across restarts)"
         )
+        nuclio = ""
+        if nuclio_url:
+            how = "through it" if nuclio_invoke_method == "dashboard" else "on their ports"
+            nuclio = f"  nuclio:    {nuclio_url} (CVAT's /api/lambda/ calls its functions {how})\n"
         out.write(
             "cvat-aa sandbox: a CVAT-compatible test server\n"
             f"  URL:       {server.url}\n"
@@ -269,7 +280,8 @@ def serve_sandbox(
             f"  password:  {server.password}\n"
             f"  demo task: {demo_id}\n"
             f"  data:      {kept}\n"
-            "Tasks:\n"
+            + nuclio
+            + "Tasks:\n"
             + "".join(f"{_describe(server, task_id)}\n" for task_id in server.task_ids())
             + "Annotate a task with a function (see 'cvat-aa functions list'):\n"
             f"  cvat-aa annotate {example} {function_options} {connection}\n"

@@ -57,6 +57,21 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="the CVAT version the server claims, e.g. 2.73.0 to see what users of an older"
         " CVAT see (default: one the installed cvat-sdk supports)",
     )
+    nuclio = parser.add_argument_group("functions through Nuclio (CVAT's /api/lambda/)")
+    nuclio.add_argument(
+        "--nuclio-url",
+        metavar="URL",
+        help="a Nuclio dashboard, or a server that answers as one such as 'cvat-aa serve'"
+        " (http://127.0.0.1:8070): the server lists and calls its functions as CVAT does"
+        " (default: none; the lambda endpoints then answer 503, as CVAT without Nuclio)",
+    )
+    nuclio.add_argument(
+        "--nuclio-invoke-method",
+        choices=("dashboard", "direct"),
+        default="dashboard",
+        help="call functions through the dashboard's /api/function_invocations (default), or"
+        " directly on each function's port on localhost, as CVAT's CVAT_NUCLIO_INVOKE_METHOD",
+    )
     tasks = parser.add_argument_group("tasks of your own")
     tasks.add_argument(
         "--images",
@@ -130,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
             version=args.server_version or SERVER_VERSION,
             tasks=tasks,
             function_options=_function_options(args),
+            nuclio_url=args.nuclio_url,
+            nuclio_invoke_method=args.nuclio_invoke_method,
         )
     except OSError as ex:
         if ex.errno == errno.EADDRINUSE:

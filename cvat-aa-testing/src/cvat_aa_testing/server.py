@@ -40,6 +40,7 @@ from . import auth, permissions, representations, task_data
 from .app import CvatApi
 from .faults import FaultInjector, RequestLog
 from .job_annotations import change_task_annotations, task_annotations
+from .nuclio import NuclioSettings
 from .storage import Storage
 from .validation import check_annotations, parse_label_specs, parse_labeled_data
 
@@ -111,6 +112,14 @@ class TestServer:
     cvat-sdk supports; an older one (``"2.73.0"``) makes cvat-sdk warn as it does with such a
     server. ``share_dir`` is the server's file share, the folder that tasks' ``server_files``
     are relative to (CVAT's ``SHARE_ROOT``); by default ``share/`` in the data directory.
+
+    The ``nuclio_*`` options are CVAT's ``NUCLIO`` settings for its lambda manager
+    (``/api/lambda/...``, see :mod:`cvat_aa_testing.nuclio`): ``nuclio_url`` is the Nuclio
+    dashboard (``http://127.0.0.1:8070``; without one, the lambda endpoints answer 503 as CVAT
+    does when it cannot reach Nuclio), ``nuclio_invoke_method`` is ``"dashboard"`` (through
+    the dashboard's ``/api/function_invocations``) or ``"direct"`` (to each function's port on
+    localhost), ``nuclio_namespace`` the function namespace and ``nuclio_timeout`` the
+    timeout of every call to Nuclio, in seconds.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -125,7 +134,18 @@ class TestServer:
         password: str | None = None,
         version: str = representations.SERVER_VERSION,
         share_dir: str | Path | None = None,
+        nuclio_url: str | None = None,
+        nuclio_invoke_method: str = "dashboard",
+        nuclio_namespace: str = "nuclio",
+        nuclio_timeout: float = 120,
     ) -> None:
+        self.nuclio = NuclioSettings(
+            url=nuclio_url,
+            invoke_method=nuclio_invoke_method,
+            namespace=nuclio_namespace,
+            timeout=nuclio_timeout,
+            cvat_version=version,
+        )
         self.username = username
         self.version = version
         self.password = password if password is not None else secrets.token_urlsafe(12)
@@ -159,6 +179,7 @@ class TestServer:
             self.request_log,
             self.version,
             self.share_dir.resolve(),
+            self.nuclio,
         )
         self._app = _TrackingApp(api)
         listening = _listen(self._requested_host, self._requested_port)
@@ -187,6 +208,7 @@ class TestServer:
         """Stops serving, lets requests in flight finish, and removes a temporary data dir."""
         if self._http is None:
             return
+        self._app.app.context.lambda_queue.shutdown()
         self._http.shutdown()
         self._thread.join()
         if not self._app.wait_idle(_STOP_GRACE_SECONDS):

@@ -1,17 +1,18 @@
 """CVAT's REST endpoints, one module per resource, and the table of every route.
 
-=====================  ===================================================================
-:mod:`.auth`           server information, login, logout, the current user
-:mod:`.users`          registration, users and their groups
-:mod:`.organizations`  organizations, memberships and invitations
-:mod:`.projects`       projects
-:mod:`.tasks`          tasks, and CVAT's ``filter`` on their list (:mod:`.filters`)
-:mod:`.uploads`        attaching data: the upload protocol and its background request
-:mod:`.data`           frames, chunks, previews and data meta of tasks and jobs
-:mod:`.labels`         labels
-:mod:`.jobs`           jobs
-:mod:`.annotations`    annotations of tasks and jobs
-=====================  ===================================================================
+=======================  ===================================================================
+:mod:`.auth`             server information, login, logout, the current user
+:mod:`.users`            registration, users and their groups
+:mod:`.organizations`    organizations, memberships and invitations
+:mod:`.projects`         projects
+:mod:`.tasks`            tasks, and CVAT's ``filter`` on their list (:mod:`.filters`)
+:mod:`.uploads`          attaching data: the upload protocol and its background request
+:mod:`.data`             frames, chunks, previews and data meta of tasks and jobs
+:mod:`.labels`           labels
+:mod:`.jobs`             jobs
+:mod:`.annotations`      annotations of tasks and jobs
+:mod:`.lambda_manager`   functions (through Nuclio) and requests to annotate with them
+=======================  ===================================================================
 
 Handlers are plain functions of a :class:`~.context.ServerContext`, the request and the
 caller's identity; :mod:`.http` has what they share. The WSGI application that finds a route
@@ -24,6 +25,7 @@ from . import (
     data,
     jobs,
     labels,
+    lambda_manager,
     organizations,
     projects,
     tasks,
@@ -43,6 +45,7 @@ ROUTES: list[Route] = [
     *labels.ROUTES,
     *jobs.ROUTES,
     *annotations.ROUTES,
+    *lambda_manager.ROUTES,
 ]
 
 __all__ = ["ROUTES", "Route"]

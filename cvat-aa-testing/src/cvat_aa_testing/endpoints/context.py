@@ -6,11 +6,14 @@ functions that share no state but this.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from ..lambda_requests import LambdaQueue
+from ..nuclio import Gateway
 from ..representations import SERVER_VERSION
 from ..storage import Storage, Transaction
 from .http import not_found
@@ -18,13 +21,17 @@ from .http import not_found
 
 @attrs.frozen
 class ServerContext:
-    """One server's database, the folder of its tasks' media, the CVAT version it claims, and
-    the share root that ``server_files`` are relative to."""
+    """One server's database, the folder of its tasks' media, the CVAT version it claims, the
+    share root that ``server_files`` are relative to, and its lambda manager: the Nuclio
+    gateway, the requests running, and the secret that signs tracker states."""
 
     storage: Storage
     media_root: Path
     server_version: str = SERVER_VERSION
     share_root: Path | None = None
+    nuclio: Gateway = attrs.field(factory=Gateway)
+    lambda_queue: LambdaQueue = attrs.field(factory=LambdaQueue)
+    secret_key: bytes = attrs.field(factory=lambda: secrets.token_bytes(32))
 
     def task(self, tx: Transaction, task_id: str | int) -> dict[str, Any]:
         """The task, or a 404."""

@@ -149,6 +149,15 @@ def _serve_data(
     raise ApiError(400, {"type": [f"{kind!r} is not a valid choice, use chunk, frame or preview."]})
 
 
+def task_frame(ctx: ServerContext, task: dict[str, Any], frame: int, quality: str) -> bytes:
+    """A task's frame as ``GET /api/tasks/{id}/data?type=frame`` serves it."""
+    with ctx.storage.read() as tx:
+        frames = tx.frames(task["id"])
+        jobs = tx.jobs(task["id"])
+    task_media = _TaskMedia(ctx, task, frames, jobs)
+    return task_media.frame(_segment_of(jobs, frame), frame, quality).get_data()
+
+
 def _segment_of(jobs: list[dict[str, Any]], frame: int) -> dict[str, Any]:
     """The job whose chunks a task's frame is read from: the first that has it, as in CVAT."""
     return next(job for job in jobs if job["start_frame"] <= frame <= job["stop_frame"])
