@@ -7,8 +7,12 @@ server (see target.py and docs/testing.md). The session:
 2. deletes what crashed earlier sessions left (names starting with ``cvat-aa-it-``);
 3. with ``CVAT_AA_IT_RECORD=DIR``, puts the recording proxy between every client and the
    server, one recording per test;
-4. installs the suite's function as the plugin ``it_every_shape`` in a temporary folder;
-5. deletes everything it created (projects, tasks, users) at the end, whatever happened.
+4. installs the suite's functions as the plugins ``it_every_shape`` and ``it_frame_code`` in a
+   temporary folder;
+5. for the ``cvat-aa serve`` scenarios, runs ``cvat-aa serve`` where the server expects its
+   Nuclio dashboard (``CVAT_AA_IT_NUCLIO_PORT``; for ``testserver``, a free port that the test
+   server is started with), for the tests of one module at a time;
+6. deletes everything it created (projects, tasks, users) at the end, whatever happened.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import pytest
 
 HERE = Path(__file__).parent
 PLUGIN_NAME = "it_every_shape"
+#: The plugins the suite installs: entry-point names and their modules.
+PLUGINS = {PLUGIN_NAME: "cvat_aa_it_functions", "it_frame_code": "cvat_aa_it_frame_code"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -48,14 +54,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def it_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """Everything the session sets up, torn down in reverse order even when tests fail."""
     from recorder import Recorder, RecordingProxy
-    from target import Target, is_admin, started_testserver, target_from_environment
+    from serve_process import SERVED
+    from target import (
+        NUCLIO_HOW_TO_RUN,
+        TESTSERVER_WITHOUT_NUCLIO,
+        Target,
+        is_admin,
+        nuclio_from_environment,
+        started_testserver,
+        target_from_environment,
+        testserver_has_lambda_manager,
+    )
     from workspace import Workspace, delete_leftovers
 
     url, account = target_from_environment(os.environ)
+    nuclio, nuclio_unavailable = nuclio_from_environment(os.environ), NUCLIO_HOW_TO_RUN
     with ExitStack() as stack:
         testserver = None
         if url == "testserver":
-            testserver = stack.enter_context(started_testserver())
+            if testserver_has_lambda_manager():
+                # The dashboard's port and, for the direct method, one per function.
+                nuclio = nuclio_from_environment(os.environ, free_if_unset=1 + len(SERVED))
+            else:
+                nuclio, nuclio_unavailable = None, TESTSERVER_WITHOUT_NUCLIO
+            testserver = stack.enter_context(started_testserver(nuclio))
             url = testserver.url
             from target import Account
 
@@ -70,12 +92,16 @@ def it_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             organization=os.environ.get("CVAT_AA_IT_ORG") or None,
             is_testserver=testserver is not None,
             testserver=testserver,
+            nuclio=nuclio,
+            nuclio_unavailable=nuclio_unavailable,
         )
         recorder = None
         record_dir = os.environ.get("CVAT_AA_IT_RECORD")
         if record_dir:
             recorder = Recorder(Path(record_dir), [url], account.secrets)
             recorder.add_name(account.username, "<user>")
+            if nuclio is not None:
+                recorder.add_name(nuclio.url, "<nuclio>")
             proxy = RecordingProxy(url, recorder).start()
             stack.callback(proxy.stop)
             recorder.server_urls.append(proxy.url)
@@ -136,7 +162,8 @@ def client(target, tmp_path: Path, it_session: dict):
 
 @pytest.fixture(scope="session")
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder that installs cvat_aa_it_functions as the function plugin ``it_every_shape``."""
+    """A folder that installs the suite's functions as the function plugins ``it_every_shape``
+    (cvat_aa_it_functions) and ``it_frame_code`` (cvat_aa_it_frame_code)."""
     site = tmp_path_factory.mktemp("site")
     dist_info = site / "cvat_aa_it_every_shape-1.0.dist-info"
     dist_info.mkdir()
@@ -144,10 +171,23 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "Metadata-Version: 2.1\nName: cvat-aa-it-every-shape\nVersion: 1.0\n"
         "Summary: Every annotation type, from the frame number (cvat-aa's integration suite).\n"
     )
-    (dist_info / "entry_points.txt").write_text(
-        f"[cvat_aa.functions]\n{PLUGIN_NAME} = cvat_aa_it_functions\n"
-    )
+    entry_points = "".join(f"{name} = {module}\n" for name, module in PLUGINS.items())
+    (dist_info / "entry_points.txt").write_text(f"[cvat_aa.functions]\n{entry_points}")
     return site
+
+
+def cli_environment(plugin_site: Path, folder: Path) -> dict[str, str]:
+    """The environment of a cvat-aa command: the suite's plugins installed, and a cache and
+    configuration of its own in ``folder``."""
+    (folder / "cache").mkdir(parents=True, exist_ok=True)
+    (folder / "config").mkdir(exist_ok=True)
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(plugin_site), str(HERE)]),
+        "CVAT_AA_LOAD_PLUGINS": ",".join(PLUGINS),
+        "XDG_CACHE_HOME": str(folder / "cache"),
+        "XDG_CONFIG_HOME": str(folder / "config"),
+    }
 
 
 @pytest.fixture
@@ -167,8 +207,6 @@ def cvat_aa_cli(
     ``account`` logs in as another user; ``server=False`` leaves the server options out;
     ``background=True`` returns the running ``Popen`` instead.
     """
-    (tmp_path / "cache").mkdir(exist_ok=True)
-    (tmp_path / "config").mkdir(exist_ok=True)
 
     def run(
         *args: str,
@@ -179,14 +217,7 @@ def cvat_aa_cli(
         timeout: float = 300,
     ):
         command = [sys.executable, "-m", "cvat_aa", *args]
-        environment = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(plugin_site), str(HERE)]),
-            "CVAT_AA_LOAD_PLUGINS": PLUGIN_NAME,
-            "XDG_CACHE_HOME": str(tmp_path / "cache"),
-            "XDG_CONFIG_HOME": str(tmp_path / "config"),
-            **(env or {}),
-        }
+        environment = {**cli_environment(plugin_site, tmp_path), **(env or {})}
         if server:
             server_args, secret_env = target.cli_args(account)
             command += server_args
@@ -200,6 +231,24 @@ def cvat_aa_cli(
         )
 
     return run
+
+
+@pytest.fixture(scope="module")
+def served(target, plugin_site: Path, tmp_path_factory: pytest.TempPathFactory):
+    """``cvat-aa serve`` of serve_process.SERVED where the server expects its Nuclio dashboard,
+    for the tests of one module; skips them when the server has no lambda manager to test."""
+    from serve_process import ServeProcess
+
+    if target.nuclio is None:
+        pytest.skip(target.nuclio_unavailable)
+    folder = tmp_path_factory.mktemp("serve")
+    process = ServeProcess(target.nuclio, cli_environment(plugin_site, folder), folder / "log")
+    process.start()
+    try:
+        yield process
+    finally:
+        status = process.stop()
+    assert status == 0, f"cvat-aa serve ended with {status} on SIGTERM:\n{process.output()}"
 
 
 @pytest.fixture(scope="session")

@@ -109,16 +109,23 @@ def _identity(item: Any) -> str:
 _IDENTITY_FIELDS = ("frame", "label_id", "type", "points", "source", "rotation", "spec_id")
 
 
+#: Where clients poll background requests: the data and export ones, and the lambda ones.
+_POLLED = ("/api/requests/", "/api/lambda/requests/")
+
+
+def _is_poll(record: dict[str, Any]) -> bool:
+    return record["method"] == "GET" and record["path"].startswith(_POLLED)
+
+
 def _last_polls_only(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     last: dict[tuple, int] = {}
     for index, record in enumerate(records):
-        if record["method"] == "GET" and record["path"].startswith("/api/requests/"):
+        if _is_poll(record):
             last[(record["path"], json.dumps(record["query"], sort_keys=True))] = index
     return [
         record
         for index, record in enumerate(records)
-        if not (record["method"] == "GET" and record["path"].startswith("/api/requests/"))
-        or index in last.values()
+        if not _is_poll(record) or index in last.values()
     ]
 
 

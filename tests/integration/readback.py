@@ -3,7 +3,8 @@ sorted, without ids or dates, numbers rounded.
 
 :func:`server_annotations` reads a task's annotations back from the server;
 :func:`expected_annotations` says what cvat_aa_it_functions uploads for given frames. Tests
-compare the two exactly.
+compare the two exactly. :func:`complete_annotations` keeps every field the server answers with
+(score, group, z_order, occluded...), for comparisons that must miss nothing.
 """
 
 from __future__ import annotations
@@ -96,6 +97,48 @@ def normalize(
             for t in data.get("tracks", [])
         ),
     }
+
+
+def _complete(item: dict[str, Any], labels: dict[int, str], specs: dict[int, str]) -> dict:
+    normal = {key: value for key, value in item.items() if key != "id"}
+    label = labels[item["label_id"]]
+    normal["label_id"] = label
+    normal["attributes"] = _attributes(item.get("attributes") or [], specs, label)
+    for key in ("points", "rotation", "score"):
+        if key in normal:
+            normal[key] = (
+                [_number(p) for p in normal[key]] if key == "points" else _number(normal[key])
+            )
+    # A shape's answer holds "elements": [] unless it is a skeleton; a lambda call's does not.
+    elements = normal.pop("elements", None)
+    if elements:
+        normal["elements"] = sorted(
+            (_complete(e, labels, specs) for e in elements), key=lambda e: e["label_id"]
+        )
+    if "shapes" in normal:  # a track's
+        normal["shapes"] = [
+            {key: value for key, value in shape.items() if key != "id"}
+            for shape in normal["shapes"]
+        ]
+    return normal
+
+
+def complete(
+    data: dict[str, Any], labels: dict[int, str], specs: dict[int, str]
+) -> dict[str, list]:
+    """Annotations (LabeledData as a dict) with every field but ids: names for label and
+    attribute ids, attribute defaults filled in, sorted."""
+    return {
+        kind: _sorted(_complete(item, labels, specs) for item in data.get(kind, []))
+        for kind in ("tags", "shapes", "tracks")
+    }
+
+
+def complete_annotations(client: Client, task_id: int) -> dict[str, list]:
+    """A task's annotations as :func:`complete` gives them."""
+    labels, specs = task_names(client, task_id)
+    data = client.tasks.retrieve(task_id).get_annotations().to_dict()
+    return complete(data, labels, specs)
 
 
 def task_names(client: Client, task_id: int) -> tuple[dict[int, str], dict[int, str]]:

@@ -13,7 +13,9 @@ What is per-server is replaced as it is recorded, so that the rest can be compar
   ``<label#2>`` when both are the second label the scenario saw);
 * dates become ``<date>``, the server's address ``<server>``, background request ids ``<rq>``,
   upload ids ``<upload>``, the session's name prefix ``<prefix>``, user names ``<user>``,
-  ``<user2>`` ...;
+  ``<user2>`` ..., the Nuclio dashboard's address (``cvat-aa serve``'s) ``<nuclio>``;
+* a failed background request's ``exc_info`` (a traceback through the server's own code) is
+  kept to its last line, the error;
 * secrets are never written: no header is recorded (no cookie, token or CSRF value), bodies
   of the login and registration endpoints are left out, and any value that equals a known
   secret, or sits under a key such as ``key`` or ``password``, is ``<secret>``.
@@ -73,6 +75,9 @@ _ID_KEYS = {
     "cloud_storage_id": "cloud_storage",
     "data_cloud_storage_id": "cloud_storage",
     "data": "data",
+    # Lambda requests and function calls name their task and job so.
+    "task": "task",
+    "job": "job",
 }
 _CONTAINER_KINDS = {
     "shapes": "shape",
@@ -198,6 +203,10 @@ class Normalizer:
             return self.id("user", value)
         if key == "rq_id" and isinstance(value, str):
             return "<rq>"
+        if key == "exc_info" and isinstance(value, str) and value.strip():
+            # A failed request's traceback runs through each server's own code: its last
+            # line, the error, is what a client shows and what is compared.
+            return self.text(value.strip().splitlines()[-1])
         if key in ("results",):
             return self.body(value, resource=resource, container=resource)
         if key in _CONTAINER_KINDS and isinstance(value, (dict, list)):

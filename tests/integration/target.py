@@ -7,17 +7,25 @@ cvat-aa's own test server (started once for the session). Credentials come from
 for the refusal scenarios comes from ``CVAT_AA_IT_USER2`` and ``CVAT_AA_IT_PASSWORD2``, or is
 registered for the session (and deleted after it) when the first user is an administrator.
 
+The ``cvat-aa serve`` scenarios need to know where the CVAT under test looks for its Nuclio
+dashboard: ``CVAT_AA_IT_NUCLIO_PORT`` (its ``CVAT_NUCLIO_PORT``), ``CVAT_AA_IT_NUCLIO_HOST``
+(the address the suite's gateway binds, default 127.0.0.1) and ``CVAT_AA_IT_NUCLIO_METHOD``
+(its ``CVAT_NUCLIO_INVOKE_METHOD``: ``dashboard``, the default, or ``direct``). For
+``testserver`` the suite chooses a free port and starts the test server pointed at it.
+
 Secrets stay in memory: they reach the CLI through its environment (``PASS``,
 ``CVAT_ACCESS_TOKEN``), never through its command line, and are never printed.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import secrets
+import socket
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +39,76 @@ HOW_TO_RUN = (
     f"the integration suite needs a CVAT server: set {URL_VARIABLE} to its URL (and"
     " CVAT_AA_IT_USER, CVAT_AA_IT_PASSWORD) or to 'testserver'; see docs/testing.md"
 )
+
+
+NUCLIO_HOW_TO_RUN = (
+    "the cvat-aa serve scenarios need the port this CVAT expects its Nuclio dashboard on: start"
+    " CVAT with CVAT_NUCLIO_HOST=<this machine> CVAT_NUCLIO_PORT=<port>"
+    " CVAT_NUCLIO_INVOKE_METHOD=dashboard and set CVAT_AA_IT_NUCLIO_PORT=<port> (and"
+    " CVAT_AA_IT_NUCLIO_METHOD=direct for a CVAT that invokes functions directly); see"
+    " docs/testing.md"
+)
+TESTSERVER_WITHOUT_NUCLIO = (
+    "the cvat-aa serve scenarios need a lambda manager in cvat-aa's test server"
+    " (TestServer(nuclio_url=...)), which this cvat-aa-testing does not have yet"
+)
+NUCLIO_METHODS = ("dashboard", "direct")
+
+
+@attrs.frozen
+class Nuclio:
+    """Where the CVAT under test expects its Nuclio dashboard, and how it invokes functions.
+
+    ``host`` is the address the suite's ``cvat-aa serve`` binds; with the ``direct`` method
+    each served function also gets a port of its own, the ports after ``port``.
+    """
+
+    host: str
+    port: int
+    method: str = "dashboard"
+
+    @property
+    def url(self) -> str:
+        """The dashboard's URL as a CVAT on this machine reaches it."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def nuclio_from_environment(
+    environ: os._Environ | dict[str, str], *, free_if_unset: int = 0
+) -> Nuclio | None:
+    """The CVAT under test's Nuclio dashboard (``CVAT_AA_IT_NUCLIO_*``). Without a port: None,
+    or with ``free_if_unset``, the first of that many consecutive ports free now (for a
+    server the suite starts itself)."""
+    method = environ.get("CVAT_AA_IT_NUCLIO_METHOD", "").strip() or "dashboard"
+    if method not in NUCLIO_METHODS:
+        raise ValueError(f"CVAT_AA_IT_NUCLIO_METHOD must be one of {', '.join(NUCLIO_METHODS)}")
+    host = environ.get("CVAT_AA_IT_NUCLIO_HOST", "").strip() or "127.0.0.1"
+    port = environ.get("CVAT_AA_IT_NUCLIO_PORT", "").strip()
+    if not port:
+        return Nuclio(host, free_ports(host, free_if_unset), method) if free_if_unset else None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("CVAT_AA_IT_NUCLIO_PORT must be a port number")
+    return Nuclio(host, int(port), method)
+
+
+def free_ports(host: str, count: int) -> int:
+    """The first of ``count`` consecutive ports that are free on ``host`` now."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            first = probe.getsockname()[1]
+        if first + count > 65536:
+            continue
+        try:
+            with ExitStack() as stack:
+                for port in range(first, first + count):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind((host, port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError(f"found no {count} consecutive free ports on {host}")
 
 
 @attrs.frozen
@@ -72,6 +150,10 @@ class Target:
     organization: str | None = None
     is_testserver: bool = False
     testserver: Any = None  # the running cvat_aa_testing.TestServer, for `testserver`
+    nuclio: Nuclio | None = None
+    """Where this CVAT expects its Nuclio dashboard; None: the serve scenarios are skipped."""
+    nuclio_unavailable: str = NUCLIO_HOW_TO_RUN
+    """Why ``nuclio`` is None: the serve scenarios' skip reason."""
 
     @property
     def host(self) -> str:
@@ -188,9 +270,19 @@ class UserManager:
         self.created.clear()
 
 
-@contextmanager
-def started_testserver() -> Iterator[Any]:
+def testserver_has_lambda_manager() -> bool:
     from cvat_aa_testing import TestServer
 
-    with TestServer() as server:
+    return "nuclio_url" in inspect.signature(TestServer).parameters
+
+
+@contextmanager
+def started_testserver(nuclio: Nuclio | None = None) -> Iterator[Any]:
+    """cvat-aa's test server; with ``nuclio``, its lambda manager uses that dashboard."""
+    from cvat_aa_testing import TestServer
+
+    options = {}
+    if nuclio is not None:
+        options = {"nuclio_url": nuclio.url, "nuclio_invoke_method": nuclio.method}
+    with TestServer(**options) as server:
         yield server

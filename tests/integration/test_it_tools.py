@@ -77,3 +77,36 @@ def test_a_request_only_one_server_answered_is_a_difference(tmp_path):
     differences = differential.compare(a, b)
 
     assert [(d.endpoint, d.field) for d in differences] == [("GET /api/jobs", "requests")]
+
+
+def test_a_lambda_requests_ids_and_traceback_are_normalised():
+    normal = Normalizer(["http://127.0.0.1:9"], {"http://127.0.0.1:8070": "<nuclio>"}, [])
+
+    body = normal.body(
+        {
+            "id": "action=autoannotate&target=task&target_id=57",
+            "function": {"id": "f", "task": 57, "job": 8},
+            "exc_info": 'Traceback (most recent call last):\n  File "views.py", line 1\n'
+            "HTTPError: 500 Server Error: cvat-aa: boom for url: http://127.0.0.1:8070/x\n",
+        },
+        resource=None,
+    )
+
+    assert body == {
+        "id": "action=autoannotate&target=task&target_id=<task#1>",
+        "function": {"id": "f", "task": "<task#1>", "job": "<job#1>"},
+        "exc_info": "HTTPError: 500 Server Error: cvat-aa: boom for url: <nuclio>/x",
+    }
+
+
+def test_lambda_request_polls_are_compared_by_their_last_answer(tmp_path):
+    polls = "/api/lambda/requests/<rq>"
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(
+        a,
+        "s",
+        [record({"status": "started"}, path=polls), record({"status": "finished"}, path=polls)],
+    )
+    write(b, "s", [record({"status": "finished"}, path=polls)])
+
+    assert differential.compare(a, b) == []

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import PIL.Image
+from cvat_aa_it_frame_code import draw_frame_code
 from cvat_sdk import Client, models
 from cvat_sdk.api_client import exceptions
 
@@ -111,12 +112,14 @@ def label_requests(labels: list[dict[str, Any]]) -> list[models.PatchedLabelRequ
 
 
 def write_images(folder: Path, count: int, size: tuple[int, int] = FRAME_SIZE) -> list[Path]:
-    """``frame_000000.png`` ...: the names the suite's function reads the frame number from."""
+    """``frame_000000.png`` ...: the names ``it_every_shape`` reads the frame number from; the
+    number is also painted into the pixels, for ``it_frame_code`` (cvat_aa_it_frame_code)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
         path = folder / f"frame_{i:06d}.png"
-        PIL.Image.new("RGB", size, ((i * 37) % 256, (i * 91) % 256, 128)).save(path)
+        image = PIL.Image.new("RGB", size, ((i * 37) % 256, (i * 91) % 256, 128))
+        draw_frame_code(image, i).save(path)
         paths.append(path)
     return paths
 
