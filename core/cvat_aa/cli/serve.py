@@ -293,18 +293,18 @@ def run_serve(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: Any) -> None:
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    # Once serving, Ctrl-C and SIGTERM are the way to stop, not an interruption: the calls
+    # in progress are answered, the queued ones refused, and the command exits 0.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     gateway.start()
     try:
         _print_banner(gateway, args, token is not None)
-        try:
-            gateway.wait(stop)
-        except KeyboardInterrupt:
-            pass
+        gateway.wait(stop)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         print("cvat-aa serve: stopping", file=sys.stderr)
         gateway.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

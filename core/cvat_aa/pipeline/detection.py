@@ -29,6 +29,7 @@ from ..interface import BadFunctionError, FrameContext
 from ..plugins import describe_exception, hooks
 
 __all__ = [
+    "UNNUMBERED",
     "FunctionFailedError",
     "failure_of",
     "raising_as_the_function_did",
@@ -79,9 +80,19 @@ def raising_as_the_function_did(action: Callable[[], T]) -> T:
     raise original
 
 
+UNNUMBERED = -1
+"""The index of a frame that has no number, only a name (``cvat-aa serve``: CVAT does not
+say which frame it sends)."""
+
+
 def where(frames: Sequence[tuple[int, str]]) -> str:
-    """``frame 3 (a.jpg)`` or ``frames 3 (a.jpg), 4 (b.jpg)``, for messages."""
-    listed = ", ".join(f"{index} ({name})" for index, name in frames)
+    """``frame 3 (a.jpg)`` or ``frames 3 (a.jpg), 4 (b.jpg)``, for messages; a frame without
+    a number (:data:`UNNUMBERED`) is named by its name alone."""
+    listed = ", ".join(
+        name if index == UNNUMBERED else f"{index} ({name})" for index, name in frames
+    )
+    if all(index == UNNUMBERED for index, _ in frames):
+        return listed
     return f"frame{'s' if len(frames) > 1 else ''} {listed}"
 
 

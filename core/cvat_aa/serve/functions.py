@@ -37,7 +37,7 @@ from ..errors import BadFunctionError, FunctionFailedError
 from ..frames import Frame
 from ..interface import FrameContext
 from ..labels import LabelCatalog
-from ..pipeline.detection import run_batch
+from ..pipeline.detection import UNNUMBERED, run_batch
 from ..pipeline.executors import Outcome
 from ..pipeline.label_mapping import LabelMapper, spec_as_task_labels
 from ..pipeline.ray_executor import RayExecutor
@@ -265,8 +265,9 @@ class ServedFunction:
         if self._closed:
             raise ServerBusyError("the server is stopping")
         number = next(self._numbers)
+        # CVAT sends no frame number or name: messages name the frame as the call's.
         pending = _Pending(
-            Frame(number, f"request-{number}", request.image),
+            Frame(UNNUMBERED, "the frame of this call", request.image),
             FrameContext(frame_name=f"request-{number}", conf_threshold=request.threshold),
         )
         try:
