@@ -210,7 +210,7 @@ def _validated_annotation(
         # validate_group: "no group" is 0.
         "group": item["group"] or 0,
         "source": item["source"],
-        "frame": item["frame"],
+        "frame": int(item["frame"]),  # IntegerField: cvat-sdk sends 3.0
         "attributes": [{**attr, "value": str(attr["value"])} for attr in item["attributes"]],
     }
     if not _is_number(result["group"]) or not float(result["group"]).is_integer():

@@ -165,11 +165,13 @@ def invoke(
 
 def _frame_bytes(target: CallTarget, frame: Any) -> bytes:
     size = target.task["size"]
-    if not isinstance(frame, int) or isinstance(frame, bool) or not 0 <= frame < size:
+    # CVAT checks `frame not in range(0, size)`, which a whole float (cvat-sdk sends 3.0) or a
+    # bool passes.
+    if not isinstance(frame, (int, float)) or frame not in range(size):
         raise RefusedError(
             [f"Invalid frame '{frame}'. The frame number should be in the [0, {size}] range"]
         )
-    return target.read_frame(frame)
+    return target.read_frame(int(frame))
 
 
 def _image(target: CallTarget, frame: Any) -> str:
