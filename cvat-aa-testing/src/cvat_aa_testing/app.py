@@ -24,6 +24,7 @@ from .endpoints import ROUTES
 from .endpoints.context import ServerContext
 from .endpoints.http import ApiError, json_response
 from .faults import FaultInjector, RequestLog, RequestLogEntry
+from .native_functions import FunctionQueues
 from .nuclio import Gateway, NuclioSettings
 from .representations import SERVER_VERSION
 from .storage import Storage
@@ -50,9 +51,15 @@ class CvatApi:
         server_version: str = SERVER_VERSION,
         share_root: Path | None = None,
         nuclio: NuclioSettings | None = None,
+        functions: FunctionQueues | None = None,
     ) -> None:
         self.context = ServerContext(
-            storage, media_root, server_version, share_root, nuclio=Gateway(nuclio)
+            storage,
+            media_root,
+            server_version,
+            share_root,
+            nuclio=Gateway(nuclio),
+            functions=functions or FunctionQueues(),
         )
         self.faults = faults
         self.request_log = request_log
@@ -101,6 +108,10 @@ class CvatApi:
             log(None, 0)
             _drop_connection(environ)
 
+        if response.mimetype == "text/event-stream":
+            # An event stream: sent as it comes, unthrottled, logged when it starts.
+            log(response.status_code, 0)
+            return response(environ, start_response)
         body = b"" if method == "HEAD" else response.get_data()
         log(response.status_code, len(body))
         if self.faults.bandwidth and body:

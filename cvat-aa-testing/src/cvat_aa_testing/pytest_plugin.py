@@ -7,7 +7,9 @@ Installing cvat-aa-testing makes these fixtures available in every test suite:
     Mark a test ``@pytest.mark.cvat_server(version="2.73.0")`` to have the server claim that
     CVAT version (cvat-sdk then warns as it does with a real server of that version). The
     marker also takes the server's Nuclio options (``nuclio_url``, ``nuclio_invoke_method``,
-    ``nuclio_namespace``, ``nuclio_timeout``), for its lambda manager (``/api/lambda/``).
+    ``nuclio_namespace``, ``nuclio_timeout``), for its lambda manager (``/api/lambda/``), and
+    ``agent_lease_seconds`` and ``agent_interactive_timeout`` for its native functions' queues
+    (``/api/functions/``, see :mod:`cvat_aa_testing.native_functions`).
     It also points ``XDG_CACHE_HOME``, ``XDG_CONFIG_HOME`` and ``XDG_STATE_HOME`` at temporary
     directories, so cvat-cli and cvat-aa subprocesses neither read the user's saved profiles
     nor write to their cache or run journals.
@@ -67,8 +69,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "cvat_server(version=..., nuclio_url=..., nuclio_invoke_method=..., nuclio_namespace=...,"
-        " nuclio_timeout=...): the CVAT version the cvat_server fixture's server claims, and"
-        " the Nuclio its lambda manager uses",
+        " nuclio_timeout=..., agent_lease_seconds=..., agent_interactive_timeout=...): the CVAT"
+        " version the cvat_server fixture's server claims, the Nuclio its lambda manager uses,"
+        " and the leases and waits of its native functions' queues",
     )
 
 
@@ -78,6 +81,8 @@ _MARKER_OPTIONS = (
     "nuclio_invoke_method",
     "nuclio_namespace",
     "nuclio_timeout",
+    "agent_lease_seconds",
+    "agent_interactive_timeout",
 )
 
 

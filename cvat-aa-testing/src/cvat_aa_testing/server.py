@@ -36,7 +36,7 @@ from werkzeug.serving import (
     select_address_family,
 )
 
-from . import auth, permissions, representations, task_data
+from . import auth, native_functions, permissions, representations, task_data
 from .app import CvatApi
 from .faults import FaultInjector, RequestLog
 from .job_annotations import change_task_annotations, task_annotations
@@ -120,6 +120,12 @@ class TestServer:
     the dashboard's ``/api/function_invocations``) or ``"direct"`` (to each function's port on
     localhost), ``nuclio_namespace`` the function namespace and ``nuclio_timeout`` the
     timeout of every call to Nuclio, in seconds.
+
+    Native functions and the queue their agents serve (``/api/functions/...``, see
+    :mod:`cvat_aa_testing.native_functions`) need no options: ``agent_lease_seconds`` is how
+    long an agent holds an annotation request without an update before it goes back to the
+    queue, ``agent_interactive_timeout`` how long ``POST /api/functions/{id}/run`` waits for
+    an agent's result.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -138,6 +144,8 @@ class TestServer:
         nuclio_invoke_method: str = "dashboard",
         nuclio_namespace: str = "nuclio",
         nuclio_timeout: float = 120,
+        agent_lease_seconds: float = native_functions.DEFAULT_LEASE_SECONDS,
+        agent_interactive_timeout: float = native_functions.DEFAULT_INTERACTIVE_TIMEOUT,
     ) -> None:
         self.nuclio = NuclioSettings(
             url=nuclio_url,
@@ -146,6 +154,8 @@ class TestServer:
             timeout=nuclio_timeout,
             cvat_version=version,
         )
+        self.agent_lease_seconds = agent_lease_seconds
+        self.agent_interactive_timeout = agent_interactive_timeout
         self.username = username
         self.version = version
         self.password = password if password is not None else secrets.token_urlsafe(12)
@@ -180,6 +190,9 @@ class TestServer:
             self.version,
             self.share_dir.resolve(),
             self.nuclio,
+            native_functions.FunctionQueues(
+                self.agent_lease_seconds, self.agent_interactive_timeout
+            ),
         )
         self._app = _TrackingApp(api)
         listening = _listen(self._requested_host, self._requested_port)
@@ -209,6 +222,7 @@ class TestServer:
         if self._http is None:
             return
         self._app.app.context.lambda_queue.shutdown()
+        self._app.app.context.functions.shutdown()
         self._http.shutdown()
         self._thread.join()
         if not self._app.wait_idle(_STOP_GRACE_SECONDS):
@@ -661,3 +675,67 @@ class TestServer:
             # New ids for all, as a PATCH create gives them.
             change_task_annotations(tx, task, "clear", None)
             change_task_annotations(tx, task, "create", parsed)
+
+    # native functions and their annotation requests, as CVAT's UI makes them
+
+    def submit_function_request(
+        self,
+        function_id: int,
+        task_id: int,
+        *,
+        type: str = "annotate_task",
+        username: str | None = None,
+        **params: Any,
+    ) -> str:
+        """Queues an annotation request (AR) for a native function's agents; returns its id.
+
+        It is checked and queued as ``POST /api/functions/requests/`` (``type``
+        "annotate_task", a batch AR) or ``POST /api/functions/{id}/run`` (the interactive
+        types: "annotate_frame", "interact", "init_tracking", "track") would, on behalf of
+        ``username`` (the superuser by default), but without waiting for the result. ``params``
+        are the rest of the body: ``job``, ``frame``, ``threshold``, ``mapping``, ``cleanup``,
+        ``conv_mask_to_poly``, ``roi``, ``pos_points``... Wait with
+        :meth:`wait_function_request`.
+        """
+        from .endpoints.functions import parse_ar_params, submit_request
+
+        category = (
+            native_functions.BATCH
+            if type in native_functions.BATCH_TYPES
+            else native_functions.INTERACTIVE
+        )
+        parsed = parse_ar_params({"task": task_id, "type": type, **params}, with_function=False)
+        with self.storage.read() as tx:
+            user = tx.user(self._user_id(tx, username))
+        context = self._app.app.context if self._app else None
+        if context is None:
+            raise RuntimeError("The test server is not running; start it first (or use `with`).")
+        request = submit_request(
+            context, auth.Identity(user, "basic"), function_id, parsed, category
+        )
+        return request.id
+
+    def function_request(self, request_id: str) -> dict[str, Any]:
+        """An AR as ``GET /api/functions/requests/{id}`` shows it, with its ``category``, the
+        agent's ``result``, the agents it was handed to (``assignments``) and ``completed_by``."""
+        snapshot = self._require_functions().snapshot(request_id)
+        if snapshot is None:
+            raise KeyError(f"There is no annotation request {request_id}.")
+        return snapshot
+
+    def wait_function_request(self, request_id: str, timeout: float = 30) -> dict[str, Any]:
+        """The AR (as :meth:`function_request`) once it has finished or failed.
+
+        Raises TimeoutError if it has not ended in ``timeout`` seconds.
+        """
+        ended = self._require_functions().wait(request_id, timeout)
+        if ended is None:
+            raise TimeoutError(
+                f"The annotation request {request_id} did not end in {timeout} s:"
+                f" {self.function_request(request_id)}"
+            )
+        return self.function_request(request_id)
+
+    def _require_functions(self) -> native_functions.FunctionQueues:
+        self._require_running()
+        return self._app.app.context.functions

@@ -12,6 +12,7 @@
 :mod:`.jobs`             jobs
 :mod:`.annotations`      annotations of tasks and jobs
 :mod:`.lambda_manager`   functions (through Nuclio) and requests to annotate with them
+:mod:`.functions`        native functions, their requests, and the queue agents serve them from
 =======================  ===================================================================
 
 Handlers are plain functions of a :class:`~.context.ServerContext`, the request and the
@@ -23,6 +24,7 @@ from . import (
     annotations,
     auth,
     data,
+    functions,
     jobs,
     labels,
     lambda_manager,
@@ -46,6 +48,7 @@ ROUTES: list[Route] = [
     *jobs.ROUTES,
     *annotations.ROUTES,
     *lambda_manager.ROUTES,
+    *functions.ROUTES,
 ]
 
 __all__ = ["ROUTES", "Route"]

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from ..lambda_requests import LambdaQueue
+from ..native_functions import FunctionQueues
 from ..nuclio import Gateway
 from ..representations import SERVER_VERSION
 from ..storage import Storage, Transaction
@@ -22,8 +23,9 @@ from .http import not_found
 @attrs.frozen
 class ServerContext:
     """One server's database, the folder of its tasks' media, the CVAT version it claims, the
-    share root that ``server_files`` are relative to, and its lambda manager: the Nuclio
-    gateway, the requests running, and the secret that signs tracker states."""
+    share root that ``server_files`` are relative to, its lambda manager (the Nuclio gateway,
+    the requests running, and the secret that signs tracker states), and its native
+    functions with their agents' queues."""
 
     storage: Storage
     media_root: Path
@@ -31,6 +33,7 @@ class ServerContext:
     share_root: Path | None = None
     nuclio: Gateway = attrs.field(factory=Gateway)
     lambda_queue: LambdaQueue = attrs.field(factory=LambdaQueue)
+    functions: FunctionQueues = attrs.field(factory=FunctionQueues)
     secret_key: bytes = attrs.field(factory=lambda: secrets.token_bytes(32))
 
     def task(self, tx: Transaction, task_id: str | int) -> dict[str, Any]:
