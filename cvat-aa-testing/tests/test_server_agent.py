@@ -8,12 +8,18 @@ CVAT's UI queues them (``POST /api/functions/requests/`` and ``/api/functions/{i
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import PIL.Image
 import pytest
+import requests
 from cvat_aa_testing import TestServer
 
 FUNCTION = """
@@ -55,12 +61,40 @@ def task_id(cvat_server: TestServer) -> int:
     )
 
 
+#: What ``cvat-cli function create-native "cat finder" --function-file F`` sends for FUNCTION.
+CREATE_NATIVE_BODY = {
+    "provider": "native",
+    "name": "cat finder",
+    "visibility": "private",
+    "kind": "detector",
+    "labels_v2": [
+        {"name": "cat", "attributes": [], "type": "rectangle"},
+        {"name": "dog", "attributes": []},
+    ],
+}
+
+
 @pytest.fixture
-def function_id(cvat_cli, function_file: Path) -> int:
+def cli_function_id(cvat_cli, function_file: Path) -> int:
+    """The function, as cvat-cli's ``function create-native`` registers it."""
     result = cvat_cli(
         "function", "create-native", "cat finder", "--function-file", str(function_file)
     )
     return int(result.stdout.split()[-1])
+
+
+@pytest.fixture
+def function_id(cvat_server: TestServer) -> int:
+    """The same function, registered over HTTP (quicker than starting cvat-cli)."""
+    return _post(cvat_server, "/api/functions", CREATE_NATIVE_BODY).json()["id"]
+
+
+def _post(
+    server: TestServer, path: str, body: dict, auth: tuple[str, str] | None = None
+) -> requests.Response:
+    return requests.post(
+        server.url + path, json=body, auth=auth or (server.username, server.password), timeout=30
+    )
 
 
 def _agent_command(server: TestServer, function_id: int, function_file: Path) -> list[str]:
@@ -83,10 +117,10 @@ def _boxes(server: TestServer, task_id: int) -> list[tuple[int, list[float]]]:
 
 
 def test_create_native_registers_the_function_with_its_labels(
-    cvat_server: TestServer, cvat_client, function_id: int
+    cvat_server: TestServer, cvat_client, cli_function_id: int
 ) -> None:
     _, response = cvat_client.api_client.call_api(
-        "/api/functions/{id}", "GET", path_params={"id": function_id}
+        "/api/functions/{id}", "GET", path_params={"id": cli_function_id}
     )
     function = json.loads(response.data)
     assert (function["provider"], function["kind"], function["name"]) == (
@@ -103,8 +137,9 @@ def test_create_native_registers_the_function_with_its_labels(
 
 
 def test_burst_agent_annotates_the_task_and_answers_a_single_frame(
-    cvat_server: TestServer, cvat_cli, function_id: int, function_file: Path, task_id: int
+    cvat_server: TestServer, cvat_cli, cli_function_id: int, function_file: Path, task_id: int
 ) -> None:
+    function_id = cli_function_id
     whole_task = cvat_server.submit_function_request(function_id, task_id)
     one_frame = cvat_server.submit_function_request(
         function_id, task_id, type="annotate_frame", frame=2
@@ -121,3 +156,154 @@ def test_burst_agent_annotates_the_task_and_answers_a_single_frame(
     assert [(s["frame"], s["points"]) for s in single["result"]["annotations"]["shapes"]] == [
         (2, [0.0, 0.0, 66.0, 48.0])
     ]
+
+
+def _until(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the condition did not come true in time")
+        time.sleep(0.05)
+
+
+def test_requests_made_over_http_keep_their_job_threshold_and_mapping(
+    cvat_server: TestServer,
+    cvat_client,
+    cvat_cli,
+    function_id: int,
+    function_file: Path,
+    task_id: int,
+) -> None:
+    second_job = cvat_server.jobs(task_id)[1]["id"]
+    mapping = {"cat": {"name": "pet"}, "dog": {"name": "cat"}}
+    _, response = cvat_client.api_client.call_api(
+        "/api/functions/requests/",
+        "POST",
+        body={
+            "function": function_id,
+            "task": task_id,
+            "job": second_job,
+            "threshold": 0.7,
+            "mapping": mapping,
+        },
+    )
+    assert response.status == 201
+    batch = json.loads(response.data)
+    assert (batch["status"], batch["function"]) == ("queued", {"id": function_id, "task": task_id})
+    answers: list[requests.Response] = []
+    call = threading.Thread(
+        target=lambda: answers.append(
+            requests.post(
+                f"{cvat_server.url}/api/functions/{function_id}/run",
+                json={"type": "annotate_frame", "task": task_id, "frame": 1, "mapping": mapping},
+                auth=(cvat_server.username, cvat_server.password),
+                timeout=60,
+            )
+        )
+    )
+    call.start()
+    _until(lambda: len(cvat_server.function_requests()) == 2)
+    cvat_cli(
+        "function", "run-agent", str(function_id), "--function-file", str(function_file), "--burst"
+    )
+    call.join(30)
+
+    # The job's frames only, "cat" found as "pet", "dog" under the threshold.
+    pet = cvat_server.label_id(task_id, "pet")
+    shapes = cvat_server.annotations(task_id)["shapes"]
+    assert sorted((s["frame"], s["label_id"]) for s in shapes) == [(2, pet), (3, pet)]
+    _, response = cvat_client.api_client.call_api(
+        "/api/functions/requests/{id}", "GET", path_params={"id": batch["id"]}
+    )
+    assert json.loads(response.data)["status"] == "finished"
+    assert answers[0].status_code == 200
+    found = answers[0].json()["annotations"]["shapes"]
+    cat = cvat_server.label_id(task_id, "cat")
+    assert sorted((s["label_id"], s["points"]) for s in found) == sorted(
+        [(pet, [0.0, 0.0, 65.0, 48.0]), (cat, [1.0, 1.0, 2.0, 2.0])]
+    )
+
+
+def test_two_burst_agents_do_every_request_exactly_once(
+    cvat_server: TestServer, function_id: int, function_file: Path
+) -> None:
+    images = [PIL.Image.new("RGB", (32, 24)) for _ in range(2)]
+    tasks = [
+        cvat_server.create_task(f"t{i}", images=images, labels=[{"name": "cat"}]) for i in range(6)
+    ]
+    ids = [cvat_server.submit_function_request(function_id, task) for task in tasks]
+    env = {**os.environ, "AGENT_TEST_DELAY": "0.25"}
+    command = _agent_command(cvat_server, function_id, function_file)
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The second starts while the first is at work, so both take requests.
+    _until(lambda: any(r["status"] != "queued" for r in cvat_server.function_requests()))
+    second = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for agent in (first, second):
+        _, stderr = agent.communicate(timeout=60)
+        assert agent.returncode == 0, stderr.decode()
+
+    ended = [cvat_server.function_request(i) for i in ids]
+    assert [r["status"] for r in ended] == ["finished"] * 6
+    assert all(len(r["assignments"]) == 1 for r in ended)
+    assert len({r["completed_by"] for r in ended}) == 2
+    for task in tasks:
+        assert _boxes(cvat_server, task) == [
+            (0, [0.0, 0.0, 32.0, 24.0]),
+            (1, [0.0, 0.0, 32.0, 24.0]),
+        ]
+
+
+@pytest.mark.cvat_server(agent_lease_seconds=2)
+def test_a_killed_agents_request_goes_to_the_next_agent_after_its_lease(
+    cvat_server: TestServer, function_id: int, function_file: Path, task_id: int
+) -> None:
+    request_id = cvat_server.submit_function_request(function_id, task_id)
+    command = _agent_command(cvat_server, function_id, function_file)
+    stuck = subprocess.Popen(
+        command,
+        env={**os.environ, "AGENT_TEST_DELAY": "60"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _until(lambda: cvat_server.function_request(request_id)["status"] == "started")
+        first_agent = cvat_server.function_request(request_id)["assignments"][0]
+    finally:
+        os.killpg(stuck.pid, signal.SIGKILL)  # the agent and its worker process
+        stuck.wait()
+    _until(lambda: cvat_server.function_request(request_id)["status"] == "queued", timeout=10)
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    ended = cvat_server.function_request(request_id)
+    assert ended["status"] == "finished"
+    assert ended["assignments"][0] == first_agent
+    assert len(ended["assignments"]) == 2
+    assert ended["completed_by"] == ended["assignments"][1]
+    assert _boxes(cvat_server, task_id) == [(i, [0.0, 0.0, 64.0 + i, 48.0]) for i in range(4)]
+
+
+def test_requests_are_done_exactly_once_despite_failing_queue_calls(
+    cvat_server: TestServer, function_id: int, function_file: Path
+) -> None:
+    images = [PIL.Image.new("RGB", (32, 24))]
+    tasks = [
+        cvat_server.create_task(f"t{i}", images=images, labels=[{"name": "cat"}]) for i in range(4)
+    ]
+    ids = [cvat_server.submit_function_request(function_id, task) for task in tasks]
+    # Only the queue's calls fail: cvat-cli retries them (after 5 s), but fails a request
+    # whose frames it cannot read. The seed loses the reply to the first complete after the
+    # server has applied it (one fault, to keep the test short): the agent sends it again.
+    cvat_server.faults.fail_randomly(0.1, path=r"^/api/functions/queues/", seed=211)
+    subprocess.run(
+        _agent_command(cvat_server, function_id, function_file),
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+    assert cvat_server.faults.injected == {"close-after": 1}
+    ended = [cvat_server.function_request(i) for i in ids]
+    assert [(r["status"], len(r["assignments"])) for r in ended] == [("finished", 1)] * 4
+    for task in tasks:
+        assert _boxes(cvat_server, task) == [(0, [0.0, 0.0, 32.0, 24.0])]

@@ -723,6 +723,15 @@ class TestServer:
             raise KeyError(f"There is no annotation request {request_id}.")
         return snapshot
 
+    def function_requests(self) -> list[dict[str, Any]]:
+        """Every AR, batch and interactive, oldest first (as :meth:`function_request`)."""
+        functions = self._require_functions()
+        return [
+            snapshot
+            for request in functions.requests()
+            if (snapshot := functions.snapshot(request.id)) is not None
+        ]
+
     def wait_function_request(self, request_id: str, timeout: float = 30) -> dict[str, Any]:
         """The AR (as :meth:`function_request`) once it has finished or failed.
 
