@@ -24,6 +24,7 @@ disk), so nothing downloads another torch, and pip must leave the template's tor
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -33,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tomllib
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -373,6 +375,41 @@ def annotate_images(cvat_aa: Path, photo: Path, function: list[str], out: Path) 
     return summary
 
 
+def serve_once(cvat_aa: Path, function: list[str], function_id: str, photo: Path) -> list[dict]:
+    """``cvat-aa serve`` from the venv: the function called once as CVAT calls it (a dashboard
+    invocation with a base64 frame), then stopped with SIGTERM; its result items."""
+    process = subprocess.Popen(
+        [str(cvat_aa), "serve", *function, "--port", "0", "--no-direct"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=run_env(cvat_aa.parent.parent / "run"),
+        cwd=cvat_aa.parent.parent,
+    )
+    lines: list[str] = []
+    try:
+        url = None
+        for line in process.stderr:
+            lines.append(line)
+            if found := re.search(r"serving on (http://\S+)", line):
+                url = found.group(1)
+            if line.startswith("Stop with Ctrl-C"):
+                break
+        assert url, "cvat-aa serve did not start:\n" + "".join(lines)
+        request = urllib.request.Request(
+            url + "/api/function_invocations",
+            data=json.dumps({"image": base64.b64encode(photo.read_bytes()).decode()}).encode(),
+            headers={"x-nuclio-function-name": function_id},
+        )
+        with urllib.request.urlopen(request, timeout=300) as reply:
+            items = json.loads(reply.read())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=120)
+    assert process.returncode == 0, "".join(lines) + rest
+    assert isinstance(items, list)
+    return items
+
+
 def test_every_plugin_distribution_is_tested():
     assert set(PLUGINS) == set(distributions()) - {CORE, TESTING, TORCH_HELPERS}
 
@@ -418,6 +455,9 @@ def test_the_core_wheel_runs_alone_with_its_declared_dependencies(
 
     summary = annotate_images(cvat_aa, photo, function, tmp_path / "local")
     assert summary["per_label"] == {"person": 1}
+
+    served = serve_once(cvat_aa, ["--function", str(function_file)], "halves", photo)
+    assert [item["label"] for item in served] == ["person"]
 
 
 @pytest.mark.parametrize("name", sorted(PLUGINS))
@@ -467,3 +507,6 @@ def test_each_plugin_wheel_runs_with_its_declared_dependencies(
 
     summary = annotate_images(cvat_aa, photo, function, tmp_path / "local")
     assert summary["frames"] == 1
+
+    served = serve_once(cvat_aa, function, plugin.function, photo)
+    assert all(item["label"] for item in served)
