@@ -1,0 +1,43 @@
+"""Agents: serving a function to CVAT Online/Enterprise from this machine.
+
+CVAT Online and Enterprise run no user models; instead a user registers a *native function*
+(its name and labels) and runs an *agent* that takes the function's requests from CVAT's
+queue, computes them here and sends back the results. ``queue`` speaks the protocol,
+``requests`` computes a request's result through cvat-aa's pipeline, and ``agent`` is the
+loop. ``cvat-aa agent`` is the command line (``cli/agent.py``); ``cvat-aa serve`` is the
+counterpart for a self-hosted CVAT, which calls cvat-aa as it would call Nuclio.
+"""
+
+from .agent import Agent, AgentSummary, failure_message
+from .queue import (
+    FunctionQueue,
+    RequestLostError,
+    create_native_function,
+    delete_function,
+    get_function,
+    list_functions,
+)
+from .requests import (
+    BadRequestError,
+    IncompatibleFunctionError,
+    RequestRunner,
+    check_compatible,
+    labels_v2,
+)
+
+__all__ = [
+    "Agent",
+    "AgentSummary",
+    "BadRequestError",
+    "FunctionQueue",
+    "IncompatibleFunctionError",
+    "RequestLostError",
+    "RequestRunner",
+    "check_compatible",
+    "create_native_function",
+    "delete_function",
+    "failure_message",
+    "get_function",
+    "labels_v2",
+    "list_functions",
+]
