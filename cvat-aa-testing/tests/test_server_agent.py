@@ -232,7 +232,7 @@ def test_two_burst_agents_do_every_request_exactly_once(
         cvat_server.create_task(f"t{i}", images=images, labels=[{"name": "cat"}]) for i in range(6)
     ]
     ids = [cvat_server.submit_function_request(function_id, task) for task in tasks]
-    env = {**os.environ, "AGENT_TEST_DELAY": "0.25"}
+    env = {**os.environ, "AGENT_TEST_DELAY": "0.4"}
     command = _agent_command(cvat_server, function_id, function_file)
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # The second starts while the first is at work, so both take requests.
@@ -253,7 +253,7 @@ def test_two_burst_agents_do_every_request_exactly_once(
         ]
 
 
-@pytest.mark.cvat_server(agent_lease_seconds=2)
+@pytest.mark.cvat_server(agent_lease_seconds=3)
 def test_a_killed_agents_request_goes_to_the_next_agent_after_its_lease(
     cvat_server: TestServer, function_id: int, function_file: Path, task_id: int
 ) -> None:
@@ -307,3 +307,175 @@ def test_requests_are_done_exactly_once_despite_failing_queue_calls(
     assert [(r["status"], len(r["assignments"])) for r in ended] == [("finished", 1)] * 4
     for task in tasks:
         assert _boxes(cvat_server, task) == [(0, [0.0, 0.0, 32.0, 24.0])]
+
+
+# The queue's protocol, call by call
+
+
+def _queue(function_id: int, call: str) -> str:
+    return f"/api/functions/queues/function:{function_id}/requests/{call}"
+
+
+def _acquire(server: TestServer, function_id: int, agent: str, category: str = "batch") -> dict:
+    response = _post(
+        server, _queue(function_id, "acquire"), {"agent_id": agent, "request_category": category}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["ar_assignment"]
+
+
+def test_acquire_hands_out_the_request_with_the_agents_parameters(
+    cvat_server: TestServer, function_id: int, task_id: int
+) -> None:
+    assert _acquire(cvat_server, function_id, "a") is None
+    request_id = cvat_server.submit_function_request(function_id, task_id, threshold=0.25)
+    assert _acquire(cvat_server, function_id, "a", "interactive") is None
+    assert _acquire(cvat_server, function_id, "a") == {
+        "function_id": function_id,
+        "ar_id": request_id,
+        "ar_params": {
+            "type": "annotate_task",
+            "task": task_id,
+            "threshold": 0.25,
+            "conv_mask_to_poly": False,
+            # By name: the function's "dog" is not in the task.
+            "mapping": {"cat": {"name": "cat", "attributes": {}}},
+            "cleanup": False,
+        },
+    }
+    assert _acquire(cvat_server, function_id, "b") is None
+    # The same agent asking again lost the first answer: it gets the same request.
+    assert _acquire(cvat_server, function_id, "a")["ar_id"] == request_id
+    assert cvat_server.function_request(request_id)["assignments"] == ["a"]
+
+
+def test_only_the_agent_holding_a_request_may_update_complete_or_fail_it(
+    cvat_server: TestServer, function_id: int, task_id: int
+) -> None:
+    request_id = cvat_server.submit_function_request(function_id, task_id)
+    _acquire(cvat_server, function_id, "a")
+    done = {"annotations": {"shapes": []}}
+    for call, body in (("update", {"progress": 0.5}), ("complete", done), ("fail", {})):
+        answer = _post(
+            cvat_server, _queue(function_id, f"{request_id}/{call}"), {"agent_id": "b", **body}
+        )
+        assert answer.status_code == 409, call
+    assert (
+        _post(
+            cvat_server,
+            _queue(function_id, f"{request_id}/update"),
+            {"agent_id": "a", "progress": 0.5},
+        ).status_code
+        == 204
+    )
+    assert cvat_server.function_request(request_id)["progress"] == 50
+    unknown = _post(
+        cvat_server, _queue(function_id, "0000-1111/complete"), {"agent_id": "a", **done}
+    )
+    assert unknown.status_code == 404
+
+
+def test_a_completed_request_applies_its_annotations_once(
+    cvat_server: TestServer, function_id: int, task_id: int
+) -> None:
+    request_id = cvat_server.submit_function_request(function_id, task_id)
+    _acquire(cvat_server, function_id, "a")
+    cat = cvat_server.label_id(task_id, "cat")
+    shape = {"type": "rectangle", "label_id": cat, "frame": 3, "points": [1, 2, 3, 4]}
+    bad = {"agent_id": "a", "annotations": {"shapes": [{**shape, "label_id": 999}]}}
+    assert _post(cvat_server, _queue(function_id, f"{request_id}/complete"), bad).status_code == 400
+    good = {"agent_id": "a", "annotations": {"tags": [], "shapes": [shape]}}
+    for _ in range(2):  # the second is a retry after a lost reply: accepted, not applied
+        assert (
+            _post(cvat_server, _queue(function_id, f"{request_id}/complete"), good).status_code
+            == 204
+        )
+    assert _boxes(cvat_server, task_id) == [(3, [1.0, 2.0, 3.0, 4.0])]
+    assert cvat_server.function_request(request_id)["status"] == "finished"
+
+
+def test_a_failed_request_keeps_the_agents_message(
+    cvat_server: TestServer, function_id: int, task_id: int
+) -> None:
+    request_id = cvat_server.submit_function_request(function_id, task_id)
+    _acquire(cvat_server, function_id, "a")
+    body = {"agent_id": "a", "exc_info": "Worker process crashed"}
+    assert _post(cvat_server, _queue(function_id, f"{request_id}/fail"), body).status_code == 204
+    response = requests.get(
+        f"{cvat_server.url}/api/functions/requests/{request_id}",
+        auth=(cvat_server.username, cvat_server.password),
+        timeout=30,
+    )
+    assert (response.json()["status"], response.json()["exc_info"]) == (
+        "failed",
+        "Worker process crashed",
+    )
+
+
+@pytest.mark.cvat_server(agent_lease_seconds=0.3)
+def test_a_lease_that_runs_out_returns_the_request_to_the_queue(
+    cvat_server: TestServer, function_id: int, task_id: int
+) -> None:
+    request_id = cvat_server.submit_function_request(function_id, task_id)
+    _acquire(cvat_server, function_id, "a")
+    time.sleep(0.4)
+    assert cvat_server.function_request(request_id)["status"] == "queued"
+    assert _acquire(cvat_server, function_id, "b")["ar_id"] == request_id
+    late = {"agent_id": "a", "annotations": {"shapes": []}}
+    assert (
+        _post(cvat_server, _queue(function_id, f"{request_id}/complete"), late).status_code == 409
+    )
+    assert cvat_server.function_request(request_id)["assignments"] == ["a", "b"]
+
+
+def test_the_watch_stream_announces_new_requests_and_ends_with_the_function(
+    cvat_server: TestServer, function_id: int, task_id: int
+) -> None:
+    stream = requests.get(
+        f"{cvat_server.url}/api/functions/queues/function:{function_id}/watch",
+        auth=(cvat_server.username, cvat_server.password),
+        stream=True,
+        timeout=30,
+    )
+    assert stream.headers["Content-Type"].startswith("text/event-stream")
+    lines = stream.iter_lines(decode_unicode=True)
+    assert next(lines).startswith("retry: ")
+    cvat_server.submit_function_request(function_id, task_id, type="annotate_frame", frame=0)
+    assert [next(lines) for _ in range(3)] == [
+        "",
+        "event: newrequest",
+        'data: {"request_category": "interactive"}',
+    ]
+    deleted = requests.delete(
+        f"{cvat_server.url}/api/functions/{function_id}",
+        auth=(cvat_server.username, cvat_server.password),
+        timeout=30,
+    )
+    assert deleted.status_code == 204
+    assert list(lines) == [""]
+    gone = _post(
+        cvat_server, _queue(function_id, "acquire"), {"agent_id": "a", "request_category": "batch"}
+    )
+    assert gone.status_code == 404
+    assert [r["status"] for r in cvat_server.function_requests()] == ["failed"]
+
+
+def test_a_private_function_is_hidden_from_other_users_and_a_public_one_is_not(
+    cvat_server: TestServer, function_id: int
+) -> None:
+    cvat_server.create_user("other", "secret-pass")
+    other = ("other", "secret-pass")
+    url = f"{cvat_server.url}/api/functions/{function_id}"
+    assert requests.get(url, auth=other, timeout=30).status_code == 403
+    body = {"agent_id": "x", "request_category": "batch"}
+    assert _post(cvat_server, _queue(function_id, "acquire"), body, auth=other).status_code == 403
+    public = _post(cvat_server, "/api/functions", {**CREATE_NATIVE_BODY, "visibility": "public"})
+    listed = requests.get(f"{cvat_server.url}/api/functions", auth=other, timeout=30).json()
+    assert [f["id"] for f in listed["results"]] == [public.json()["id"]]
+
+
+def test_injected_faults_reach_the_queue(cvat_server: TestServer, function_id: int) -> None:
+    cvat_server.faults.fail_next(1, status=503, path="/acquire$")
+    body = {"agent_id": "a", "request_category": "batch"}
+    assert _post(cvat_server, _queue(function_id, "acquire"), body).status_code == 503
+    assert _post(cvat_server, _queue(function_id, "acquire"), body).status_code == 200
