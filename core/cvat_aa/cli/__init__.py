@@ -31,7 +31,7 @@ from typing import TextIO
 
 from .. import __version__
 from ..plugins import load_command_plugins
-from . import annotate, functions, runs, serve
+from . import agent, annotate, functions, runs, serve
 from .errors import ExitCode, UsageError, report_error, stopped_run_lines
 
 __all__ = ["ExitCode", "main"]
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     annotate.register(commands)
     runs.register(commands)
     serve.register(commands)
+    agent.register(commands)
     load_command_plugins(commands)
     if "sandbox" not in commands.choices:
         _register_sandbox_stub(commands)
@@ -73,8 +74,7 @@ def _register_sandbox_stub(commands: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         raise UsageError(
-            "cvat-aa sandbox needs the cvat-aa-testing distribution:"
-            " pip install 'cvat-aa[testing]'"
+            "cvat-aa sandbox needs the cvat-aa-testing distribution: pip install 'cvat-aa[testing]'"
         )
 
     parser.set_defaults(run=run)

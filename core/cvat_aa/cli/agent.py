@@ -1,0 +1,284 @@
+"""``cvat-aa agent``: run installed functions for CVAT Online/Enterprise as agents.
+
+CVAT Online and Enterprise do not run users' models: a user registers a *native function*
+there (a name and the labels it detects) and runs an agent on their own machine, which takes
+the function's requests from CVAT's queue. cvat-cli calls these ``function create-native``,
+``function delete`` and ``function run-agent``; here they live under ``agent`` (``create``,
+``list``, ``delete``, ``run``), because ``functions`` already means the functions installed
+on this machine:
+
+* ``agent create NAME [-p ...]`` registers a native function from an installed function's
+  spec and prints its id;
+* ``agent list`` lists the native functions on the server;
+* ``agent delete ID...`` deletes them;
+* ``agent run --function NAME [-p ...] (--function-id ID | --create)`` serves one, the model
+  loaded once. Without ``--function-id`` it uses the native function with the function's
+  name (``--display-name``) whose labels fit; ``--create`` makes one when there is none,
+  so starting an agent for a new function is one command.
+
+``run`` stops on Ctrl-C or SIGTERM after the request in progress is submitted, and exits 0; a
+second signal drops that request unsubmitted (CVAT hands it to another agent) and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+from cvat_sdk import Client
+
+from ..agent import (
+    Agent,
+    IncompatibleFunctionError,
+    RequestRunner,
+    check_compatible,
+    create_native_function,
+    delete_function,
+    labels_v2,
+    list_functions,
+)
+from ..errors import NotFoundError
+from ..pipeline.executors import Executor, LocalExecutor
+from ..pipeline.options import DEFAULT_BATCH_SIZE
+from .errors import UsageError
+from .login import add_server_options, log_in
+from .options import add_executor_options, add_function_options, function_for_run, load_from_args
+from .run_options import positive
+
+__all__ = ["register"]
+
+logger = logging.getLogger(__name__)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "agent",
+        help="serve functions to CVAT Online/Enterprise as agents (native functions)",
+        description="Register installed functions as native functions of a CVAT Online or"
+        " Enterprise server and serve their requests from this machine (see docs/agent.md).",
+    )
+    sub = parser.add_subparsers(dest="agent_command", metavar="COMMAND", required=True)
+
+    create = sub.add_parser(
+        "create",
+        help="register an installed function on the server as a native function",
+        description="Register a native function with the labels of an installed function's"
+        " spec, and print its id.",
+    )
+    create.add_argument(
+        "name", nargs="?", metavar="NAME", help="an installed function (see 'functions list')"
+    )
+    add_function_options(create, named_option=False)
+    _add_display_options(create)
+    create.add_argument("--json", action="store_true", help="print the function's record as JSON")
+    add_server_options(create)
+    create.set_defaults(run=run_create)
+
+    listing = sub.add_parser("list", help="list the native functions on the server")
+    listing.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_server_options(listing)
+    listing.set_defaults(run=run_list)
+
+    delete = sub.add_parser("delete", help="delete native functions (missing ones are skipped)")
+    delete.add_argument("ids", nargs="+", type=positive, metavar="ID", help="function ids")
+    add_server_options(delete)
+    delete.set_defaults(run=run_delete)
+
+    run = sub.add_parser(
+        "run",
+        help="serve a native function's requests with an installed function",
+        description="Take the requests of a native function from the server's queue and serve"
+        " them with an installed function, loaded once. Interactive (single-frame) requests"
+        " are served between the batches of a task request. Ctrl-C or SIGTERM stops after"
+        " the request in progress; a second one drops it for another agent.",
+    )
+    add_function_options(run, named_option=True)
+    which = run.add_mutually_exclusive_group()
+    which.add_argument(
+        "--function-id",
+        type=positive,
+        metavar="ID",
+        help="the native function to serve (by default: the one named as the function)",
+    )
+    which.add_argument(
+        "--create",
+        action="store_true",
+        help="create the native function if the server has none of that name that fits",
+    )
+    _add_display_options(run)
+    run.add_argument(
+        "--burst", action="store_true", help="serve the requests in the queue, then exit"
+    )
+    run.add_argument(
+        "--batch-size",
+        type=positive,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"frames per call of the function in task requests (default {DEFAULT_BATCH_SIZE})",
+    )
+    add_executor_options(run)
+    add_server_options(run)
+    run.set_defaults(run=run_agent)
+
+
+def _add_display_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--display-name",
+        metavar="TEXT",
+        help="the native function's name on the server (default: the function's name)",
+    )
+    parser.add_argument(
+        "--visibility",
+        choices=["private", "public"],
+        default="private",
+        help="who may use a created native function: you (private, the default) or everyone"
+        " in its organization or on the server (public)",
+    )
+
+
+def _native_name(args: argparse.Namespace, name: str) -> str:
+    """The native function's name: ``--display-name``, or the function's name (a file's
+    without its folder and ``.py``)."""
+    if args.display_name:
+        return args.display_name
+    return args.function_file.stem if args.function_file is not None else name
+
+
+def run_create(args: argparse.Namespace) -> int:
+    if (args.name is None) == (args.function_module is None and args.function_file is None):
+        raise UsageError("give a function NAME, or one of --function-module/--function-file")
+    function, name, _ = load_from_args(args, args.name)
+    spec = LocalExecutor().spec(function)
+    client = log_in(args)
+    record = create_native_function(
+        client,
+        name=_native_name(args, name),
+        labels_v2=labels_v2(spec),
+        visibility=args.visibility,
+    )
+    print(
+        f"cvat-aa agent: created native function #{record['id']} ({record['name']!r})",
+        file=sys.stderr,
+    )
+    print(json.dumps(record, indent=2) if args.json else record["id"])
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    client = log_in(args)
+    functions = [f for f in list_functions(client) if f.get("provider") == "native"]
+    if args.json:
+        print(json.dumps(functions, indent=2))
+        return 0
+    if not functions:
+        print("No native functions on this server. Create one with 'cvat-aa agent create'.")
+        return 0
+    table = [("ID", "KIND", "LABELS", "NAME")] + [
+        (str(f["id"]), str(f.get("kind", "")), str(len(f.get("labels_v2") or [])), f["name"])
+        for f in functions
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    client = log_in(args)
+    for function_id in args.ids:
+        if delete_function(client, function_id):
+            print(f"cvat-aa agent: deleted function #{function_id}", file=sys.stderr)
+        else:
+            print(f"cvat-aa agent: there is no function #{function_id}", file=sys.stderr)
+    return 0
+
+
+def _find_or_create(client: Client, args: argparse.Namespace, name: str, spec: Any) -> int:
+    """The id of the native function named ``name`` whose labels fit ``spec``."""
+    same_name = [
+        f for f in list_functions(client) if f.get("provider") == "native" and f["name"] == name
+    ]
+    fitting = []
+    why_not = []
+    for remote in same_name:
+        try:
+            check_compatible(remote, spec)
+        except IncompatibleFunctionError as ex:
+            why_not.append(str(ex))
+        else:
+            fitting.append(remote)
+    if len(fitting) > 1:
+        ids = ", ".join(f"#{f['id']}" for f in fitting)
+        raise UsageError(
+            f"several native functions are named {name!r} ({ids}): choose one with --function-id"
+        )
+    if fitting:
+        return int(fitting[0]["id"])
+    if not args.create:
+        detail = f" ({why_not[0]})" if why_not else ""
+        raise NotFoundError(
+            f"there is no native function named {name!r} that fits this function on the"
+            f" server{detail}: add --create to create one, or give --function-id"
+        )
+    record = create_native_function(
+        client, name=name, labels_v2=labels_v2(spec), visibility=args.visibility
+    )
+    print(f"cvat-aa agent: created native function #{record['id']} ({name!r})", file=sys.stderr)
+    return int(record["id"])
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    function, name, ray = function_for_run(args)
+    executor: Executor = ray if ray is not None else LocalExecutor()
+    try:
+        loaded = executor.load(function)
+        client = log_in(args)
+        # The agent's requests are told apart from other cvat-aa requests, as cvat-cli's are.
+        headers = client.api_client.default_headers
+        headers["User-Agent"] = headers["User-Agent"].replace(" ", " (agent) ", 1)
+        runner = RequestRunner(client, executor, loaded, name=name, batch_size=args.batch_size)
+        function_id = args.function_id or _find_or_create(
+            client, args, _native_name(args, name), runner.spec
+        )
+        agent = Agent(client, function_id, runner)
+        signals = 0
+
+        def on_signal(signum: int, frame: Any) -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                print(
+                    "cvat-aa agent: stopping after the request in progress (again to drop it)",
+                    file=sys.stderr,
+                )
+                agent.stop()
+            else:
+                agent.abandon()
+
+        # Once serving, Ctrl-C and SIGTERM are the way to stop, not an interruption.
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            print(
+                f"cvat-aa agent: serving native function #{function_id}"
+                f" ({agent.remote['name']!r}) with {name}"
+                + (" until the queue is empty" if args.burst else "; stop with Ctrl-C"),
+                file=sys.stderr,
+            )
+            summary = agent.run(burst=args.burst)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    finally:
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()
+    print(
+        f"cvat-aa agent: {len(summary.completed)} requests completed, {len(summary.failed)}"
+        f" failed, {len(summary.lost)} dropped",
+        file=sys.stderr,
+    )
+    return 0
