@@ -253,6 +253,24 @@ def test_two_burst_agents_do_every_request_exactly_once(
         ]
 
 
+def test_a_waiting_agent_hears_of_a_new_request_through_the_watch_stream(
+    cvat_server: TestServer, function_id: int, function_file: Path, task_id: int
+) -> None:
+    command = _agent_command(cvat_server, function_id, function_file)[:-1]  # no --burst
+    agent = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        _until(lambda: cvat_server.request_log.entries(method="GET", path="/watch$"))
+        time.sleep(0.5)  # the stream is open and the agent's first polls are done
+        request_id = cvat_server.submit_function_request(function_id, task_id)
+        # Without the event, cvat-cli would poll again only after about a minute.
+        assert cvat_server.wait_function_request(request_id, timeout=15)["status"] == "finished"
+    finally:
+        os.killpg(agent.pid, signal.SIGKILL)
+        agent.wait()
+
+
 @pytest.mark.cvat_server(agent_lease_seconds=3)
 def test_a_killed_agents_request_goes_to_the_next_agent_after_its_lease(
     cvat_server: TestServer, function_id: int, function_file: Path, task_id: int
