@@ -19,6 +19,7 @@ import cvat_sdk.auto_annotation as sdk_aa
 
 __all__ = [
     "BadFunctionError",
+    "BadRequestError",
     "CvatAaError",
     "EmptySelectionError",
     "FunctionFailedError",
@@ -32,6 +33,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RunInProgressError",
+    "ServerBusyError",
     "UnknownFunctionError",
     "UsageError",
 ]
@@ -179,6 +181,18 @@ class RunInProgressError(CvatAaError, RuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self), self.holder))
+
+
+# --- cvat-aa serve ----------------------------------------------------------------------------
+
+
+class BadRequestError(CvatAaError, ValueError):
+    """A call to ``cvat-aa serve`` that its caller got wrong (answered 400 with the message)."""
+
+
+class ServerBusyError(CvatAaError, RuntimeError):
+    """A served function's queue is full, or the server is stopping (answered 503, so that the
+    caller tries again later)."""
 
 
 # --- the command line -------------------------------------------------------------------------

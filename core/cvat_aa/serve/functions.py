@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from ..errors import BadFunctionError, FunctionFailedError
+from ..errors import BadFunctionError, FunctionFailedError, ServerBusyError
 from ..frames import Frame
 from ..interface import FrameContext
 from ..labels import LabelCatalog
@@ -57,10 +57,6 @@ logger = logging.getLogger(__name__)
 
 FUNCTION_ID = re.compile(r"^[a-zA-Z0-9_.-]+$")
 """The ids CVAT accepts in its URLs (``FunctionViewSet.lookup_value_regex``)."""
-
-
-class ServerBusyError(RuntimeError):
-    """A function's queue is full: answered 503, so the caller tries again later."""
 
 
 def function_id_of(source: Any) -> str:

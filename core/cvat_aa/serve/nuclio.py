@@ -30,6 +30,7 @@ import numpy as np
 import PIL.Image
 from cvat_sdk import models
 
+from ..errors import BadRequestError
 from ..labels import LabelCatalog, LabelInfo
 from ..sdk_private import fields
 
@@ -46,10 +47,6 @@ logger = logging.getLogger(__name__)
 
 MAX_IMAGE_PIXELS = 200_000_000
 """Larger frames are refused: CVAT sends frames of tasks, never images of this size."""
-
-
-class BadRequestError(ValueError):
-    """A request that CVAT (or whoever called) got wrong: answered 400 with this message."""
 
 
 def _attribute_spec(attribute: Any) -> dict[str, Any]:
