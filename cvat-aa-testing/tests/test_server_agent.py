@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import PIL.Image
@@ -325,6 +326,125 @@ def test_requests_are_done_exactly_once_despite_failing_queue_calls(
     assert [(r["status"], len(r["assignments"])) for r in ended] == [("finished", 1)] * 4
     for task in tasks:
         assert _boxes(cvat_server, task) == [(0, [0.0, 0.0, 32.0, 24.0])]
+
+
+INTERACTOR = """
+import cvat_sdk.auto_annotation as cvataa
+
+spec = cvataa.InteractionFunctionSpec(min_pos_points=1, min_neg_points=0, min_bounding_boxes=0)
+
+
+def detect(context, image, prompts):
+    (x, y), *_ = prompts.pos_points
+    return [cvataa.InteractionResultShape(type="rectangle", points=[x - 1, y - 1, x + 1, y + 1])]
+"""
+
+TRACKER = """
+import cvat_sdk.auto_annotation as cvataa
+
+spec = cvataa.TrackingFunctionSpec(supported_shape_types=["rectangle"])
+
+
+def preprocess_image(context, image):
+    return image.width
+
+
+def init_tracking_state(context, width, shape):
+    return shape.points
+
+
+def track(context, width, points):
+    return cvataa.TrackableShape(type="rectangle", points=[p + width for p in points])
+"""
+
+
+@pytest.fixture
+def start_agent(
+    cvat_server: TestServer, cvat_cli, tmp_path: Path
+) -> Iterator[Callable[[str], int]]:
+    """Registers a function's source with cvat-cli and starts its agent (not in burst mode);
+    returns its id. The agents are killed when the test ends."""
+    agents: list[subprocess.Popen] = []
+
+    def start(source: str) -> int:
+        path = tmp_path / f"function_{len(agents)}.py"
+        path.write_text(textwrap.dedent(source))
+        result = cvat_cli("function", "create-native", "f", "--function-file", str(path))
+        function_id = int(result.stdout.split()[-1])
+        command = _agent_command(cvat_server, function_id, path)[:-1]  # no --burst
+        agents.append(
+            subprocess.Popen(
+                command,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+        # Requests queued from now on reach the agent through its event stream.
+        watch = f"/function:{function_id}/watch$"
+        _until(lambda: cvat_server.request_log.entries(method="GET", path=watch))
+        return function_id
+
+    yield start
+    for agent in agents:
+        os.killpg(agent.pid, signal.SIGKILL)  # the agent and its worker process
+        agent.wait()
+
+
+def _run(server: TestServer, function_id: int, body: dict) -> requests.Response:
+    return _post(server, f"/api/functions/{function_id}/run", body)
+
+
+def test_an_interactor_answers_the_run_call_with_its_shapes(
+    cvat_server: TestServer, start_agent, task_id: int
+) -> None:
+    function_id = start_agent(INTERACTOR)
+    function = requests.get(
+        f"{cvat_server.url}/api/functions/{function_id}",
+        auth=(cvat_server.username, cvat_server.password),
+        timeout=30,
+    ).json()
+    assert (function["kind"], function["min_pos_points"], function["min_neg_points"]) == (
+        "interactor",
+        1,
+        0,
+    )
+    assert function["startswith_box_optional"] is True
+    answer = _run(
+        cvat_server,
+        function_id,
+        {"type": "interact", "task": task_id, "frame": 1, "pos_points": [[10, 20]]},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "shapes": [{"type": "rectangle", "points": [9.0, 19.0, 11.0, 21.0], "attributes": []}]
+    }
+
+
+def test_a_tracker_answers_run_calls_and_its_failures_reach_the_caller(
+    cvat_server: TestServer, start_agent, task_id: int
+) -> None:
+    function_id = start_agent(TRACKER)
+    shape = {"type": "rectangle", "points": [1, 2, 3, 4]}
+    init = {"type": "init_tracking", "task": task_id, "frame": 0, "shapes": [shape]}
+    answer = _run(cvat_server, function_id, init)
+    assert answer.status_code == 200, answer.text
+    (state,) = answer.json()["states"]
+    track = {"type": "track", "task": task_id, "frame": 0, "states": [state]}
+    answer = _run(cvat_server, function_id, track)
+    assert answer.json() == {
+        "states": [state],
+        "shapes": [{"type": "rectangle", "points": [65.0, 66.0, 67.0, 68.0]}],
+    }
+    # Frame 1 is wider than frame 0: cvat-cli's agent fails the request with a message.
+    answer = _run(cvat_server, function_id, {**track, "frame": 1})
+    assert (answer.status_code, answer.json()) == (
+        500,
+        {
+            "detail": "Invalid annotation request:"
+            " Image sizes of the start frame and the current frame are different"
+        },
+    )
 
 
 # The queue's protocol, call by call
