@@ -299,6 +299,9 @@ class Queues:
     def function(self, function_id: int) -> dict[str, Any]:
         return self._call(f"/api/functions/{function_id}", "GET")
 
+    def delete(self, function_id: int) -> None:
+        self._call(f"/api/functions/{function_id}", "DELETE")
+
     def submit_task(self, function_id: int, task: int, **params: Any) -> str:
         body = {"function": function_id, "task": task, "type": "annotate_task", **params}
         return self._call("/api/functions/requests/", "POST", body=body)["id"]

@@ -474,3 +474,103 @@ def test_abandoning_drops_the_request_in_progress_for_another_agent(
     thread.join(30)
     assert agent.summary.lost == [ar]
     assert cvat_server.annotations(task)["shapes"] == []
+
+
+def test_a_job_request_reads_only_the_jobs_frames(cvat_server, cvat_client, monkeypatch) -> None:
+    queues = queues_for("test server", cvat_client, monkeypatch)
+    task = cvat_server.create_task(
+        "jobs", images=frames(5), labels=[{"name": "thing"}], segment_size=2
+    )
+    job = max(cvat_server.jobs(task), key=lambda j: j["start_frame"])
+    function = _Slow(0)
+    function_id = register(cvat_client, function, "job")
+    ar = queues.submit_task(function_id, task, job=job["id"], mapping={"thing": {"name": "thing"}})
+    make_agent(cvat_client, function_id, function).run(burst=True)
+    assert queues.request(ar)["status"] == "finished"
+    assert len(function.seen) == job["stop_frame"] - job["start_frame"] + 1
+    frames_annotated = sorted(s["frame"] for s in cvat_server.annotations(task)["shapes"])
+    assert frames_annotated == list(range(job["start_frame"], job["stop_frame"] + 1))
+
+
+@pytest.mark.parametrize("roi", [None, [10, 5, 50, 40]])
+def test_a_single_frame_request_with_a_region_answers_as_cvat_cli(
+    cvat_server, cvat_client, queues, monkeypatch, roi
+) -> None:
+    task = cvat_server.create_task("roi", images=frames(2), labels=LABELS)
+    function_id = register(cvat_client, serve_functions.EveryKind())
+    extra = {} if roi is None else {"roi": roi}
+    answers = []
+    for run_agent in (
+        lambda: make_agent(cvat_client, function_id, serve_functions.EveryKind()).run(burst=True),
+        lambda: run_cvat_cli_agent(cvat_client, function_id, monkeypatch),
+    ):
+        thread, out = in_thread(
+            lambda: queues.run_frame(function_id, task, 1, mapping=IDENTITY, **extra)
+        )
+        time.sleep(0.3)
+        run_agent()
+        thread.join(30)
+        answers.append(out["result"])
+    assert answers[0] == answers[1]
+
+
+def test_an_agent_for_a_deleted_function_stops_with_not_found(
+    cvat_server, cvat_client, queues
+) -> None:
+    from cvat_aa.errors import NotFoundError
+
+    function_id = register(cvat_client, serve_functions.EveryKind())
+    agent = make_agent(cvat_client, function_id, serve_functions.EveryKind())
+    queues.delete(function_id)
+    with pytest.raises(NotFoundError, match="deleted on the server"):
+        agent.run(burst=True)
+
+
+RAY_BOXES = """
+import cvat_aa
+
+spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("thing", 0)])
+
+def detect(context, image):
+    return [cvat_aa.rectangle(0, [1, 2, image.width - 3, image.height - 4])]
+"""
+
+
+def test_requests_run_on_ray_actors_as_they_run_here(
+    cvat_server, cvat_client, monkeypatch, tmp_path
+) -> None:
+    ray = pytest.importorskip("ray")
+    from cvat_aa.pipeline.ray_executor import RayExecutor
+
+    queues = queues_for("stand-in", cvat_client, monkeypatch)
+    path = tmp_path / "boxes.py"
+    path.write_text(RAY_BOXES)
+    tasks = [
+        cvat_server.create_task(name, images=frames(7), labels=[{"name": "thing"}], chunk_size=3)
+        for name in ("here", "ray")
+    ]
+    function_id = create_native_function(
+        cvat_client, name="boxes", labels_v2=[{"name": "thing", "attributes": []}]
+    )["id"]
+    mapping = {"thing": {"name": "thing"}}
+    queues.submit_task(function_id, tasks[0], mapping=mapping)
+    local = LocalExecutor()
+    here = RequestRunner(cvat_client, local, local.load(str(path)), name="boxes", batch_size=3)
+    Agent(cvat_client, function_id, here).run(burst=True)
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        executor = RayExecutor(str(path), {}, actors=1)
+        try:
+            runner = RequestRunner(
+                cvat_client, executor, executor.load(str(path)), name="boxes", batch_size=3
+            )
+            queues.submit_task(function_id, tasks[1], mapping=mapping)
+            summary = Agent(cvat_client, function_id, runner).run(burst=True)
+        finally:
+            executor.close()
+    finally:
+        ray.shutdown()
+    assert len(summary.completed) == 1
+    assert comparable(cvat_server, tasks[0]) == comparable(cvat_server, tasks[1])
+    assert len(comparable(cvat_server, tasks[1])) == 7

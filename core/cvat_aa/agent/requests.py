@@ -2,8 +2,8 @@
 
 Both kinds of detector request that CVAT queues are runs of the one pipeline
 (``pipeline/run.py``) with a sink that keeps the results in memory instead of uploading them:
-``annotate_task`` (a user ran the function on a whole task) reads the task's frames chunk by
-chunk with :class:`~cvat_aa.driver.task_frames.TaskFrames`, runs them in batches on the
+``annotate_task`` (a user ran the function on a whole task, or on a job) reads the task's
+(or the job's) frames chunk by chunk with :class:`~cvat_aa.driver.task_frames.TaskFrames`, runs them in batches on the
 agent's executor (here, or Ray actors) and maps and validates them with
 :class:`~cvat_aa.pipeline.label_mapping.LabelMapper`, exactly as ``cvat-aa annotate`` would;
 ``annotate_frame`` (the UI's single-frame call) does the same with one frame, cut to the
@@ -282,10 +282,20 @@ class RequestRunner:
         self, params: Mapping[str, Any], frame: int | None, check_in: CheckIn | None
     ) -> dict[str, Any]:
         task_id = int(params["task"])
-        task = self.retry.call(
-            lambda: self.client.tasks.retrieve(task_id), what=f"reading task {task_id}"
-        )
-        frames = TaskFrames.for_task(task, retry=self.retry)
+        media: Any
+        job_id = params.get("job")
+        if frame is None and job_id is not None:
+            # A job's request: only the job's frames (cvat-cli reads the whole task, and the
+            # server keeps the job's part of the result).
+            media = self.retry.call(
+                lambda: self.client.jobs.retrieve(int(job_id)), what=f"reading job {job_id}"
+            )
+            frames = TaskFrames.for_job(media, retry=self.retry)
+        else:
+            media = self.retry.call(
+                lambda: self.client.tasks.retrieve(task_id), what=f"reading task {task_id}"
+            )
+            frames = TaskFrames.for_task(media, retry=self.retry)
         if check_in is not None:
             check_in(0.0)
         source: Any = frames
@@ -294,7 +304,9 @@ class RequestRunner:
             if not chosen:
                 raise BadRequestError(f"Frame with index {frame} does not exist in the task")
             source = _RegionOfInterest(attrs.evolve(frames, frames=chosen), params.get("roi"))
-        task_labels = self.retry.call(task.get_labels, what=f"reading the labels of task {task_id}")
+        task_labels = self.retry.call(
+            media.get_labels, what=f"reading the labels of {frames.describe()}"
+        )
         conv_mask_to_poly = bool(params.get("conv_mask_to_poly", False))
         mapper = LabelMapper(
             self.spec.labels,
