@@ -75,6 +75,13 @@ POLL_WITH_STREAM = timedelta(minutes=10)
 UPDATE_INTERVAL = timedelta(seconds=30)
 
 
+def _brief(ex: BaseException) -> str:
+    """An error in a few words (an API exception's text carries response headers)."""
+    if isinstance(ex, ApiException):
+        return f"HTTP {ex.status} {ex.reason}"
+    return f"{type(ex).__name__}: {ex}"
+
+
 class _Abandoned(Exception):
     """The agent was told to drop the request in progress."""
 
@@ -321,8 +328,8 @@ class Agent:
             self._polling_interval = POLL_WITHOUT_STREAM
             try:
                 self._stream = self.queue.watch()
-            except Exception:
-                logger.info("Cannot watch the function's queue; will poll", exc_info=True)
+            except (ApiException, urllib3.exceptions.HTTPError, OSError) as ex:
+                logger.info("Cannot watch the function's queue (%s); will poll", _brief(ex))
                 self._wait_to_reconnect()
                 continue
             if self.stopping:
@@ -343,10 +350,12 @@ class Agent:
                 with self._lock:
                     self._work = dict.fromkeys(CATEGORIES, True)
                 self._wake.set()
-            except Exception:
+            except Exception as ex:
+                # Closing the stream from another thread (stopping) breaks the read anyhow.
                 if self.stopping:
                     return
-                logger.info("The queue's event stream broke; will reconnect", exc_info=True)
+                logger.info("The queue's event stream broke (%s); will reconnect", _brief(ex))
+                logger.debug("The event stream's error", exc_info=True)
             finally:
                 self._close_stream()
             self._wait_to_reconnect()

@@ -233,6 +233,10 @@ def _find_or_create(client: Client, args: argparse.Namespace, name: str, spec: A
 
 def run_agent(args: argparse.Namespace) -> int:
     function, name, ray = function_for_run(args)
+    # What an agent does is its output: each request, as it is taken and finished.
+    agent_log = logging.getLogger("cvat_aa.agent")
+    if agent_log.getEffectiveLevel() > logging.INFO:
+        agent_log.setLevel(logging.INFO)
     executor: Executor = ray if ray is not None else LocalExecutor()
     try:
         loaded = executor.load(function)
