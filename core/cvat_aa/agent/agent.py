@@ -276,7 +276,11 @@ class Agent:
                 last_interactive_poll = now
                 self._announce_quietly(INTERACTIVE)
             # Interactive requests wait for a person: serve them between the task's batches.
-            self._serve(INTERACTIVE)
+            # Failing to reach them is no reason to fail the task request.
+            try:
+                self._serve(INTERACTIVE)
+            except (ApiException, urllib3.exceptions.HTTPError) as ex:
+                logger.warning("Could not look for single-frame requests: %s", _brief(ex))
             if self._abandoning.is_set():
                 raise _Abandoned
 
