@@ -1,8 +1,7 @@
 """The agent (``cvat_aa.agent``) against a CVAT server with native functions.
 
-Tasks and frames come from cvat-aa's test server; ``/api/functions`` from the test server
-when it answers it, else from the in-memory stand-in of ``agent_queue`` (see its docstring).
-cvat-cli 2.80's own agent, run on the same function and requests, is the reference for what a
+Everything comes from cvat-aa's test server: tasks, frames, and CVAT Online's native functions
+and their queues (``cvat_aa_testing.native_functions``). cvat-cli 2.80's own agent, run on the same function and requests, is the reference for what a
 request's result must be.
 """
 
@@ -16,7 +15,7 @@ from typing import Any
 import PIL.Image
 import pytest
 import serve_functions
-from agent_queue import QUEUE_KINDS, Queues, queues_for
+from agent_queue import Queues
 from cvat_aa.agent import Agent, RequestRunner, create_native_function, labels_v2
 from cvat_aa.agent import agent as agent_module
 from cvat_aa.agent.queue import Backoff, FunctionQueue, parse_event_stream
@@ -63,9 +62,9 @@ def frames(count: int) -> list[PIL.Image.Image]:
     return [PIL.Image.new("RGB", (64 + i, 48), (i * 30 % 256, 90, 10)) for i in range(count)]
 
 
-@pytest.fixture(params=QUEUE_KINDS)
-def queues(request, cvat_server, cvat_client, monkeypatch) -> Queues:
-    return queues_for(request.param, cvat_client, monkeypatch)
+@pytest.fixture
+def queues(cvat_client) -> Queues:
+    return Queues(cvat_client)
 
 
 def register(client: Any, function: Any, name: str = "every-kind") -> int:
@@ -476,8 +475,8 @@ def test_abandoning_drops_the_request_in_progress_for_another_agent(
     assert cvat_server.annotations(task)["shapes"] == []
 
 
-def test_a_job_request_reads_only_the_jobs_frames(cvat_server, cvat_client, monkeypatch) -> None:
-    queues = queues_for("test server", cvat_client, monkeypatch)
+def test_a_job_request_reads_only_the_jobs_frames(cvat_server, cvat_client) -> None:
+    queues = Queues(cvat_client)
     task = cvat_server.create_task(
         "jobs", images=frames(5), labels=[{"name": "thing"}], segment_size=2
     )
@@ -536,13 +535,11 @@ def detect(context, image):
 """
 
 
-def test_requests_run_on_ray_actors_as_they_run_here(
-    cvat_server, cvat_client, monkeypatch, tmp_path
-) -> None:
+def test_requests_run_on_ray_actors_as_they_run_here(cvat_server, cvat_client, tmp_path) -> None:
     ray = pytest.importorskip("ray")
     from cvat_aa.pipeline.ray_executor import RayExecutor
 
-    queues = queues_for("stand-in", cvat_client, monkeypatch)
+    queues = Queues(cvat_client)
     path = tmp_path / "boxes.py"
     path.write_text(RAY_BOXES)
     tasks = [

@@ -1,5 +1,5 @@
-"""``cvat-aa agent`` as a user runs it, in this process (so that the queue's stand-in of
-``agent_queue`` applies), against the test server."""
+"""``cvat-aa agent`` as a user runs it, against the test server: ``main()`` in this process,
+and a subprocess for signals."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import PIL.Image
 import pytest
-from agent_queue import QUEUE_KINDS, Queues, queues_for
+from agent_queue import Queues
 from cvat_aa.agent import labels_v2
 from cvat_aa.cli import main
 from cvat_aa.plugins import load_function
@@ -31,9 +31,9 @@ BOXES = """
 """
 
 
-@pytest.fixture(params=QUEUE_KINDS)
-def queues(request, cvat_server, cvat_client, monkeypatch) -> Queues:
-    return queues_for(request.param, cvat_client, monkeypatch)
+@pytest.fixture
+def queues(cvat_client) -> Queues:
+    return Queues(cvat_client)
 
 
 @pytest.fixture
@@ -153,9 +153,9 @@ SLOW = """
 
 @pytest.mark.parametrize("signals", [1, 2])
 def test_sigterm_finishes_the_request_in_progress_and_a_second_drops_it(
-    cvat_server, cvat_client, monkeypatch, tmp_path, capsys, signals
+    cvat_server, cvat_client, tmp_path, capsys, signals
 ) -> None:
-    queues = queues_for("test server", cvat_client, monkeypatch)
+    queues = Queues(cvat_client)
     slow = tmp_path / "slow.py"
     slow.write_text(textwrap.dedent(SLOW))
     images = [PIL.Image.new("RGB", (30, 20))] * 8
