@@ -25,6 +25,7 @@ __all__ = [
     "FunctionFailedError",
     "FunctionParameterError",
     "ImageInputError",
+    "IncompatibleFunctionError",
     "JournalError",
     "LabelMapError",
     "LabelMismatchError",
@@ -32,9 +33,11 @@ __all__ = [
     "NoDataError",
     "NotFoundError",
     "PermissionDeniedError",
+    "RequestLostError",
     "RunInProgressError",
     "ServerBusyError",
     "UnknownFunctionError",
+    "UnservableRequestError",
     "UsageError",
 ]
 
@@ -195,6 +198,18 @@ class ServerBusyError(CvatAaError, RuntimeError):
     caller tries again later)."""
 
 
+# --- cvat-aa agent ----------------------------------------------------------------------------
+
+
+class UnservableRequestError(CvatAaError, ValueError):
+    """A queued request the agent cannot serve (an unknown type, a frame the task lacks): it is
+    failed with this message."""
+
+
+class RequestLostError(CvatAaError):
+    """The server says a request is no longer this agent's: cancelled, or reassigned."""
+
+
 # --- the command line -------------------------------------------------------------------------
 
 
@@ -204,3 +219,7 @@ class UsageError(CvatAaError):
 
 class MissingCredentialsError(CvatAaError):
     """A password is needed, and there is no terminal to ask for it on."""
+
+
+class IncompatibleFunctionError(UsageError):
+    """The native function on the server does not fit the function the agent runs."""

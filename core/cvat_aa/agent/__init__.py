@@ -18,9 +18,9 @@ from .queue import (
     list_functions,
 )
 from .requests import (
-    BadRequestError,
     IncompatibleFunctionError,
     RequestRunner,
+    UnservableRequestError,
     check_compatible,
     labels_v2,
 )
@@ -28,11 +28,11 @@ from .requests import (
 __all__ = [
     "Agent",
     "AgentSummary",
-    "BadRequestError",
     "FunctionQueue",
     "IncompatibleFunctionError",
     "RequestLostError",
     "RequestRunner",
+    "UnservableRequestError",
     "check_compatible",
     "create_native_function",
     "delete_function",

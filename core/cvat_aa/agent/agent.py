@@ -61,7 +61,7 @@ from .queue import (
     get_function,
     parse_event_stream,
 )
-from .requests import BadRequestError, RequestRunner, check_compatible
+from .requests import RequestRunner, UnservableRequestError, check_compatible
 
 __all__ = ["Agent", "AgentSummary", "failure_message"]
 
@@ -105,7 +105,7 @@ def failure_message(ex: BaseException) -> str:
     """
     if isinstance(ex, FunctionFailedError):
         return str(ex)
-    if isinstance(ex, (LabelMapError, LabelMismatchError, BadRequestError, NoDataError)):
+    if isinstance(ex, (LabelMapError, LabelMismatchError, UnservableRequestError, NoDataError)):
         return f"Invalid annotation request: {ex}"
     if isinstance(ex, BadFunctionError):
         return f"Underlying function returned incorrect result: {ex}"

@@ -41,6 +41,8 @@ import urllib3.exceptions
 from cvat_sdk import Client
 from cvat_sdk.api_client.exceptions import ApiException
 
+from ..errors import RequestLostError
+
 __all__ = [
     "BATCH",
     "INTERACTIVE",
@@ -69,10 +71,6 @@ COMPLETE_ATTEMPTS = 4
 """Submitting a result is tried this many times before the request is given up."""
 
 T = TypeVar("T")
-
-
-class RequestLostError(Exception):
-    """The server says a request is no longer this agent's: cancelled, or reassigned."""
 
 
 class Backoff:

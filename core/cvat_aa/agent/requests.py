@@ -30,7 +30,7 @@ from cvat_sdk import Client, models
 
 from ..driver.retry import RetryPolicy
 from ..driver.task_frames import TaskFrames
-from ..errors import UsageError
+from ..errors import IncompatibleFunctionError, UnservableRequestError
 from ..frames import Frame
 from ..labels import LabelCatalog
 from ..pipeline.executors import Executor
@@ -40,9 +40,9 @@ from ..pipeline.run import MappedFrame, Pipeline
 from ..plugins import hooks
 
 __all__ = [
-    "BadRequestError",
     "IncompatibleFunctionError",
     "RequestRunner",
+    "UnservableRequestError",
     "check_compatible",
     "labels_v2",
 ]
@@ -51,14 +51,6 @@ logger = logging.getLogger(__name__)
 
 CheckIn = Callable[[float], None]
 """Called between batches of a task request with the fraction done."""
-
-
-class BadRequestError(ValueError):
-    """A request the agent cannot serve (an unknown type, a frame the task lacks)."""
-
-
-class IncompatibleFunctionError(UsageError):
-    """The native function on the server does not fit the function the agent runs."""
 
 
 def _plain(value: Any) -> Any:
@@ -240,7 +232,7 @@ class _RegionOfInterest:
                 xtl, ytl, xbr, ybr = self.roi
                 width, height = frame.image.size
                 if xbr > width or ybr > height:
-                    raise BadRequestError("Invalid ROI")
+                    raise UnservableRequestError("Invalid ROI")
                 frame = attrs.evolve(frame, image=frame.image.crop((xtl, ytl, xbr, ybr)))
             yield frame
 
@@ -276,7 +268,7 @@ class RequestRunner:
             return self._run(params, None, check_in)
         if kind == "annotate_frame":
             return self._run(params, int(params["frame"]), None)
-        raise BadRequestError(f"unsupported type: {kind!r}")
+        raise UnservableRequestError(f"unsupported type: {kind!r}")
 
     def _run(
         self, params: Mapping[str, Any], frame: int | None, check_in: CheckIn | None
@@ -302,7 +294,7 @@ class RequestRunner:
         if frame is not None:
             chosen = [f for f in frames.frames if f[0] == frame]
             if not chosen:
-                raise BadRequestError(f"Frame with index {frame} does not exist in the task")
+                raise UnservableRequestError(f"Frame with index {frame} does not exist in the task")
             source = _RegionOfInterest(attrs.evolve(frames, frames=chosen), params.get("roi"))
         task_labels = self.retry.call(
             media.get_labels, what=f"reading the labels of {frames.describe()}"
