@@ -76,9 +76,10 @@ T = TypeVar("T")
 class Backoff:
     """Exponential delays: ``start``, twice that, ... up to ``maximum``."""
 
-    def __init__(self, start: timedelta = RETRY_START, maximum: timedelta = RETRY_MAX) -> None:
-        self._current = start
-        self._maximum = maximum
+    def __init__(self, start: timedelta | None = None, maximum: timedelta | None = None) -> None:
+        # The module's values at the time of the call (tests shorten them).
+        self._current = RETRY_START if start is None else start
+        self._maximum = RETRY_MAX if maximum is None else maximum
 
     def reset(self, delay: timedelta) -> None:
         self._current = delay
