@@ -38,6 +38,7 @@ from werkzeug.serving import (
 
 from . import auth, native_functions, permissions, representations, task_data
 from .app import CvatApi
+from .endpoints.functions import parse_ar_params, submit_request
 from .faults import FaultInjector, RequestLog
 from .job_annotations import change_task_annotations, task_annotations
 from .nuclio import NuclioSettings
@@ -697,8 +698,7 @@ class TestServer:
         ``conv_mask_to_poly``, ``roi``, ``pos_points``... Wait with
         :meth:`wait_function_request`.
         """
-        from .endpoints.functions import parse_ar_params, submit_request
-
+        self._require_running()
         category = (
             native_functions.BATCH
             if type in native_functions.BATCH_TYPES
@@ -707,13 +707,8 @@ class TestServer:
         parsed = parse_ar_params({"task": task_id, "type": type, **params}, with_function=False)
         with self.storage.read() as tx:
             user = tx.user(self._user_id(tx, username))
-        context = self._app.app.context if self._app else None
-        if context is None:
-            raise RuntimeError("The test server is not running; start it first (or use `with`).")
-        request = submit_request(
-            context, auth.Identity(user, "basic"), function_id, parsed, category
-        )
-        return request.id
+        identity = auth.Identity(user, "basic")
+        return submit_request(self._app.app.context, identity, function_id, parsed, category).id
 
     def function_request(self, request_id: str) -> dict[str, Any]:
         """An AR as ``GET /api/functions/requests/{id}`` shows it, with its ``category``, the

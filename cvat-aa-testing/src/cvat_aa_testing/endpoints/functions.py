@@ -198,11 +198,11 @@ def _sublabel(value: Any) -> dict[str, Any]:
             ("attributes", _list_of(_attribute, max_items=16), False),
         ],
     )
-    return {"name": parsed["name"], "type": parsed.get("type", "any"), **_attrs(parsed)}
-
-
-def _attrs(parsed: dict[str, Any]) -> dict[str, Any]:
-    return {"attributes": parsed.get("attributes", [])}
+    return {
+        "name": parsed["name"],
+        "type": parsed.get("type", "any"),
+        "attributes": parsed.get("attributes", []),
+    }
 
 
 def _label(value: Any) -> dict[str, Any]:
@@ -215,7 +215,11 @@ def _label(value: Any) -> dict[str, Any]:
             ("sublabels", _list_of(_sublabel, max_items=32), False),
         ],
     )
-    label = {"name": parsed["name"], "type": parsed.get("type", "any"), **_attrs(parsed)}
+    label = {
+        "name": parsed["name"],
+        "type": parsed.get("type", "any"),
+        "attributes": parsed.get("attributes", []),
+    }
     if "sublabels" in parsed:
         label["sublabels"] = parsed["sublabels"]
     return label
