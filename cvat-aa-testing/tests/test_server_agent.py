@@ -36,6 +36,9 @@ spec = cvataa.DetectionFunctionSpec(
 
 def detect(context, image):
     time.sleep(float(os.environ.get("AGENT_TEST_DELAY", "0")))
+    gate = os.environ.get("AGENT_TEST_GATE")
+    while gate and not os.path.exists(gate):  # held until the test opens the gate
+        time.sleep(0.02)
     found = [cvataa.rectangle(0, [0, 0, image.width, image.height])]
     if context.conf_threshold is None or context.conf_threshold < 0.5:
         found.append(cvataa.rectangle(1, [1, 1, 2, 2]))
@@ -231,20 +234,24 @@ def test_requests_made_over_http_keep_their_job_threshold_and_mapping(
 
 
 def test_two_burst_agents_do_every_request_exactly_once(
-    cvat_server: TestServer, function_id: int, function_file: Path
+    cvat_server: TestServer, function_id: int, function_file: Path, tmp_path: Path
 ) -> None:
     images = [PIL.Image.new("RGB", (32, 24)) for _ in range(2)]
     tasks = [
         cvat_server.create_task(f"t{i}", images=images, labels=[{"name": "cat"}]) for i in range(6)
     ]
     ids = [cvat_server.submit_function_request(function_id, task) for task in tasks]
-    env = {**os.environ, "AGENT_TEST_DELAY": "0.4"}
+    # Both agents wait at their first frame until both hold a request; then all run at once.
+    gate = tmp_path / "gate"
+    env = {**os.environ, "AGENT_TEST_GATE": str(gate), "AGENT_TEST_DELAY": "0.05"}
     command = _agent_command(cvat_server, function_id, function_file)
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # The second starts while the first is at work, so both take requests.
-    _until(lambda: any(r["status"] != "queued" for r in cvat_server.function_requests()))
-    second = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for agent in (first, second):
+    agents = [
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    _until(lambda: sum(r["status"] == "started" for r in cvat_server.function_requests()) == 2)
+    gate.touch()
+    for agent in agents:
         _, stderr = agent.communicate(timeout=60)
         assert agent.returncode == 0, stderr.decode()
 
