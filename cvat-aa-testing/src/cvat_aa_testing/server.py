@@ -126,7 +126,7 @@ class TestServer:
     :mod:`cvat_aa_testing.native_functions`) need no options: ``agent_lease_seconds`` is how
     long an agent holds an annotation request without an update before it goes back to the
     queue, ``agent_interactive_timeout`` how long ``POST /api/functions/{id}/run`` waits for
-    an agent's result.
+    an agent's result. The lease may also be changed while the server runs.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -155,7 +155,7 @@ class TestServer:
             timeout=nuclio_timeout,
             cvat_version=version,
         )
-        self.agent_lease_seconds = agent_lease_seconds
+        self._agent_lease_seconds = agent_lease_seconds
         self.agent_interactive_timeout = agent_interactive_timeout
         self.username = username
         self.version = version
@@ -192,7 +192,7 @@ class TestServer:
             self.share_dir.resolve(),
             self.nuclio,
             native_functions.FunctionQueues(
-                self.agent_lease_seconds, self.agent_interactive_timeout
+                self._agent_lease_seconds, self.agent_interactive_timeout
             ),
         )
         self._app = _TrackingApp(api)
@@ -240,6 +240,20 @@ class TestServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    @property
+    def agent_lease_seconds(self) -> float:
+        """How long an agent holds an AR without an update; leases given from now on last
+        this long."""
+        return self._agent_lease_seconds
+
+    @agent_lease_seconds.setter
+    def agent_lease_seconds(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError("agent_lease_seconds must be a positive number of seconds")
+        self._agent_lease_seconds = seconds
+        if self._app is not None:
+            self._app.app.context.functions.lease_seconds = seconds
 
     # where it is
 
