@@ -8,9 +8,10 @@ worker threads that take whatever has arrived (up to the batch size, waiting at 
 hook plugins and error handling are those of ``cvat-aa annotate``. The HTTP threads only wait
 on their own frame's future, so the server answers listings while a model works.
 
-Where the function runs is a *runner*: here (one worker: the model is not shared between
-threads) or on Ray actors (one worker per actor slot; :meth:`RayExecutor.run_one` spreads the
-batches and runs a dead actor's batch again on another).
+Where the function runs is a *runner*: here (one worker, which loads the function too: the
+model is not shared between threads, and runs best in the thread that built it) or on Ray
+actors (one worker per actor slot; :meth:`RayExecutor.run_one` spreads the batches and runs a
+dead actor's batch again on another).
 
 What the function returns is validated and fitted to the frame by the driver's own
 :class:`~cvat_aa.pipeline.label_mapping.LabelMapper`, against the function's spec taken as
@@ -27,7 +28,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any, Protocol
 
@@ -94,6 +95,9 @@ class FunctionChoice:
 class _Runner(Protocol):
     workers: int
 
+    def load(self) -> None:
+        """Called by the first worker thread before it takes any batch."""
+
     def spec(self) -> Any: ...
 
     def run(self, batch: list[Frame], contexts: list[FrameContext]) -> Outcome: ...
@@ -102,12 +106,21 @@ class _Runner(Protocol):
 
 
 class _LocalRunner:
-    """The function, loaded in this process; one batch at a time."""
+    """The function, loaded in this process by the thread that runs it; one batch at a time.
+
+    Loaded there, not by the caller: PyTorch (2.14, CPU) ran a model built in another thread
+    on one core where it used both, SSDlite taking 129 to 171 ms a frame instead of 68 to 91
+    (docs/performance.md). A function object given ready-made cannot be helped.
+    """
 
     workers = 1
 
-    def __init__(self, function: Any) -> None:
-        self._function = function
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._function: Any = None
+
+    def load(self) -> None:
+        self._function = self._make()
 
     def spec(self) -> Any:
         return hooks().spec(self._function)
@@ -135,6 +148,9 @@ class _RayRunner:
         self._source = source
         # Two batches per actor: one running, one waiting, so no actor idles between them.
         self.workers = 2 * executor.actors
+
+    def load(self) -> None:
+        pass  # the actors load it
 
     def spec(self) -> Any:
         return self._executor.spec(self._source)
@@ -202,14 +218,35 @@ class ServedFunction:
         self.description = choice.description or _summary(choice.source, obj)
         if executor is None:
             self._runner: _Runner = _LocalRunner(
-                instantiate(obj, dict(choice.params), name=self.source_name)
+                lambda: instantiate(obj, dict(choice.params), name=self.source_name)
             )
         else:
             # Only the actors build the model; here the parameters are checked against the
             # factory, so that a typo fails now rather than in every actor.
             check_parameters(obj, dict(choice.params), name=self.source_name)
             self._runner = _RayRunner(executor, choice.source)
-        spec = self._runner.spec()
+        self.batch_size = batch_size
+        self.batch_wait = batch_wait
+        self.metrics = metrics or Metrics([self.id])
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._numbers = itertools.count()
+        self._closed = False
+        self._loaded: Future[None] = Future()
+        self._workers = [
+            threading.Thread(
+                target=self._work, args=(i == 0,), name=f"cvat-aa-serve-{self.id}-{i}", daemon=True
+            )
+            for i in range(self._runner.workers)
+        ]
+        for worker in self._workers:
+            worker.start()
+        try:
+            self._loaded.result()
+            spec = self._runner.spec()
+        except BaseException:
+            self._queue.put(_STOP)  # for the workers that wait for batches
+            self._runner.close()
+            raise
         self.spec = spec
         self.catalog = LabelCatalog.from_spec(spec.labels)
         self._mapper = LabelMapper(
@@ -218,18 +255,6 @@ class ServedFunction:
             allow_unmatched_labels=False,
             conv_mask_to_poly=False,
         )
-        self.batch_size = batch_size
-        self.batch_wait = batch_wait
-        self.metrics = metrics or Metrics([self.id])
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
-        self._numbers = itertools.count()
-        self._closed = False
-        self._workers = [
-            threading.Thread(target=self._work, name=f"cvat-aa-serve-{self.id}-{i}", daemon=True)
-            for i in range(self._runner.workers)
-        ]
-        for worker in self._workers:
-            worker.start()
 
     def config(self, *, http_port: int | None, namespace: str = "nuclio") -> dict[str, Any]:
         """This function's Nuclio function config."""
@@ -308,7 +333,18 @@ class ServedFunction:
         for pending in batch:
             pending.future.set_exception(outcome)
 
-    def _work(self) -> None:
+    def _work(self, loads: bool) -> None:
+        if loads:
+            try:
+                self._runner.load()
+            except BaseException as ex:  # __init__ raises it
+                self._loaded.set_exception(ex)
+                if not isinstance(ex, Exception):
+                    raise
+                return
+            self._loaded.set_result(None)
+        elif self._loaded.exception() is not None:
+            return
         while True:
             first = self._queue.get()
             if first is _STOP:
