@@ -444,7 +444,10 @@ def test_a_killed_run_is_listed_warned_about_and_rolled_back_without_touching_an
     assert listing.returncode == 0, listing.stderr
     [run] = json.loads(listing.stdout)
     assert run["target"] == f"task {task}"
-    assert run["uploaded"] == {"shape": left_behind}
+    # What the journal confirmed, plus the piece it was sending when it was killed (the server
+    # may have applied it before the run could record the reply): together, what it left.
+    confirmed = run["uploaded"].get("shape", 0)
+    assert confirmed == left_behind or (confirmed < left_behind and run["pieces_in_doubt"] == 1)
 
     # Another run with other options: warned, and it does not adopt the killed run's uploads.
     other = slow_cli("annotate", str(task), FRAME_DELAY="0")
