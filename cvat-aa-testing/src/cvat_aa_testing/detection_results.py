@@ -28,36 +28,7 @@ import math
 from typing import Any
 
 from .lambda_errors import RefusedError
-
-_SHAPE_TYPES = (
-    "rectangle",
-    "polygon",
-    "polyline",
-    "points",
-    "ellipse",
-    "cuboid",
-    "mask",
-    "skeleton",
-)
-# DRF's BooleanField.
-_TRUE = {"t", "T", "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "1", 1}
-_FALSE = {
-    "f",
-    "F",
-    "n",
-    "N",
-    "no",
-    "No",
-    "NO",
-    "false",
-    "False",
-    "FALSE",
-    "off",
-    "Off",
-    "OFF",
-    "0",
-    0,
-}
+from .validation import DRF_FALSE, DRF_TRUE, SHAPE_TYPES
 
 
 def mask_to_rle(bitmap: list[Any]) -> list[int]:
@@ -222,13 +193,13 @@ def _validated_annotation(
     if is_tag:
         return result, errors
     shape_type = item["type"]
-    if shape_type not in _SHAPE_TYPES:
+    if shape_type not in SHAPE_TYPES:
         errors["type"] = [f'"{shape_type}" is not a valid choice.']
     result.update({"type": shape_type, "occluded": False, "z_order": 0})
     outside = item.get("outside", False)
-    if isinstance(outside, bool | int | float | str) and outside in _TRUE:
+    if isinstance(outside, bool | int | float | str) and outside in DRF_TRUE:
         result["outside"] = True
-    elif isinstance(outside, bool | int | float | str) and outside in _FALSE:
+    elif isinstance(outside, bool | int | float | str) and outside in DRF_FALSE:
         result["outside"] = False
     else:
         errors["outside"] = ["Must be a valid boolean."]
@@ -250,7 +221,7 @@ def _validated_annotation(
     }
     if bad_points:
         errors["points"] = bad_points
-    elif shape_type in _SHAPE_TYPES and not _points_fit(shape_type, len(points)):
+    elif shape_type in SHAPE_TYPES and not _points_fit(shape_type, len(points)):
         errors["points"] = [f"invalid length for shape type '{shape_type}'"]
     result["points"] = points
     result["score"] = 1

@@ -41,6 +41,41 @@ SHAPE_TYPES = (
     "skeleton",
 )
 INPUT_TYPES = ("checkbox", "radio", "number", "text", "select")
+# What DRF's BooleanField takes as true and as false.
+DRF_TRUE = {
+    "t",
+    "T",
+    "y",
+    "Y",
+    "yes",
+    "Yes",
+    "YES",
+    "true",
+    "True",
+    "TRUE",
+    "on",
+    "On",
+    "ON",
+    "1",
+    1,
+}
+DRF_FALSE = {
+    "f",
+    "F",
+    "n",
+    "N",
+    "no",
+    "No",
+    "NO",
+    "false",
+    "False",
+    "FALSE",
+    "off",
+    "Off",
+    "OFF",
+    "0",
+    0,
+}
 
 _MAX_MESSAGES = 50
 

@@ -40,7 +40,7 @@ from ..native_functions import (
 )
 from ..representations import basic_user
 from ..storage import Transaction
-from ..validation import check_annotations, parse_labeled_data
+from ..validation import INPUT_TYPES, SHAPE_TYPES, check_annotations, parse_labeled_data
 from .context import ServerContext
 from .http import ID, ApiError, Route, empty_response, json_response, paginate, parse_json
 from .lambda_manager import (
@@ -70,17 +70,6 @@ LABEL_TYPES = (
     "interval",
     "tag",
 )
-SHAPE_TYPES = (
-    "rectangle",
-    "polygon",
-    "polyline",
-    "points",
-    "ellipse",
-    "cuboid",
-    "mask",
-    "skeleton",
-)
-INPUT_TYPES = ("checkbox", "radio", "number", "text", "select")
 #: Which AR types each kind of function serves.
 TYPES_OF_KIND = {
     "detector": ("annotate_task", "annotate_frame"),

@@ -36,6 +36,7 @@ from ..lambda_requests import Annotator, LambdaRequest
 from ..nuclio import BrokenFunctionMetadataError, InvalidFunctionMetadataError
 from ..roi import check_task_roi
 from ..storage import Transaction
+from ..validation import DRF_FALSE, DRF_TRUE
 from .context import ServerContext
 from .data import task_frame
 from .http import ApiError, Route, empty_response, json_response, parse_json
@@ -306,24 +307,6 @@ def delete_request(
 
 # FunctionCallRequestSerializer, with DRF's messages
 
-_TRUE = {"t", "T", "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "1", 1}
-_FALSE = {
-    "f",
-    "F",
-    "n",
-    "N",
-    "no",
-    "No",
-    "NO",
-    "false",
-    "False",
-    "FALSE",
-    "off",
-    "Off",
-    "OFF",
-    "0",
-    0,
-}
 _REQUIRED = "This field is required."
 _NOT_NULL = "This field may not be null."
 
@@ -359,9 +342,9 @@ def _float(value: Any) -> float:
 
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool | int | float | str):
-        if value in _TRUE:
+        if value in DRF_TRUE:
             return True
-        if value in _FALSE:
+        if value in DRF_FALSE:
             return False
     raise _FieldError(["Must be a valid boolean."])
 
