@@ -10,6 +10,7 @@ from ..pipeline.ray_executor import RayExecutor
 from .projects import TasksSummary, annotate_project, annotate_tasks
 from .task_frames import NoDataError
 from .task_run import AnnotationSummary, annotate_job, annotate_task
+from .track_run import TrackSummary, track_job, track_task
 
 __all__ = [
     "AnnotationSummary",
@@ -20,9 +21,12 @@ __all__ = [
     "NoDataError",
     "RayExecutor",
     "TasksSummary",
+    "TrackSummary",
     "annotate_job",
     "annotate_project",
     "annotate_task",
     "annotate_tasks",
     "detect_batch",
+    "track_job",
+    "track_task",
 ]

@@ -8,6 +8,11 @@ piece whose reply was lost is looked up on the server before it is re-sent. A jo
 outlives its run (the run was killed, or failed) can be listed, rolled back or forgotten
 (``cvat-aa runs``).
 
+A tracking run (``driver.track_run``) records no frames: its pieces hold whole tracks, each
+journaled by the start shape it began from, with that shape's frame and label (by which a
+piece whose reply was lost is found on the server). A resumed tracking run tracks again only
+the objects whose tracks were not uploaded.
+
 Annotations are keyed by ``(kind, id)``: CVAT numbers tags, shapes and tracks in separate
 sequences, so tag 7 and shape 7 are different annotations and must never be confused, neither
 when clearing nor when rolling back.
@@ -78,6 +83,12 @@ CREATE TABLE IF NOT EXISTS pieces (
     piece INTEGER PRIMARY KEY,
     state TEXT NOT NULL,            -- 'sending' or 'uploaded'
     annotations INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tracks (
+    start TEXT PRIMARY KEY,         -- a tracking run's start shape, e.g. 'shape:17'
+    frame INTEGER NOT NULL,         -- the frame and label the track begins with
+    label_id INTEGER NOT NULL,
+    piece INTEGER NOT NULL          -- the upload piece holding its track
 );
 CREATE TABLE IF NOT EXISTS created (
     kind TEXT NOT NULL,
@@ -368,6 +379,41 @@ class Journal:
             db.execute("DELETE FROM created WHERE piece = ?", (piece,))
             db.execute("DELETE FROM pieces WHERE piece = ?", (piece,))
             db.execute("UPDATE frames SET piece = NULL WHERE piece = ?", (piece,))
+            db.execute("DELETE FROM tracks WHERE piece = ?", (piece,))
+
+    # the tracks of a tracking run
+
+    def tracks_sending(
+        self, piece: int, starts: Iterable[tuple[str, int, int]], annotations: int
+    ) -> None:
+        """Record, before it is sent, that ``piece`` holds the tracks of these start shapes:
+        (start key, first frame, label id)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pieces VALUES (?, 'sending', ?)", (piece, annotations)
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO tracks VALUES (?, ?, ?, ?)",
+                ((start, frame, label, piece) for start, frame, label in starts),
+            )
+
+    def track_starts(self, piece: int) -> list[tuple[int, int]]:
+        """(first frame, label id) of each track ``piece`` holds; empty for a piece of frames."""
+        return [
+            (frame, label)
+            for frame, label in self._query(
+                "SELECT frame, label_id FROM tracks WHERE piece = ? ORDER BY start", (piece,)
+            )
+        ]
+
+    def uploaded_starts(self) -> set[str]:
+        """The start shapes whose tracks are uploaded."""
+        return {
+            start
+            for (start,) in self._query(
+                "SELECT start FROM tracks JOIN pieces USING (piece) WHERE state = 'uploaded'"
+            )
+        }
 
     def pieces_in_doubt(self) -> list[tuple[int, list[int], int]]:
         """Pieces recorded as being sent when the last run stopped: (piece, frames, count)."""

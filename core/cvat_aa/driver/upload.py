@@ -12,6 +12,12 @@ accepted it, with the ids the server gave its annotations, so that:
 
 Annotations are identified by ``(kind, id)`` throughout (see ``journal``): CVAT's tags, shapes
 and tracks have separate id sequences.
+
+A tracking run uploads whole tracks instead of frames (:meth:`Uploader.add_tracks`); a piece
+holds either. A piece of tracks whose reply was lost is known on the server by new tracks
+that begin on the frames, with the labels, of the piece's tracks. CVAT stores a track that
+crosses a job boundary as one track per job, so a track may come back as several, each with
+an id of its own: all of them are the run's, and a rollback removes all of them.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import logging
 import queue
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -59,18 +66,22 @@ class AnnotationTarget:
         self,
         tags: Sequence[models.LabeledImageRequest],
         shapes: Sequence[models.LabeledShapeRequest],
+        tracks: Sequence[models.LabeledTrackRequest] = (),
     ) -> list[AnnotationKey]:
-        """PATCH action=create; return the (kind, id) the server gave the new tags and shapes."""
+        """PATCH action=create; return the (kind, id) the server gave the new tags, shapes and
+        tracks (a track cut at job boundaries has several)."""
         _, response = self._api.partial_update_annotations(
             "create",
             self.id,
-            patched_labeled_data_request=models.PatchedLabeledDataRequest(tags=tags, shapes=shapes),
+            patched_labeled_data_request=models.PatchedLabeledDataRequest(
+                tags=tags, shapes=shapes, tracks=tracks
+            ),
             _parse_response=False,
         )
         body = json.loads(response.data or b"{}")
         return [
             (kind, a["id"])
-            for kind, field in (("tag", "tags"), ("shape", "shapes"))
+            for kind, field in (("tag", "tags"), ("shape", "shapes"), ("track", "tracks"))
             for a in body.get(field, [])
             if "id" in a
         ]
@@ -128,10 +139,19 @@ class _Piece:
     frames: list[int] = attrs.Factory(list)
     tags: list[models.LabeledImageRequest] = attrs.Factory(list)
     shapes: list[models.LabeledShapeRequest] = attrs.Factory(list)
+    tracks: list[models.LabeledTrackRequest] = attrs.Factory(list)
+    starts: list[tuple[str, int, int]] = attrs.Factory(list)
+    """(start key, first frame, label id) of each track, as the journal keeps them."""
 
     @property
     def size(self) -> int:
-        return len(self.tags) + len(self.shapes)
+        """Annotations in the piece (a track counts once)."""
+        return len(self.tags) + len(self.shapes) + len(self.tracks)
+
+    @property
+    def weight(self) -> int:
+        """What bounds the request's size: tags, shapes and the tracks' shapes."""
+        return len(self.tags) + len(self.shapes) + sum(len(t.shapes) for t in self.tracks)
 
 
 _STOP = object()
@@ -148,6 +168,7 @@ class Uploader:
         retry: RetryPolicy | None = None,
         piece_annotations: int = 2000,
         piece_frames: int = 200,
+        piece_tracks: int = 50,
         max_pending: int = 2,
     ) -> None:
         self.target = target
@@ -155,6 +176,7 @@ class Uploader:
         self.retry = retry or RetryPolicy()
         self.piece_annotations = piece_annotations
         self.piece_frames = piece_frames
+        self.piece_tracks = piece_tracks
         self.requests = 0
         self._piece = _Piece(journal.next_piece())
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, max_pending))
@@ -187,13 +209,53 @@ class Uploader:
             " were expected. Check the task, then run again."
         )
 
+    def _find_applied_tracks(self, starts: Sequence[tuple[int, int]]) -> list[AnnotationKey] | None:
+        """The (kind, id) of a piece of tracks if the server has them, None if it has none.
+
+        ``starts`` are the (first frame, label id) of the piece's tracks. Every new track on
+        the server must be one of them, or a later part of one (a track cut at a job
+        boundary): with a label of the piece, beginning no earlier than its first track.
+        """
+        known = self.journal.baseline() | self.journal.created()
+        current = self.target.get()
+        new = [
+            (("track", t.id), t.frame, t.label_id)
+            for t in current.tracks
+            if ("track", t.id) not in known
+        ]
+        if not new:
+            return None
+        found = Counter((frame, label) for _, frame, label in new)
+        first = min(frame for frame, _ in starts)
+        labels = {label for _, label in starts}
+        if all(found[start] >= n for start, n in Counter(starts).items()) and all(
+            label in labels and frame >= first for _, frame, label in new
+        ):
+            return [key for key, _, _ in new]
+        raise RuntimeError(
+            f"{self.target.describe()} changed while cvat-aa was uploading tracks to it: it holds"
+            f" {len(new)} new tracks where the {len(starts)} being uploaded, or none, were"
+            " expected. Check the task, then run again."
+        )
+
+    def _lookup(self, piece: _Piece) -> list[AnnotationKey] | None:
+        if piece.tracks:
+            return self._find_applied_tracks([(frame, label) for _, frame, label in piece.starts])
+        return self._find_applied(piece.frames, piece.size)
+
     def _send(self, piece: _Piece) -> None:
-        self.journal.piece_sending(piece.number, piece.frames, piece.size)
-        what = f"uploading frames {piece.frames[0]}-{piece.frames[-1]} to {self.target.describe()}"
+        if piece.tracks:
+            self.journal.tracks_sending(piece.number, piece.starts, piece.size)
+            what = f"uploading {len(piece.tracks)} tracks to {self.target.describe()}"
+        else:
+            self.journal.piece_sending(piece.number, piece.frames, piece.size)
+            what = (
+                f"uploading frames {piece.frames[0]}-{piece.frames[-1]} to {self.target.describe()}"
+            )
         ids = self.retry.call(
-            lambda: self.target.create(piece.tags, piece.shapes),
+            lambda: self.target.create(piece.tags, piece.shapes, piece.tracks),
             what=what,
-            on_ambiguous=lambda: self._find_applied(piece.frames, piece.size),
+            on_ambiguous=lambda: self._lookup(piece),
         )
         self.requests += 1
         self.journal.piece_uploaded(piece.number, ids)
@@ -201,14 +263,23 @@ class Uploader:
     def resolve_in_doubt(self) -> None:
         """Settle the pieces a killed run was sending: uploaded, or to be sent again."""
         for number, frames, count in self.journal.pieces_in_doubt():
-            found = self.retry.call(
-                lambda f=frames, c=count: self._find_applied(f, c) or [],
-                what="checking an interrupted upload",
-            )
-            if found:
-                logger.info(
-                    "Frames %d-%d had been uploaded before the run stopped", frames[0], frames[-1]
+            starts = self.journal.track_starts(number)
+            if starts:
+                found = self.retry.call(
+                    lambda s=starts: self._find_applied_tracks(s) or [],
+                    what="checking an interrupted upload",
                 )
+                what = f"{len(starts)} tracks"
+            elif frames:
+                found = self.retry.call(
+                    lambda f=frames, c=count: self._find_applied(f, c) or [],
+                    what="checking an interrupted upload",
+                )
+                what = f"frames {frames[0]}-{frames[-1]}"
+            else:
+                found = []
+            if found:
+                logger.info("%s had been uploaded before the run stopped", what.capitalize())
                 self.journal.piece_uploaded(number, found)
             else:
                 self.journal.piece_not_sent(number)
@@ -239,12 +310,30 @@ class Uploader:
     ) -> None:
         """Add one frame's annotations; a full piece is queued (blocking while the queue is full)."""
         self._check()
+        if self._piece.tracks:
+            self._flush()
         piece = self._piece
         piece.frames.append(frame)
         piece.tags.extend(tags)
         piece.shapes.extend(shapes)
         if piece.size >= self.piece_annotations or len(piece.frames) >= self.piece_frames:
             self._flush()
+
+    def add_tracks(
+        self, tracks: Sequence[tuple[tuple[str, int, int], models.LabeledTrackRequest]]
+    ) -> None:
+        """Add whole tracks, each with its (start key, first frame, label id) for the journal;
+        a full piece is queued (blocking while the queue is full). A piece holds frames or
+        tracks, never both."""
+        self._check()
+        if self._piece.frames:
+            self._flush()
+        for start, track in tracks:
+            piece = self._piece
+            piece.starts.append(start)
+            piece.tracks.append(track)
+            if piece.weight >= self.piece_annotations or len(piece.tracks) >= self.piece_tracks:
+                self._flush()
 
     def _flush(self) -> None:
         piece = self._piece

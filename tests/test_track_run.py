@@ -1,0 +1,475 @@
+"""Offline tracking on a task or job: ``track_task`` / ``track_job`` follow the user's shapes
+with a tracking function over the frames and upload one CVAT track per shape.
+
+The scene (tests/track_scene.py) is coloured squares on known paths and a tracker that finds
+each square by its colour, so every keyframe can be checked against the truth.
+"""
+
+from __future__ import annotations
+
+import cvat_aa
+import numpy as np
+import PIL.Image
+import pytest
+from cvat_aa.driver.journal import Journal, list_journals
+from cvat_aa.driver.retry import RetryPolicy
+from cvat_aa.driver.run_lock import RunInProgressError, RunLock
+from cvat_aa.driver.server_url import normalize_server_url
+from cvat_aa.driver.upload import RollbackReport, Uploader
+from cvat_aa_testing import TestServer
+from track_scene import SIZE, ColourTracker, box, frames, keyframes, off_by
+
+LABELS = [
+    {
+        "name": "car",
+        "type": "rectangle",
+        "attributes": [
+            {
+                "name": "colour",
+                "mutable": False,
+                "input_type": "select",
+                "default_value": "red",
+                "values": ["red", "green"],
+            },
+            {
+                "name": "parked",
+                "mutable": True,
+                "input_type": "checkbox",
+                "default_value": "false",
+                "values": ["false"],
+            },
+        ],
+    },
+    {"name": "person", "type": "rectangle"},
+]
+
+FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.02)
+
+
+def make_task(server: TestServer, count: int, squares: int = 1, path=None, **layout) -> int:
+    images = frames(count, squares) if path is None else frames(count, squares, path)
+    return server.create_task("tracking", images=images, labels=LABELS, chunk_size=4, **layout)
+
+
+def seed(server: TestServer, task: int, *starts: tuple[int, int, str], path=None) -> list[dict]:
+    """Give the task the user's boxes: (square, frame, label) each, on the square's true box."""
+    shapes = [
+        {
+            "type": "rectangle",
+            "frame": n,
+            "label_id": server.label_id(task, label),
+            "points": box(k, n) if path is None else box(k, n, path),
+            "source": "manual",
+        }
+        for k, n, label in starts
+    ]
+    server.set_annotations(task, {"shapes": shapes})
+    return server.annotations(task)["shapes"]
+
+
+def tracks(server: TestServer, task: int) -> list[dict]:
+    return sorted(server.annotations(task)["tracks"], key=lambda t: (t["frame"], t["id"]))
+
+
+def follows(track: dict, k: int, path=None, tolerance: float = 1.0) -> bool:
+    """Whether the track's visible keyframes lie on square ``k``'s true boxes."""
+    return all(
+        off_by(s["points"], box(k, s["frame"]) if path is None else box(k, s["frame"], path))
+        <= tolerance
+        for s in track["shapes"]
+        if not s["outside"]
+    )
+
+
+def leaves_at(frame: int):
+    """Square 0's default path, gone from ``frame`` on."""
+
+    def path(k: int, n: int):
+        if k == 0 and n >= frame:
+            return None
+        return (4 + 3 * n, 6 + 2 * n) if k == 0 else (80 - 2 * n, 40)
+
+    return path
+
+
+# --- what a track is -------------------------------------------------------------------------
+
+
+def test_a_track_follows_the_square_from_the_users_box_to_the_end_of_the_task(
+    cvat_server, cvat_client
+):
+    task = make_task(cvat_server, 10)
+    users = seed(cvat_server, task, (0, 0, "car"))
+
+    summary = cvat_aa.track_task(cvat_client, task, ColourTracker())
+
+    [track] = tracks(cvat_server, task)
+    assert (track["frame"], track["source"]) == (0, "auto")
+    assert track["label_id"] == cvat_server.label_id(task, "car")
+    # One keyframe a frame; the task ends with frame 9, so no outside keyframe after it.
+    assert keyframes(track) == [(n, False) for n in range(10)]
+    assert follows(track, 0)
+    assert cvat_server.annotations(task)["shapes"] == users, "the user's box is unchanged"
+    assert (summary.tracks, summary.frames, summary.keyframes, summary.lost) == (1, 10, 10, 0)
+    assert summary.per_label == {"car": 1}
+
+
+def test_every_object_is_followed_and_each_frame_is_preprocessed_once_for_all(
+    cvat_server, cvat_client
+):
+    task = make_task(cvat_server, 6, squares=2)
+    seed(cvat_server, task, (0, 0, "car"), (1, 0, "person"))
+    tracker = ColourTracker()
+
+    cvat_aa.track_task(cvat_client, task, tracker)
+
+    car, person = sorted(tracks(cvat_server, task), key=lambda t: t["label_id"])
+    assert follows(car, 0) and follows(person, 1)
+    assert len(car["shapes"]) == len(person["shapes"]) == 6
+    # Frame 0 once to start both objects, then frames 1-5 once each for both.
+    assert tracker.preprocessed == 6
+
+
+def test_an_object_that_leaves_the_frame_gets_an_outside_keyframe_and_its_track_ends(
+    cvat_server, cvat_client
+):
+    path = leaves_at(4)
+    task = make_task(cvat_server, 8, squares=2, path=path)
+    seed(cvat_server, task, (0, 0, "car"), (1, 0, "person"), path=path)
+
+    summary = cvat_aa.track_task(cvat_client, task, ColourTracker())
+
+    car, person = sorted(tracks(cvat_server, task), key=lambda t: t["label_id"])
+    assert keyframes(car) == [(0, False), (1, False), (2, False), (3, False), (4, True)]
+    # The outside keyframe keeps the last box seen.
+    assert car["shapes"][-1]["points"] == car["shapes"][-2]["points"]
+    assert keyframes(person) == [(n, False) for n in range(8)]
+    assert summary.lost == 1
+
+
+def test_a_range_that_ends_before_the_task_closes_each_track_on_the_next_frame(
+    cvat_server, cvat_client
+):
+    task = make_task(cvat_server, 10)
+    seed(cvat_server, task, (0, 2, "car"))
+
+    cvat_aa.track_task(cvat_client, task, ColourTracker(), frames="2-5")
+
+    [track] = tracks(cvat_server, task)
+    assert track["frame"] == 2
+    assert keyframes(track) == [(2, False), (3, False), (4, False), (5, False), (6, True)]
+    assert follows(track, 0)
+
+
+def test_by_default_tracks_start_from_the_first_frame_and_with_all_from_every_frame(
+    cvat_server, cvat_client
+):
+    task = make_task(cvat_server, 8, squares=2)
+    seed(cvat_server, task, (0, 1, "car"), (1, 4, "person"))
+
+    first = cvat_aa.track_task(cvat_client, task, ColourTracker(), frames="1-7", dry_run=True)
+    assert first.tracks == 1
+
+    cvat_aa.track_task(cvat_client, task, ColourTracker(), frames="1-7", start_frames="all")
+    car, person = tracks(cvat_server, task)
+    assert (car["frame"], person["frame"]) == (1, 4)
+    assert keyframes(person) == [(n, False) for n in range(4, 8)]
+    assert follows(car, 0) and follows(person, 1)
+
+
+def test_labels_choose_which_shapes_are_tracked(cvat_server, cvat_client):
+    task = make_task(cvat_server, 4, squares=2)
+    seed(cvat_server, task, (0, 0, "car"), (1, 0, "person"))
+
+    cvat_aa.track_task(cvat_client, task, ColourTracker(), labels=["person"])
+
+    [track] = tracks(cvat_server, task)
+    assert track["label_id"] == cvat_server.label_id(task, "person")
+    with pytest.raises(ValueError, match="no label named 'bus'"):
+        cvat_aa.track_task(cvat_client, task, ColourTracker(), labels=["bus"])
+
+
+def test_the_start_shapes_attributes_go_to_the_track_and_its_first_keyframe(
+    cvat_server, cvat_client
+):
+    task = make_task(cvat_server, 3)
+    specs = {a["name"]: a["id"] for a in cvat_server.labels(task)[0]["attributes"]}
+    cvat_server.set_annotations(
+        task,
+        {
+            "shapes": [
+                {
+                    "type": "rectangle",
+                    "frame": 0,
+                    "label_id": cvat_server.label_id(task, "car"),
+                    "points": box(0, 0),
+                    "group": 3,
+                    "attributes": [
+                        {"spec_id": specs["colour"], "value": "green"},
+                        {"spec_id": specs["parked"], "value": "true"},
+                    ],
+                }
+            ]
+        },
+    )
+
+    cvat_aa.track_task(cvat_client, task, ColourTracker())
+
+    [track] = tracks(cvat_server, task)
+    assert track["group"] == 3
+    assert [(a["spec_id"], a["value"]) for a in track["attributes"]] == [(specs["colour"], "green")]
+    first = track["shapes"][0]
+    assert (specs["parked"], "true") in [(a["spec_id"], a["value"]) for a in first["attributes"]]
+
+
+def test_start_shapes_can_be_given_with_label_names(cvat_server, cvat_client):
+    task = make_task(cvat_server, 6)
+    given = [{"label": "person", "frame": 2, "type": "rectangle", "points": box(0, 2)}]
+
+    cvat_aa.track_task(cvat_client, task, ColourTracker(), start_shapes=given)
+
+    [track] = tracks(cvat_server, task)
+    assert track["label_id"] == cvat_server.label_id(task, "person")
+    assert keyframes(track) == [(n, False) for n in range(2, 6)]
+    assert follows(track, 0)
+    with pytest.raises(ValueError, match="no label named 'bus'"):
+        cvat_aa.track_task(
+            cvat_client, task, ColourTracker(), start_shapes=[{**given[0], "label": "bus"}]
+        )
+    with pytest.raises(ValueError, match="polygon, which the function cannot track"):
+        cvat_aa.track_task(
+            cvat_client,
+            task,
+            ColourTracker(),
+            start_shapes=[{**given[0], "type": "polygon", "points": [1, 1, 5, 1, 5, 5]}],
+        )
+
+
+def test_a_task_without_shapes_to_start_from_says_what_to_do(cvat_server, cvat_client):
+    task = make_task(cvat_server, 3)
+    seed(cvat_server, task, (0, 1, "car"))
+    with pytest.raises(ValueError, match="no shape to start tracking from.*on frame 0"):
+        cvat_aa.track_task(cvat_client, task, ColourTracker())
+
+
+def test_a_detection_function_is_refused_with_what_to_use_instead(cvat_server, cvat_client):
+    task = make_task(cvat_server, 2)
+    seed(cvat_server, task, (0, 0, "car"))
+
+    class Boxes:
+        spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("car", 0)])
+
+        def detect(self, context, image):
+            return []
+
+    with pytest.raises(cvat_aa.BadFunctionError, match="not a tracking function.*annotate"):
+        cvat_aa.track_task(cvat_client, task, Boxes())
+    assert tracks(cvat_server, task) == []
+
+
+def test_a_dry_run_tracks_uploads_nothing_and_needs_no_lock(cvat_server, cvat_client):
+    task = make_task(cvat_server, 5)
+    seed(cvat_server, task, (0, 0, "car"))
+    server = normalize_server_url(cvat_server.url)
+    with RunLock.acquire(server, task, what=f"task {task}", function="other"):
+        summary = cvat_aa.track_task(cvat_client, task, ColourTracker(), dry_run=True)
+    assert (summary.tracks, summary.keyframes, summary.dry_run) == (1, 5, True)
+    assert "dry run, nothing uploaded" in summary.format()
+    assert tracks(cvat_server, task) == []
+
+
+def test_a_job_run_tracks_over_the_jobs_frames_into_the_job(cvat_server, cvat_client):
+    task = make_task(cvat_server, 8, segment_size=4)
+    seed(cvat_server, task, (0, 4, "car"))
+    second = cvat_server.jobs(task)[1]["id"]
+
+    cvat_aa.track_job(cvat_client, second, ColourTracker())
+
+    [track] = tracks(cvat_server, task)
+    assert keyframes(track) == [(n, False) for n in range(4, 8)]
+    assert follows(track, 0)
+
+
+# --- data safety -----------------------------------------------------------------------------
+
+
+def test_a_run_on_a_task_another_run_holds_is_refused(cvat_server, cvat_client):
+    task = make_task(cvat_server, 3)
+    seed(cvat_server, task, (0, 0, "car"))
+    server = normalize_server_url(cvat_server.url)
+    with (
+        RunLock.acquire(server, task, what=f"task {task}", function="other_function"),
+        pytest.raises(RunInProgressError, match="other_function"),
+    ):
+        cvat_aa.track_task(cvat_client, task, ColourTracker())
+    assert tracks(cvat_server, task) == []
+
+
+def failing_at(frame: int, path):
+    """Frames of ``path`` whose frame ``frame`` has a white top-left pixel: ColourTracker
+    fails there."""
+
+    def images(count: int, squares: int = 2) -> list[PIL.Image.Image]:
+        result = frames(count, squares, path)
+        pixels = np.asarray(result[frame]).copy()
+        pixels[0, 0] = (255, 255, 255)
+        result[frame] = PIL.Image.fromarray(pixels)
+        return result
+
+    return images
+
+
+def test_a_failed_run_removes_the_tracks_it_uploaded_and_nothing_else(cvat_server, cvat_client):
+    # Square 0 is lost on frame 5, so its track is uploaded (one track a piece) before the
+    # function fails on frame 7. It crosses into the second job: CVAT keeps it as two tracks.
+    path = leaves_at(5)
+    images = failing_at(7, path)(8)
+    task = cvat_server.create_task(
+        "tracking", images=images, labels=LABELS, chunk_size=4, segment_size=4
+    )
+    users = seed(cvat_server, task, (0, 0, "car"), (1, 0, "person"), path=path)
+    cvat_server.set_annotations(
+        task,
+        {
+            "shapes": users,
+            "tracks": [
+                {
+                    "frame": 1,
+                    "label_id": cvat_server.label_id(task, "car"),
+                    "source": "manual",
+                    "shapes": [{"type": "rectangle", "frame": 1, "points": [1, 1, 5, 5]}],
+                }
+            ],
+        },
+    )
+    before = cvat_server.annotations(task)
+    uploads = []
+    create = Uploader._send
+
+    def counting(self, piece):
+        create(self, piece)
+        uploads.append(len(piece.tracks))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Uploader, "_send", counting)
+        with pytest.raises(RuntimeError, match="ran out of memory") as caught:
+            cvat_aa.track_task(cvat_client, task, ColourTracker(), upload_tracks=1)
+
+    assert uploads == [1], "square 0's track was uploaded before the failure"
+    assert caught.value.cvat_aa_stopped.removed == 2, "both parts of the track"
+    assert cvat_server.annotations(task) == before
+
+
+def test_a_lost_reply_to_an_upload_of_tracks_does_not_duplicate_them(cvat_server, cvat_client):
+    task = make_task(cvat_server, 8, squares=2, segment_size=4)
+    seed(cvat_server, task, (0, 0, "car"), (1, 0, "person"))
+    cvat_server.faults.close_connection_next(1, when="after", method="PATCH")
+
+    cvat_aa.track_task(cvat_client, task, ColourTracker(), retry=FAST_RETRY)
+
+    assert cvat_server.faults.injected
+    # Each track crosses into the second job: two parts each, no more.
+    parts = tracks(cvat_server, task)
+    assert sorted((t["frame"], t["label_id"]) for t in parts) == sorted(
+        (f, cvat_server.label_id(task, name)) for f in (0, 4) for name in ("car", "person")
+    )
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_failed_uploads_of_tracks_are_retried_without_duplicates(cvat_server, cvat_client, status):
+    task = make_task(cvat_server, 6, squares=2)
+    seed(cvat_server, task, (0, 0, "car"), (1, 0, "person"))
+    cvat_server.faults.fail_next(2, status=status, method="PATCH")
+
+    cvat_aa.track_task(cvat_client, task, ColourTracker(), retry=FAST_RETRY, upload_tracks=1)
+
+    assert len(tracks(cvat_server, task)) == 2
+
+
+def shape_of(server: TestServer, task: int) -> list[tuple]:
+    """What the task's tracks hold, without their ids."""
+    names = {label["id"]: label["name"] for label in server.labels(task)}
+    return sorted(
+        (
+            t["frame"],
+            names[t["label_id"]],
+            tuple((s["frame"], s["outside"], tuple(s["points"])) for s in t["shapes"]),
+        )
+        for t in tracks(server, task)
+    )
+
+
+def test_a_killed_run_resumes_to_the_tracks_an_uninterrupted_run_leaves(
+    cvat_server, cvat_client, tmp_path, monkeypatch
+):
+    path = leaves_at(3)
+    uninterrupted = make_task(cvat_server, 8, squares=2, path=path)
+    seed(cvat_server, uninterrupted, (0, 0, "car"), (1, 0, "person"), path=path)
+    cvat_aa.track_task(cvat_client, uninterrupted, ColourTracker())
+
+    task = make_task(cvat_server, 8, squares=2, path=path)
+    users = seed(cvat_server, task, (0, 0, "car"), (1, 0, "person"), path=path)
+    options = {"journal_dir": tmp_path / "journals", "journal_key": "k", "upload_tracks": 1}
+
+    class Killed(BaseException):
+        pass
+
+    # What a SIGKILL between the server's reply and the journal's record leaves: the first
+    # piece (square 0's track) is on the server, the journal says it was being sent.
+    def piece_uploaded(self, piece, keys):
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Journal, "piece_uploaded", piece_uploaded)
+        patch.setattr(Uploader, "rollback", lambda self: RollbackReport("task", 0, 0))
+        with pytest.raises(Killed):
+            cvat_aa.track_task(cvat_client, task, ColourTracker(), **options)
+    assert len(tracks(cvat_server, task)) == 1
+    [info] = list_journals(tmp_path / "journals")
+    assert info.pieces_in_doubt == 1
+
+    tracker = ColourTracker()
+    summary = cvat_aa.track_task(cvat_client, task, tracker, **options)
+
+    assert summary.resumed and summary.tracks_resumed == 1 and summary.tracks == 2
+    assert shape_of(cvat_server, task) == shape_of(cvat_server, uninterrupted)
+    assert cvat_server.annotations(task)["shapes"] == users
+    assert list_journals(tmp_path / "journals") == []
+
+
+def test_a_resumed_run_tracks_only_the_objects_it_had_not_uploaded(
+    cvat_server, cvat_client, tmp_path, monkeypatch
+):
+    path = leaves_at(3)
+    task = make_task(cvat_server, 8, squares=2, path=path)
+    seed(cvat_server, task, (0, 0, "car"), (1, 0, "person"), path=path)
+    options = {"journal_dir": tmp_path / "journals", "journal_key": "k", "upload_tracks": 1}
+
+    class Killed(BaseException):
+        pass
+
+    recorded = Journal.piece_uploaded
+
+    def killed_after_the_first(self, piece, keys):
+        recorded(self, piece, keys)
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Journal, "piece_uploaded", killed_after_the_first)
+        patch.setattr(Uploader, "rollback", lambda self: RollbackReport("task", 0, 0))
+        with pytest.raises(Killed):
+            cvat_aa.track_task(cvat_client, task, ColourTracker(), **options)
+
+    tracker = ColourTracker()
+    summary = cvat_aa.track_task(cvat_client, task, tracker, **options)
+    assert (summary.tracks_resumed, summary.per_label) == (1, {"person": 1})
+    assert len(tracks(cvat_server, task)) == 2
+
+
+def test_the_keyframes_of_a_track_match_the_true_boxes_within_a_pixel(cvat_server, cvat_client):
+    task = make_task(cvat_server, 12)
+    seed(cvat_server, task, (0, 0, "car"))
+    cvat_aa.track_task(cvat_client, task, ColourTracker())
+    [track] = tracks(cvat_server, task)
+    worst = max(off_by(s["points"], box(0, s["frame"])) for s in track["shapes"])
+    assert worst <= 1.0, f"a keyframe is {worst} px off (squares are {SIZE} px)"
