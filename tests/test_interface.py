@@ -191,3 +191,68 @@ def test_shape_factories_take_torch_scalars_and_tensors():
         torch.tensor(0), torch.tensor([1.0, 2.0, 3.0, 4.0]), score=torch.tensor(0.25)
     )
     assert (box.label_id, box.points, box.score) == (0, [1.0, 2.0, 3.0, 4.0], 0.25)
+
+
+# --- the three kinds -----------------------------------------------------------------------
+
+
+def test_the_interaction_and_tracking_classes_are_cvat_sdks_own():
+    for name in (
+        "InteractionFunctionSpec",
+        "InteractionFunctionContext",
+        "InteractionPrompts",
+        "InteractionResultAttributes",
+        "InteractionResultShape",
+        "TrackingFunctionSpec",
+        "TrackingFunctionContext",
+        "TrackingFunctionShapeContext",
+        "TrackableShape",
+    ):
+        assert getattr(cvat_aa, name) is getattr(sdk_aa, name)
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind"),
+    [
+        (cvat_aa.DetectionFunctionSpec(labels=[]), "detection"),
+        (sdk_aa.DetectionFunctionSpec(labels=[]), "detection"),
+        (sdk_aa.InteractionFunctionSpec(min_pos_points=1), "interaction"),
+        (sdk_aa.TrackingFunctionSpec(supported_shape_types=["rectangle"]), "tracking"),
+    ],
+)
+def test_the_kind_follows_from_the_specs_type(spec, kind):
+    class Function:
+        pass
+
+    function = Function()
+    function.spec = spec
+    assert cvat_aa.function_kind(spec) == kind
+    assert cvat_aa.function_kind(function) == kind
+
+
+@pytest.mark.parametrize("thing", [object(), {"labels": []}, None])
+def test_anything_else_has_no_kind(thing):
+    with pytest.raises(cvat_aa.BadFunctionError, match="not a DetectionFunctionSpec"):
+        cvat_aa.function_kind(thing)
+
+
+def test_an_interaction_shape_with_numpy_points_and_a_confidence_is_valid():
+    from cvat_aa.interface import validate_interaction_shape
+
+    confidence = models.AttributeValRequest(
+        spec_id=sdk_aa.InteractionResultAttributes.CONFIDENCE, value="1"
+    )
+    shape = sdk_aa.InteractionResultShape(
+        type="polygon", points=np.array([[1, 1], [9, 1], [9, 9]]).tolist(), attributes=[confidence]
+    )
+    checked = validate_interaction_shape(shape, 10, 10)
+    assert checked.points == [1, 1, 9, 1, 9, 9]
+    assert checked.attributes == [confidence]
+
+
+def test_a_trackable_shape_past_the_edge_is_clipped_like_a_detected_one():
+    from cvat_aa.interface import validate_trackable_shape
+
+    shape = sdk_aa.TrackableShape(type="rectangle", points=[-5, 2, np.float32(8), 12])
+    checked = validate_trackable_shape(shape, 10, 10, original_type="rectangle")
+    assert checked.points == [0, 2, 8, 10]

@@ -409,14 +409,12 @@ def test_a_function_file_has_the_same_module_name_in_every_process(tmp_path):
     path.write_text(FACTORY_MODULE.replace("\n    ", "\n"))
     name = cvat_aa.load_function(str(path)).__class__.__module__
     script = (
-        "import sys, cvat_aa\n"
-        f"print(cvat_aa.load_function({str(path)!r}).__class__.__module__)\n"
+        f"import sys, cvat_aa\nprint(cvat_aa.load_function({str(path)!r}).__class__.__module__)\n"
     )
     other = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert other.stdout.strip() == name
-
 
 
 def test_without_hook_plugins_detection_bypasses_pluggy(fresh_plugin_manager, monkeypatch):
@@ -452,3 +450,187 @@ class _CountingCaller:
     def __call__(self, **kwargs):
         self.calls += 1
         return self.caller(**kwargs)
+
+
+# --- the three kinds ----------------------------------------------------------------------
+
+INTERACTION_MODULE = """
+    '''Finds nothing; a test interactor.'''
+    import cvat_sdk.auto_annotation as cvataa
+
+    spec = cvataa.InteractionFunctionSpec(min_pos_points=1)
+
+    def detect(context, pp_image, prompts):
+        return []
+"""
+
+TRACKING_MODULE = """
+    '''Never moves; a test tracker.'''
+    import cvat_sdk.auto_annotation as cvataa
+
+    spec = cvataa.TrackingFunctionSpec(supported_shape_types=["rectangle"])
+
+    def init_tracking_state(context, pp_image, shape):
+        return shape
+
+    def track(context, pp_image, state):
+        return state
+"""
+
+FACTORY_KINDS_MODULE = """
+    from __future__ import annotations
+
+    import cvat_aa
+    import cvat_sdk.auto_annotation as cvataa
+
+    class Tracker:
+        spec = cvataa.TrackingFunctionSpec(supported_shape_types=["rectangle"])
+
+        def init_tracking_state(self, context, pp_image, shape):
+            return shape
+
+        def track(self, context, pp_image, state):
+            return state
+
+    class Interactor:
+        @property
+        def spec(self) -> cvataa.InteractionFunctionSpec:
+            return cvataa.InteractionFunctionSpec(min_pos_points=1)
+
+        def detect(self, context, pp_image, prompts):
+            return []
+
+    BUILT = []
+
+    def make_tracker() -> Tracker:
+        BUILT.append("tracker")
+        return Tracker()
+
+    def make_interactor() -> Interactor:
+        BUILT.append("interactor")
+        return Interactor()
+
+    def make_by_protocol() -> cvataa.InteractionFunction:
+        BUILT.append("protocol")
+        return Interactor()
+
+    def make_detector() -> cvat_aa.DetectionFunction:
+        BUILT.append("detector")
+        raise AssertionError("never built while listing")
+
+    def make_anything(): 
+        BUILT.append("anything")
+        return Tracker()
+
+    def make_unresolvable() -> NoSuchClass:  # noqa: F821
+        BUILT.append("unresolvable")
+        return Tracker()
+"""
+
+
+def _kinds_distribution(make_distribution):
+    make_distribution(
+        "cvat-aa-kinds",
+        modules={
+            "kinds_interaction_m": INTERACTION_MODULE,
+            "kinds_tracking_m": TRACKING_MODULE,
+            "kinds_factories_m": FACTORY_KINDS_MODULE,
+        },
+        entry_points={
+            plugins.FUNCTIONS_GROUP: {
+                "clicks": "kinds_interaction_m",
+                "follows": "kinds_tracking_m",
+                "made_tracker": "kinds_factories_m:make_tracker",
+                "made_interactor": "kinds_factories_m:make_interactor",
+                "made_by_protocol": "kinds_factories_m:make_by_protocol",
+                "made_detector": "kinds_factories_m:make_detector",
+                "made_anything": "kinds_factories_m:make_anything",
+                "made_unresolvable": "kinds_factories_m:make_unresolvable",
+                "tracker_class": "kinds_factories_m:Tracker",
+            }
+        },
+    )
+
+
+def test_functions_of_every_kind_are_discovered_with_their_kind(make_distribution):
+    _kinds_distribution(make_distribution)
+    kinds = {e.name: (e.status, e.kind) for e in cvat_aa.discover_functions()}
+    assert kinds["clicks"] == ("ok", "interaction")
+    assert kinds["follows"] == ("ok", "tracking")
+
+
+def test_a_factorys_kind_comes_from_its_return_annotation_without_building_it(
+    make_distribution,
+):
+    _kinds_distribution(make_distribution)
+    kinds = {e.name: e.kind for e in cvat_aa.discover_functions()}
+    assert kinds["made_tracker"] == "tracking"  # a class attribute spec
+    assert kinds["made_interactor"] == "interaction"  # a property annotated with its type
+    assert kinds["made_by_protocol"] == "interaction"  # cvat-sdk's protocol
+    assert kinds["made_detector"] == "detection"  # cvat-aa's protocol
+    assert kinds["tracker_class"] == "tracking"  # the class is its own factory
+    import kinds_factories_m
+
+    assert kinds_factories_m.BUILT == []
+
+
+def test_a_factory_that_does_not_say_what_it_returns_is_of_unknown_kind(make_distribution):
+    _kinds_distribution(make_distribution)
+    kinds = {e.name: (e.status, e.kind) for e in cvat_aa.discover_functions()}
+    assert kinds["made_anything"] == ("ok", None)
+    assert kinds["made_unresolvable"] == ("ok", None)
+
+
+def test_interaction_and_tracking_functions_load_by_name(make_distribution):
+    _kinds_distribution(make_distribution)
+    assert cvat_aa.function_kind(cvat_aa.load_function("clicks")) == "interaction"
+    assert cvat_aa.function_kind(cvat_aa.load_function("follows")) == "tracking"
+    assert cvat_aa.function_kind(cvat_aa.load_function("made_anything")) == "tracking"
+
+
+def test_a_tracker_without_track_is_not_a_function():
+    class HalfATracker:
+        spec = cvat_aa.TrackingFunctionSpec(supported_shape_types=["rectangle"])
+
+        def init_tracking_state(self, context, pp_image, shape):
+            return shape
+
+    with pytest.raises(cvat_aa.BadFunctionError, match="'init_tracking_state' and 'track'"):
+        cvat_aa.load_function(HalfATracker())
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        cvat_aa.InteractionFunctionSpec(min_pos_points=1),
+        cvat_aa.TrackingFunctionSpec(supported_shape_types=["rectangle"]),
+    ],
+)
+def test_the_spec_hook_returns_specs_of_every_kind(fresh_plugin_manager, spec):
+    function = _Counting()
+    function.spec = spec
+    assert plugins.hooks().spec(function) is spec
+
+
+def test_the_core_preprocesses_with_the_functions_own_method_or_not_at_all(
+    fresh_plugin_manager,
+):
+    class Preprocessing:
+        def preprocess_image(self, context, image):
+            return ("pp", image)
+
+    hooks = plugins.hooks()
+    assert hooks.preprocess_image(Preprocessing(), None, "image") == ("pp", "image")
+    assert hooks.preprocess_image(object(), None, "image") == "image"
+
+
+def test_a_traced_hook_call_goes_through_pluggy(fresh_plugin_manager, monkeypatch, caplog):
+    monkeypatch.setenv("CVAT_AA_TRACE_HOOKS", "1")
+
+    class Follows:
+        def track(self, context, pp_image, state):
+            return None
+
+    with caplog.at_level(logging.DEBUG, logger="cvat_aa.plugins"):
+        assert plugins.hooks().track(Follows(), None, "pp", "state") is None
+    assert "cvat_aa_track" in caplog.text

@@ -1,8 +1,9 @@
 """cvat-aa: auto-annotate CVAT tasks with ML models on your own machine.
 
-The public API. Functions follow cvat-sdk's auto-annotation protocol (``spec`` + ``detect``);
-see the plugin author guide in docs/. Every error cvat-aa raises on purpose is a
-:class:`CvatAaError`; ``cvat_aa.errors`` has them all.
+The public API. Functions follow cvat-sdk's auto-annotation protocol, in its three kinds:
+detection (``spec`` + ``detect``), interaction (run with :class:`Interactor`) and tracking
+(run with :class:`Tracker`); see the plugin author guide in docs/. Every error cvat-aa raises
+on purpose is a :class:`CvatAaError`; ``cvat_aa.errors`` has them all.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -30,8 +31,19 @@ from .interface import (
     DetectionFunctionContext,
     DetectionFunctionSpec,
     FrameContext,
+    FunctionKind,
+    InteractionFunctionContext,
+    InteractionFunctionSpec,
+    InteractionPrompts,
+    InteractionResultAttributes,
+    InteractionResultShape,
+    TrackableShape,
+    TrackingFunctionContext,
+    TrackingFunctionShapeContext,
+    TrackingFunctionSpec,
     attribute_spec,
     checkbox_attribute_spec,
+    function_kind,
     keypoint,
     keypoint_spec,
     label_spec,
@@ -47,10 +59,12 @@ from .interface import (
     tag,
     text_attribute_spec,
 )
+from .interaction import Interactor, Prompts, check_prompts
 from .local import ImageInputError, LocalResult, annotate_images
 from .parameters import FunctionParameterError
 from .pipeline import RunOptions, RunSummary
 from .plugins import UnknownFunctionError, discover_functions, load_function
+from .tracking import Tracker
 
 try:
     __version__ = version("cvat-aa")
@@ -69,15 +83,28 @@ __all__ = [
     "FrameContext",
     "FrameSelection",
     "FunctionFailedError",
+    "FunctionKind",
     "FunctionParameterError",
     "ImageInputError",
+    "InteractionFunctionContext",
+    "InteractionFunctionSpec",
+    "InteractionPrompts",
+    "InteractionResultAttributes",
+    "InteractionResultShape",
+    "Interactor",
     "LocalExecutor",
     "LocalResult",
     "NoDataError",
+    "Prompts",
     "RayExecutor",
     "RunOptions",
     "RunSummary",
     "TasksSummary",
+    "TrackableShape",
+    "Tracker",
+    "TrackingFunctionContext",
+    "TrackingFunctionShapeContext",
+    "TrackingFunctionSpec",
     "UnknownFunctionError",
     "__version__",
     "annotate_images",
@@ -86,8 +113,10 @@ __all__ = [
     "annotate_task",
     "annotate_tasks",
     "attribute_spec",
+    "check_prompts",
     "checkbox_attribute_spec",
     "discover_functions",
+    "function_kind",
     "hookimpl",
     "keypoint",
     "keypoint_spec",

@@ -4,14 +4,16 @@ Two kinds of plugin exist:
 
 * **Functions** are registered under the entry-point group ``cvat_aa.functions``; the entry
   point's name is the name users type. A function is an object (or module) with ``spec`` and
-  ``detect``, or a factory ``create(**params)`` returning one. It need not know pluggy at all.
+  ``detect`` (detection and interaction functions) or ``spec``, ``init_tracking_state`` and
+  ``track`` (tracking functions), or a factory ``create(**params)`` returning one. It need not
+  know pluggy at all.
 * **Hook plugins** are registered under the entry-point group ``cvat_aa.plugins`` and implement
   any of the hooks below with ``@cvat_aa.hookimpl``. They take part in every run: they can
   adjust a spec, post-process detections, or observe progress.
 
 The driver runs only the function the user named. It never broadcasts ``detect`` to every
-installed plugin: each detection hook receives the function being run as its ``function``
-argument, and cvat-aa's own implementation (registered first, so called last) is the one
+installed plugin: each hook that calls a function (detection, interaction, tracking)
+receives the function being run as its ``function`` argument, and cvat-aa's own implementation (registered first, so called last) is the one
 that calls that function. A hook plugin that does not handle a call returns ``None``, or
 wraps the call with ``wrapper=True`` and changes what the inner call returned.
 
@@ -28,7 +30,19 @@ import pluggy
 if TYPE_CHECKING:
     import PIL.Image
 
-    from .interface import DetectionAnnotation, DetectionFunctionContext, DetectionFunctionSpec
+    from .interface import (
+        DetectionAnnotation,
+        DetectionFunctionContext,
+        DetectionFunctionSpec,
+        InteractionFunctionContext,
+        InteractionFunctionSpec,
+        InteractionPrompts,
+        InteractionResultShape,
+        TrackableShape,
+        TrackingFunctionContext,
+        TrackingFunctionShapeContext,
+        TrackingFunctionSpec,
+    )
 
 PROJECT_NAME = "cvat_aa"
 
@@ -37,19 +51,27 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec(firstresult=True)
-def cvat_aa_spec(function: Any) -> DetectionFunctionSpec | None:
-    """Return the spec of ``function``: the labels it declares.
+def cvat_aa_spec(
+    function: Any,
+) -> DetectionFunctionSpec | InteractionFunctionSpec | TrackingFunctionSpec | None:
+    """Return the spec of ``function``: its kind, and what it declares.
 
-    :param function: the function being run (an object with ``spec`` and ``detect``).
+    :param function: the function being run (an object with ``spec`` and ``detect``, or with
+        ``spec``, ``init_tracking_state`` and ``track``).
+    :return: a ``DetectionFunctionSpec`` (the labels a detection function declares), an
+        ``InteractionFunctionSpec`` (the prompts an interaction function needs) or a
+        ``TrackingFunctionSpec`` (the shape types a tracking function follows); or ``None``.
 
-    Called once per run, before any frame is read. cvat-aa's own implementation returns
-    ``function.spec``. The first non-``None`` result is used, so an implementation that does
-    not handle ``function`` must return ``None``. A wrapper (``wrapper=True``) may replace the
-    spec, for example to declare an extra label that its ``cvat_aa_detect`` wrapper adds.
+    Called once per run (or per loaded function, for ``cvat-aa serve`` and the agent), before
+    any image is read. cvat-aa's own implementation returns ``function.spec``. The first
+    non-``None`` result is used, so an implementation that does not handle ``function`` must
+    return ``None``. A wrapper (``wrapper=True``) may replace the spec, for example to declare
+    an extra label that its ``cvat_aa_detect`` wrapper adds.
 
-    The caller validates the result (label, sublabel and attribute ids) and raises
-    ``BadFunctionError`` if it breaks the rules; it then matches the spec's labels to the
-    task's labels by name.
+    The caller takes the function's kind from the spec's type and refuses any other type with
+    ``BadFunctionError``. It validates a detection spec (label, sublabel and attribute ids)
+    and raises ``BadFunctionError`` if it breaks the rules; it then matches the spec's labels
+    to the task's labels by name.
     """
 
 
@@ -117,4 +139,101 @@ def cvat_aa_run_finished(summary: Mapping[str, Any]) -> None:
         job runs add ``task_id`` and more.
 
     Return values are ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def cvat_aa_preprocess_image(
+    function: Any,
+    context: InteractionFunctionContext | TrackingFunctionContext,
+    image: PIL.Image.Image,
+) -> Any:
+    """Prepare an image for an interaction or tracking function, whatever the prompts or shapes.
+
+    :param function: the interaction or tracking function being run.
+    :param context: an ``InteractionFunctionContext`` or a ``TrackingFunctionContext``.
+    :param image: the image, an RGB ``PIL.Image.Image`` in the original resolution.
+    :return: the preprocessed image (``pp_image``), which the caller passes to
+        ``cvat_aa_interact``, ``cvat_aa_init_tracking_state`` and ``cvat_aa_track``; or
+        ``None`` to let the next implementation answer.
+
+    Called once per image. cvat-aa's own implementation calls
+    ``function.preprocess_image(context, image)`` when the function has it and returns
+    ``image`` otherwise. The first non-``None`` result is used. An interactor caches the
+    result (per task frame, for ``cvat-aa serve`` and the agent) and calls
+    ``cvat_aa_interact`` on it again for the user's next click, so the result must not be
+    changed by later calls.
+    """
+
+
+@hookspec(firstresult=True)
+def cvat_aa_interact(
+    function: Any,
+    context: InteractionFunctionContext,
+    pp_image: Any,
+    prompts: InteractionPrompts,
+) -> Sequence[InteractionResultShape] | None:
+    """Find the object(s) the user's prompts point at, with an interaction function.
+
+    :param function: the interaction function being run.
+    :param context: an ``InteractionFunctionContext``.
+    :param pp_image: what ``cvat_aa_preprocess_image`` returned for the image.
+    :param prompts: the user's ``InteractionPrompts`` (positive and negative points, a
+        bounding box), already checked against the function's spec.
+    :return: the ``InteractionResultShape`` objects found; or ``None``.
+
+    cvat-aa's own implementation calls ``function.detect(context, pp_image, prompts)``. The
+    first non-``None`` result is used; wrappers may post-process it. The caller validates
+    every shape (a shape type, points that fit it, finite, attributes that are
+    ``InteractionResultAttributes`` members, a confidence from 0 to 1), fits it into the image
+    and raises ``BadFunctionError`` for a violation, before anything is sent to CVAT.
+    """
+
+
+@hookspec(firstresult=True)
+def cvat_aa_init_tracking_state(
+    function: Any,
+    context: TrackingFunctionShapeContext,
+    pp_image: Any,
+    shape: TrackableShape,
+) -> Any:
+    """Start tracking one shape, with a tracking function.
+
+    :param function: the tracking function being run.
+    :param context: a ``TrackingFunctionShapeContext`` whose ``original_shape_type`` is the
+        shape's type.
+    :param pp_image: what ``cvat_aa_preprocess_image`` returned for the image the shape is on.
+    :param shape: the ``TrackableShape`` to follow; its type is one of the spec's
+        ``supported_shape_types``.
+    :return: the tracking state (any object the function needs on later frames); or ``None``.
+
+    cvat-aa's own implementation calls ``function.init_tracking_state(context, pp_image,
+    shape)``. The first non-``None`` result is used. The caller keeps the state in this process
+    and hands out an opaque, unguessable id for it; the state is passed to ``cvat_aa_track``
+    for the following images and dropped when it has not been used for hours.
+    """
+
+
+@hookspec(firstresult=True)
+def cvat_aa_track(
+    function: Any,
+    context: TrackingFunctionShapeContext,
+    pp_image: Any,
+    state: Any,
+) -> TrackableShape | None:
+    """Find a tracked shape on a new image, with a tracking function.
+
+    :param function: the tracking function being run.
+    :param context: a ``TrackingFunctionShapeContext`` whose ``original_shape_type`` is the
+        type of the shape the state was made for.
+    :param pp_image: what ``cvat_aa_preprocess_image`` returned for the new image, which has
+        the size of the image the state was made on.
+    :param state: what ``cvat_aa_init_tracking_state`` returned; the function may change it.
+    :return: the shape where the object is now, of the original shape's type; or ``None``
+        when the object is lost.
+
+    cvat-aa's own implementation calls ``function.track(context, pp_image, state)``. The first
+    non-``None`` result is used, so ``None`` from every implementation means the object is
+    lost. The caller validates the shape (its type is the original's, its points fit it and
+    are finite) and fits it into the image, raising ``BadFunctionError`` for a violation.
     """

@@ -1,8 +1,26 @@
 """The function interface: specs, contexts, helper factories and BadFunctionError.
 
-cvat-aa speaks cvat-sdk's auto-annotation protocol. A function is an object with a ``spec``
-attribute (a :class:`DetectionFunctionSpec`) and a ``detect(context, image)`` method returning
-``cvat_sdk.models`` objects. The classes here subclass cvat-sdk's, so:
+cvat-aa speaks cvat-sdk's auto-annotation protocol, which has three kinds of function, told
+apart by the type of their ``spec`` (see :func:`function_kind`):
+
+* a **detection** function (``spec``: :class:`DetectionFunctionSpec`) has
+  ``detect(context, image)`` returning ``cvat_sdk.models`` annotations; ``cvat-aa annotate``
+  runs it over tasks and files;
+* an **interaction** function (``spec``: :class:`InteractionFunctionSpec`) has
+  ``detect(context, pp_image, prompts)`` returning :class:`InteractionResultShape` objects;
+  CVAT calls it when a user clicks in its UI (see ``cvat_aa.interaction``);
+* a **tracking** function (``spec``: :class:`TrackingFunctionSpec`) has
+  ``init_tracking_state`` and ``track``, returning :class:`TrackableShape` objects (see
+  ``cvat_aa.tracking``).
+
+Interaction and tracking functions may also have ``preprocess_image(context, image)``.
+Their classes are cvat-sdk's own, re-exported unchanged: a function written for
+``cvat_sdk.auto_annotation`` is a cvat-aa function and the other way round. What those
+functions return is checked here, before anything leaves the process, by
+:func:`validate_interaction_shape` and :func:`validate_trackable_shape` (the same shape rules
+and frame fitting as detection output).
+
+For detection, the classes here subclass cvat-sdk's, so:
 
 * a function written for ``cvat_sdk.auto_annotation`` works unchanged with cvat-aa, and
 * a cvat-aa function is accepted by ``cvat_sdk.auto_annotation.annotate_task``.
@@ -19,19 +37,34 @@ never imported here: anything with ``tolist()`` and ``ndim`` is an array.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 import cvat_sdk.auto_annotation as sdk_aa
 import PIL.Image
 from cvat_sdk import models
+from cvat_sdk.api_client.exceptions import ApiTypeError, ApiValueError
 from cvat_sdk.attributes import attribute_vals_from_dict, attribute_value_validator
 
 # The spec factories are cvat-sdk's own: they build the same models with the same fixed
-# fields (mutable=False, type=...), so there is nothing to gain from copies.
+# fields (mutable=False, type=...), so there is nothing to gain from copies. The interaction
+# and tracking classes are cvat-sdk's too, unchanged: their validators already give cvat-sdk's
+# messages, and a function written against either package gets the same ones.
 from cvat_sdk.auto_annotation import (
+    InteractionFunction,
+    InteractionFunctionContext,
+    InteractionFunctionSpec,
+    InteractionPrompts,
+    InteractionResultAttributes,
+    InteractionResultShape,
+    TrackableShape,
+    TrackingFunction,
+    TrackingFunctionContext,
+    TrackingFunctionShapeContext,
+    TrackingFunctionSpec,
     attribute_spec,
     checkbox_attribute_spec,
     keypoint_spec,
@@ -42,6 +75,7 @@ from cvat_sdk.auto_annotation import (
     skeleton_label_spec,
     text_attribute_spec,
 )
+
 from .errors import BadFunctionError
 
 __all__ = [
@@ -52,8 +86,21 @@ __all__ = [
     "DetectionFunctionContext",
     "DetectionFunctionSpec",
     "FrameContext",
+    "FunctionKind",
+    "InteractionFunction",
+    "InteractionFunctionContext",
+    "InteractionFunctionSpec",
+    "InteractionPrompts",
+    "InteractionResultAttributes",
+    "InteractionResultShape",
+    "TrackableShape",
+    "TrackingFunction",
+    "TrackingFunctionContext",
+    "TrackingFunctionShapeContext",
+    "TrackingFunctionSpec",
     "attribute_spec",
     "checkbox_attribute_spec",
+    "function_kind",
     "keypoint",
     "keypoint_spec",
     "label_spec",
@@ -68,6 +115,8 @@ __all__ = [
     "skeleton_label_spec",
     "tag",
     "text_attribute_spec",
+    "validate_interaction_shape",
+    "validate_trackable_shape",
 ]
 
 
@@ -287,3 +336,147 @@ class BatchDetectionFunction(DetectionFunction, Protocol):
         contexts: Sequence[DetectionFunctionContext],
         images: Sequence[PIL.Image.Image],
     ) -> Sequence[Sequence[DetectionAnnotation]]: ...
+
+
+# --- the three kinds -------------------------------------------------------------------------
+
+FunctionKind: TypeAlias = Literal["detection", "interaction", "tracking"]
+"""What a function is, by the type of its spec."""
+
+_KIND_OF_SPEC: tuple[tuple[type, FunctionKind], ...] = (
+    (sdk_aa.DetectionFunctionSpec, "detection"),
+    (InteractionFunctionSpec, "interaction"),
+    (TrackingFunctionSpec, "tracking"),
+)
+
+SPEC_TYPES = tuple(spec_type for spec_type, _ in _KIND_OF_SPEC)
+"""The spec classes of the three kinds (cvat-sdk's; cvat-aa's detection spec subclasses its)."""
+
+
+def kind_of_spec_type(spec_type: Any) -> FunctionKind | None:
+    """The kind whose spec ``spec_type`` is (a class), or None."""
+    if isinstance(spec_type, type):
+        for base, kind in _KIND_OF_SPEC:
+            if issubclass(spec_type, base):
+                return kind
+    return None
+
+
+def function_kind(spec_or_function: Any) -> FunctionKind:
+    """``"detection"``, ``"interaction"`` or ``"tracking"``: the kind of a spec, or of a
+    function by its ``spec``.
+
+    Raises :class:`BadFunctionError` for anything else.
+    """
+    spec = spec_or_function
+    if not isinstance(spec, SPEC_TYPES):
+        spec = getattr(spec_or_function, "spec", None)
+    kind = kind_of_spec_type(type(spec))
+    if kind is None:
+        raise BadFunctionError(
+            f"function spec is a {type(spec).__name__}, not a DetectionFunctionSpec,"
+            " InteractionFunctionSpec or TrackingFunctionSpec"
+        )
+    return kind
+
+
+def _checked_shape(
+    what: str, shape_type: Any, points: Any, width: int, height: int
+) -> tuple[str, list[float]] | None:
+    """The type and points of a returned shape, fitted to the frame; None to drop it.
+
+    The checks and the fitting are detection's (``pipeline.label_mapping.check_geometry``,
+    ``pipeline.frame_bounds.fit_to_frame``), applied to a ``LabeledShapeRequest`` built from
+    the shape, so that every kind of function obeys the same rules with the same messages.
+    """
+    # Imported here: the pipeline imports this module.
+    from .pipeline.frame_bounds import fit_to_frame
+    from .pipeline.label_mapping import check_geometry
+
+    try:
+        models.ShapeType(shape_type)
+    except (ApiTypeError, ApiValueError, ValueError, TypeError):
+        allowed = ", ".join(map(repr, models.ShapeType.allowed_values[("value",)].values()))
+        raise BadFunctionError(
+            f"function output {what} of type {shape_type!r}, which is not a shape type"
+            f" (one of {allowed})"
+        ) from None
+    points = _flat_points(points)
+    try:
+        request = models.LabeledShapeRequest(type=shape_type, points=points, label_id=0, frame=0)
+    except (ApiTypeError, ApiValueError, TypeError, ValueError) as ex:
+        raise BadFunctionError(f"function output {what} with invalid points: {ex}") from ex
+    check_geometry(request)
+    why = fit_to_frame(request, width, height)
+    if why is not None:
+        return None
+    return shape_type, [float(p) for p in request.points]
+
+
+def _confidence(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and 0 <= number <= 1 else None
+
+
+def validate_interaction_shape(
+    shape: Any, width: int, height: int
+) -> InteractionResultShape | None:
+    """Check one shape an interaction function returned for a ``width`` x ``height`` image.
+
+    Returns the shape with plain-number points fitted into the frame (as detection shapes
+    are: see ``pipeline.frame_bounds``), or None when it lies wholly outside the frame or has
+    no area. Raises :class:`BadFunctionError` when the shape is not an
+    :class:`InteractionResultShape`, its type is not a shape type, its points do not fit its
+    type or are not finite, an attribute is not an :class:`InteractionResultAttributes`
+    member (cvat-sdk's message) or a confidence is not a real number from 0 to 1.
+    """
+    if not isinstance(shape, InteractionResultShape):
+        raise BadFunctionError(
+            f"interaction function output a {type(shape).__name__}, not an InteractionResultShape"
+        )
+    attributes = []
+    for attribute in shape.attributes:
+        spec_id = plain_number(getattr(attribute, "spec_id", None))
+        if not any(spec_id == member for member in InteractionResultAttributes):
+            raise BadFunctionError(f"{spec_id} is not one of InteractionResultAttributes members")
+        value = getattr(attribute, "value", None)
+        if spec_id == InteractionResultAttributes.CONFIDENCE and _confidence(value) is None:
+            raise BadFunctionError(
+                f"interaction function output a confidence of {value!r}; it must be a real"
+                " number from 0 to 1"
+            )
+        attributes.append(attribute)
+    checked = _checked_shape("a shape", shape.type, shape.points, width, height)
+    if checked is None:
+        return None
+    shape_type, points = checked
+    return InteractionResultShape(type=shape_type, points=points, attributes=attributes)
+
+
+def validate_trackable_shape(
+    shape: Any, width: int, height: int, *, original_type: str | None = None
+) -> TrackableShape | None:
+    """Check one shape a tracking function returned for a ``width`` x ``height`` image.
+
+    Returns the shape with plain-number points fitted into the frame, or None when it lies
+    wholly outside the frame (the object was lost). Raises :class:`BadFunctionError` when it
+    is not a :class:`TrackableShape`, its type differs from ``original_type`` (cvat-sdk's
+    message), or its points do not fit its type or are not finite.
+    """
+    if not isinstance(shape, TrackableShape):
+        raise BadFunctionError(
+            f"tracking function output a {type(shape).__name__}, not a TrackableShape"
+        )
+    if original_type is not None and shape.type != original_type:
+        raise BadFunctionError(
+            f"function output shape of type {shape.type!r}, "
+            f"but original shape was of type {original_type!r}"
+        )
+    checked = _checked_shape("a shape", shape.type, shape.points, width, height)
+    if checked is None:
+        return None
+    shape_type, points = checked
+    return TrackableShape(type=shape_type, points=points)

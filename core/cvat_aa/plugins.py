@@ -19,27 +19,41 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import logging
 import os
 import sys
 import types
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
+import cvat_sdk.auto_annotation as sdk_aa
 import importlib_metadata
 import pluggy
+from cvat_sdk.api_client.exceptions import ApiTypeError, ApiValueError
 from cvat_sdk.auto_annotation import DetectionFunctionSpec as SdkDetectionFunctionSpec
 
-from . import hookspecs
-from .interface import BadFunctionError, DetectionAnnotation, validate_labels
+from . import hookspecs, interface
+from .errors import BadRequestError, FunctionFailedError, UnknownFunctionError
+from .interface import (
+    SPEC_TYPES,
+    BadFunctionError,
+    DetectionAnnotation,
+    FunctionKind,
+    InteractionFunctionSpec,
+    TrackingFunctionSpec,
+    function_kind,
+    kind_of_spec_type,
+    validate_labels,
+)
 from .parameters import (
     FunctionParameterError,
     check_factory_parameters,
     describe_factory_parameters,
 )
-from .errors import UnknownFunctionError
 
 __all__ = [
     "COMMANDS_GROUP",
@@ -48,6 +62,7 @@ __all__ = [
     "FunctionEntry",
     "Hooks",
     "UnknownFunctionError",
+    "call_function",
     "discover_functions",
     "get_plugin_manager",
     "hooks",
@@ -82,6 +97,29 @@ def _plugin_code(what: str, action: Callable[[], T]) -> T:
         raise
     except BaseException as ex:
         raise BadFunctionError(f"{what} raised {describe_exception(ex)}") from ex
+
+
+def call_function(what: str, action: Callable[[], T]) -> T:
+    """Run a call into an interaction or tracking function (``what`` names it in messages).
+
+    A broken protocol is a ``BadFunctionError`` (cvat-sdk's own, raised by its result classes,
+    becomes ours with its message); anything else the function raises, ``SystemExit``
+    included, is a ``FunctionFailedError`` that carries it. Only ``KeyboardInterrupt`` and
+    cvat-aa's own request errors pass through.
+    """
+    try:
+        return action()
+    except (BadFunctionError, BadRequestError, KeyboardInterrupt):
+        raise
+    except sdk_aa.BadFunctionError as ex:
+        raise BadFunctionError(str(ex)) from ex
+    except (ApiTypeError, ApiValueError) as ex:
+        raise BadFunctionError(f"the function built an invalid result in {what}: {ex}") from ex
+    except BaseException as ex:  # the function does not decide how we end
+        reason = describe_exception(ex)
+        raise FunctionFailedError(
+            f"the function failed in {what}: {reason}", [], reason, ex
+        ) from ex
 
 
 def _name_list(value: str) -> set[str]:
@@ -127,6 +165,25 @@ class _CoreImplementations:
                 )
             return results
         return [list(function.detect(c, i)) for c, i in zip(contexts, images, strict=True)]
+
+    @hookspecs.hookimpl(trylast=True)
+    def cvat_aa_preprocess_image(self, function: Any, context: Any, image: Any) -> Any:
+        preprocess = getattr(function, "preprocess_image", None)
+        return image if preprocess is None else preprocess(context, image)
+
+    @hookspecs.hookimpl(trylast=True)
+    def cvat_aa_interact(self, function: Any, context: Any, pp_image: Any, prompts: Any) -> Any:
+        return function.detect(context, pp_image, prompts)
+
+    @hookspecs.hookimpl(trylast=True)
+    def cvat_aa_init_tracking_state(
+        self, function: Any, context: Any, pp_image: Any, shape: Any
+    ) -> Any:
+        return function.init_tracking_state(context, pp_image, shape)
+
+    @hookspecs.hookimpl(trylast=True)
+    def cvat_aa_track(self, function: Any, context: Any, pp_image: Any, state: Any) -> Any:
+        return function.track(context, pp_image, state)
 
 
 _CORE = _CoreImplementations()
@@ -211,17 +268,18 @@ class Hooks:
 
     pm: pluggy.PluginManager
 
-    def spec(self, function: Any) -> SdkDetectionFunctionSpec:
+    def spec(
+        self, function: Any
+    ) -> SdkDetectionFunctionSpec | InteractionFunctionSpec | TrackingFunctionSpec:
+        """The function's spec, of any of the three kinds; a detection spec's labels checked."""
         spec = _plugin_code(
             "the function's spec", lambda: self.pm.hook.cvat_aa_spec(function=function)
         )
-        if not isinstance(spec, SdkDetectionFunctionSpec):
-            raise BadFunctionError(
-                f"function spec is a {type(spec).__name__}, not a DetectionFunctionSpec"
-            )
-        # A cvat-sdk spec was validated by cvat-sdk, but a hook wrapper may have built
-        # its own; checking again is cheap and gives our error type.
-        validate_labels(spec.labels)
+        function_kind(spec)  # BadFunctionError for anything but the three spec types
+        if isinstance(spec, SdkDetectionFunctionSpec):
+            # A cvat-sdk spec was validated by cvat-sdk, but a hook wrapper may have built
+            # its own; checking again is cheap and gives our error type.
+            validate_labels(spec.labels)
         return spec
 
     def detect(
@@ -232,6 +290,45 @@ class Hooks:
             # The hot path: no hook plugin wraps detection, so pluggy has nothing to add.
             return _CORE.cvat_aa_detect(function, contexts, images)
         return caller(function=function, contexts=contexts, images=images)
+
+    def preprocess_image(self, function: Any, context: Any, image: Any) -> Any:
+        """``pp_image`` for an interaction or tracking function (``cvat_aa_preprocess_image``)."""
+        return self._call(
+            "cvat_aa_preprocess_image", function=function, context=context, image=image
+        )
+
+    def interact(self, function: Any, context: Any, pp_image: Any, prompts: Any) -> Any:
+        """What an interaction function finds for ``prompts`` (``cvat_aa_interact``)."""
+        return self._call(
+            "cvat_aa_interact",
+            function=function,
+            context=context,
+            pp_image=pp_image,
+            prompts=prompts,
+        )
+
+    def init_tracking_state(self, function: Any, context: Any, pp_image: Any, shape: Any) -> Any:
+        """A tracking function's state for ``shape`` (``cvat_aa_init_tracking_state``)."""
+        return self._call(
+            "cvat_aa_init_tracking_state",
+            function=function,
+            context=context,
+            pp_image=pp_image,
+            shape=shape,
+        )
+
+    def track(self, function: Any, context: Any, pp_image: Any, state: Any) -> Any:
+        """Where a tracking function finds the shape of ``state`` now (``cvat_aa_track``)."""
+        return self._call(
+            "cvat_aa_track", function=function, context=context, pp_image=pp_image, state=state
+        )
+
+    def _call(self, name: str, **kwargs: Any) -> Any:
+        caller = getattr(self.pm.hook, name)
+        if _only_core(caller) and os.environ.get(TRACE_ENV) != "1":
+            # As for detection: with no hook plugin taking part, pluggy has nothing to add.
+            return getattr(_CORE, name)(**kwargs)
+        return caller(**kwargs)
 
     def run_started(self, run: Mapping[str, Any]) -> None:
         self._observe("cvat_aa_run_started", run=run)
@@ -278,11 +375,21 @@ def hooks() -> Hooks:
 
 
 def _is_function(obj: Any) -> bool:
-    return (
-        not isinstance(obj, type)
-        and hasattr(obj, "spec")
-        and callable(getattr(obj, "detect", None))
+    """Whether ``obj`` is a function of some kind: ``spec`` and ``detect`` (detection,
+    interaction), or ``spec``, ``init_tracking_state`` and ``track`` (tracking)."""
+    if isinstance(obj, type) or not hasattr(obj, "spec"):
+        return False
+    if callable(getattr(obj, "detect", None)):
+        return True
+    return callable(getattr(obj, "init_tracking_state", None)) and callable(
+        getattr(obj, "track", None)
     )
+
+
+_WHAT_A_FUNCTION_HAS = (
+    "a function needs a 'spec' and a 'detect' method (detection and interaction functions),"
+    " or a 'spec' and 'init_tracking_state' and 'track' methods (tracking functions)"
+)
 
 
 def _factory_of(obj: Any) -> Callable[..., Any] | None:
@@ -295,8 +402,8 @@ def _factory_of(obj: Any) -> Callable[..., Any] | None:
     if callable(obj) and not isinstance(obj, types.ModuleType):
         return obj
     raise BadFunctionError(
-        f"{obj!r} is not a function: it needs 'spec' and 'detect' attributes, or a"
-        " 'create(**params)' factory"
+        f"{obj!r} is not a function: {_WHAT_A_FUNCTION_HAS}; or a 'create(**params)' factory"
+        " must return one"
     )
 
 
@@ -313,15 +420,63 @@ def _summary_of(obj: Any, factory: Callable[..., Any] | None) -> str | None:
 def check_function(function: Any, *, name: str) -> Any:
     """Check that ``function`` follows the protocol; return it."""
     if not _is_function(function):
+        missing = (
+            "no 'spec' attribute"
+            if not hasattr(function, "spec")
+            else "no 'detect' method, nor 'init_tracking_state' and 'track' methods"
+        )
         raise BadFunctionError(
-            f"function {name!r} has no 'spec' attribute or no 'detect' method;"
-            " a function needs both (see the plugin author guide)"
+            f"function {name!r} has {missing}; {_WHAT_A_FUNCTION_HAS} (see the plugin author guide)"
         )
     return function
 
 
 def _checking(name: str) -> str:
     return f"reading 'spec' and 'detect' of function {name!r}"
+
+
+# The protocols a factory's return annotation may name, by kind.
+_PROTOCOL_KINDS: dict[Any, FunctionKind] = {
+    sdk_aa.DetectionFunction: "detection",
+    sdk_aa.InteractionFunction: "interaction",
+    sdk_aa.TrackingFunction: "tracking",
+    interface.DetectionFunction: "detection",
+    interface.BatchDetectionFunction: "detection",
+}
+
+
+def _kind_of_class(cls: Any) -> FunctionKind | None:
+    """The kind of the functions ``cls`` makes, as far as it says without being built."""
+    cls = typing.get_origin(cls) or cls
+    if not isinstance(cls, type):
+        return None
+    for base in cls.__mro__:
+        if base in _PROTOCOL_KINDS:
+            return _PROTOCOL_KINDS[base]
+    spec = inspect.getattr_static(cls, "spec", None)
+    if isinstance(spec, SPEC_TYPES):
+        return function_kind(spec)
+    if isinstance(spec, property) and spec.fget is not None:
+        annotation = typing.get_type_hints(spec.fget).get("return")
+    else:
+        annotation = typing.get_type_hints(cls).get("spec")
+    return kind_of_spec_type(typing.get_origin(annotation) or annotation)
+
+
+def _kind_of(obj: Any, factory: Callable[..., Any] | None) -> FunctionKind | None:
+    """The kind of the function an entry point names, without building it: from the object's
+    spec, or from what its factory is annotated to return; None when that says nothing."""
+    try:
+        if factory is None:
+            return function_kind(obj)
+        if isinstance(factory, type):
+            return _kind_of_class(factory)
+        return _kind_of_class(typing.get_type_hints(factory).get("return"))
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # an annotation that does not resolve says nothing: "unknown"
+        logger.debug("cannot tell the kind of %r without building it", obj, exc_info=True)
+        return None
 
 
 def check_parameters(obj: Any, params: Mapping[str, Any], *, name: str) -> None:
@@ -363,6 +518,9 @@ class FunctionEntry:
     entry_point: importlib_metadata.EntryPoint | None = attrs.field(repr=False, default=None)
     summary: str | None = None
     error: str | None = None
+    kind: FunctionKind | None = None
+    """``"detection"``, ``"interaction"`` or ``"tracking"``; None until the function is
+    built when only its factory is known and its return annotation does not say."""
     _object: Any = attrs.field(repr=False, default=None, alias="object")
 
     @property
@@ -396,6 +554,7 @@ def _load_entry(ep: importlib_metadata.EntryPoint) -> FunctionEntry:
         logger.debug("function plugin %s failed to load", entry.describe(), exc_info=True)
         return entry
     entry._object = obj
+    entry.kind = _kind_of(obj, factory)
     entry.summary = _summary_of(obj, factory)
     if not entry.summary and ep.dist is not None:
         entry.summary = ep.dist.metadata.get("Summary")

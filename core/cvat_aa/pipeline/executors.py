@@ -7,6 +7,10 @@ executor may load the function somewhere else entirely: :class:`~.ray_executor.R
 loads it only in its actors and answers the spec from there, so the caller never builds the
 model. Whatever the executor, the pipeline alone maps labels, validates and hands results to
 its sinks.
+
+Executors run detection functions only. Their ``spec`` refuses an interaction or a tracking
+function with a message that says how such a function is used instead, before any frame is
+read.
 """
 
 from __future__ import annotations
@@ -18,17 +22,56 @@ from typing import Any, Protocol
 from cvat_sdk.auto_annotation import DetectionFunctionSpec
 
 from ..frames import Frame
-from ..interface import BadFunctionError, FrameContext
+from ..interface import BadFunctionError, FrameContext, function_kind
 from ..plugins import hooks, load_function
 from .detection import FunctionFailedError, run_batch
 
-__all__ = ["Contexts", "Executor", "LocalExecutor", "Outcome"]
+__all__ = [
+    "Contexts",
+    "Executor",
+    "LocalExecutor",
+    "Outcome",
+    "detection_spec",
+    "function_name",
+]
 
 Contexts = Callable[[list[Frame]], list[FrameContext]]
 """What the function is told about each frame of a batch."""
 
 Outcome = list[Any] | BaseException
 """A batch's annotations (one list per frame), or the error the function raised on it."""
+
+
+def function_name(function: Any) -> str:
+    """How messages, hooks and summaries name a function: what the caller gave (a name, a
+    path), or the object's name."""
+    if isinstance(function, str):
+        return function
+    if isinstance(function, os.PathLike):
+        return os.fspath(function)
+    return getattr(function, "__name__", None) or type(function).__name__
+
+
+_USED_INSTEAD = {
+    "interaction": (
+        "an interaction function: CVAT calls it when a user clicks in the UI; serve it with"
+        " 'cvat-aa serve -f {name}' or 'cvat-aa agent run'"
+    ),
+    "tracking": (
+        "a tracking function: CVAT calls it to follow shapes from frame to frame; run it over"
+        " frames with 'cvat-aa track', or serve it with 'cvat-aa serve -f {name}' or"
+        " 'cvat-aa agent run'"
+    ),
+}
+
+
+def detection_spec(spec: Any, name: str) -> DetectionFunctionSpec:
+    """``spec`` if it is a detection function's; else ``BadFunctionError`` saying how the
+    function ``name`` is used instead (it annotates nothing by itself)."""
+    kind = function_kind(spec)
+    if kind != "detection":
+        raise BadFunctionError(f"function {name!r} is {_USED_INSTEAD[kind].format(name=name)}")
+    return spec
 
 
 class Executor(Protocol):
@@ -44,7 +87,8 @@ class Executor(Protocol):
         ...
 
     def spec(self, function: Any) -> DetectionFunctionSpec:
-        """The function's spec, validated (through the ``cvat_aa_spec`` hook)."""
+        """The function's spec, validated (through the ``cvat_aa_spec`` hook); a function of
+        another kind is refused with :func:`detection_spec`'s ``BadFunctionError``."""
         ...
 
     def detect(
@@ -67,7 +111,7 @@ class LocalExecutor:
         return function
 
     def spec(self, function: Any) -> DetectionFunctionSpec:
-        return hooks().spec(function)
+        return detection_spec(hooks().spec(function), function_name(function))
 
     def detect(
         self, function: Any, batches: Iterable[list[Frame]], contexts: Contexts

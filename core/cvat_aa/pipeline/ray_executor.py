@@ -28,7 +28,7 @@ from cvat_sdk.auto_annotation import DetectionFunctionSpec
 from ..frames import Frame
 from ..interface import BadFunctionError, FrameContext
 from .detection import FunctionFailedError, run_batch, where
-from .executors import Contexts, Outcome
+from .executors import Contexts, Outcome, detection_spec, function_name
 
 __all__ = ["RayExecutor", "import_ray"]
 
@@ -259,7 +259,9 @@ class RayExecutor:
     def spec(self, function: Any) -> DetectionFunctionSpec:
         """The function's spec, as an actor's copy of the function declares it."""
         self._start(function)
-        return self._get(self._slots[0].actor.spec.remote())
+        return detection_spec(
+            self._get(self._slots[0].actor.spec.remote()), function_name(function)
+        )
 
     def _get(self, ref: Any) -> Any:
         """``ray.get``, raising what the actor raised rather than Ray's wrapper."""

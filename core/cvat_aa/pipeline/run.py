@@ -31,7 +31,7 @@ from ..interface import FrameContext
 from ..labels import LabelCatalog
 from ..plugins import Hooks
 from .detection import FunctionFailedError
-from .executors import Executor, Outcome
+from .executors import Executor, Outcome, function_name
 from .label_mapping import LabelMapper
 from .options import RunOptions
 from .summary import RunSummary, Skipped
@@ -118,14 +118,6 @@ class Tally:
         self.frames += len(done)
         for mapped in done:
             self.by_label.update(a.label_id for a in (*mapped.tags, *mapped.shapes))
-
-
-def function_name(function: Any) -> str:
-    """How messages, hooks and summaries name a function: what the caller gave (a name, a
-    path), or the object's name."""
-    if isinstance(function, str):
-        return function
-    return getattr(function, "__name__", None) or type(function).__name__
 
 
 @attrs.define
