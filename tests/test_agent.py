@@ -18,8 +18,9 @@ import serve_functions
 from agent_queue import Queues
 from cvat_aa.agent import Agent, RequestRunner, create_native_function, labels_v2
 from cvat_aa.agent import agent as agent_module
+from cvat_aa.agent.native import IncompatibleFunctionError, check_compatible
 from cvat_aa.agent.queue import Backoff, FunctionQueue, parse_event_stream
-from cvat_aa.agent.requests import IncompatibleFunctionError, check_compatible, label_map_of
+from cvat_aa.agent.requests import label_map_of
 from cvat_aa.pipeline.executors import LocalExecutor
 from cvat_aa_testing import TestServer
 from cvat_sdk.api_client import ApiClient

@@ -10,8 +10,11 @@ on the request every 30 seconds and, when an interactive request is waiting (ann
 the stream, or found by asking at most every ``interactive_poll`` seconds), serves it at once
 with the same loaded model, so a user clicking in the UI does not wait for a whole task.
 
-The function is loaded once, before the first request, and stays loaded (here, or on Ray
-actors). Each agent has a random id; the server hands each request to one agent, so several
+The function is loaded once, before the first request, and stays loaded (here, or, for a
+detector, on Ray actors). What a request's result is depends on the function's kind, and is
+its runner's business (:func:`runner_for`): a detector's requests are runs of the pipeline
+(:mod:`.requests`), an interactor's and a tracker's are single frames (:mod:`.interactive`);
+the loop is the same for all three. Each agent has a random id; the server hands each request to one agent, so several
 agents on one function share the queue without duplicating work. A request the agent loses
 (its progress update is refused: cancelled, or reassigned after the hold lapsed) is dropped,
 never submitted. An agent killed mid-request submits nothing; the server gives the request to
@@ -28,13 +31,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import random
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import urllib3.exceptions
@@ -43,12 +47,19 @@ from cvat_sdk.api_client.exceptions import ApiException
 
 from ..errors import (
     BadFunctionError,
+    BadRequestError,
     FunctionFailedError,
     LabelMapError,
     LabelMismatchError,
     NoDataError,
     NotFoundError,
 )
+from ..interaction import Interactor
+from ..interface import function_kind
+from ..pipeline.executors import Executor
+from ..tracking import Tracker
+from .interactive import InteractionRunner, TrackingRunner
+from .native import check_compatible
 from .queue import (
     BATCH,
     INTERACTIVE,
@@ -61,9 +72,9 @@ from .queue import (
     get_function,
     parse_event_stream,
 )
-from .requests import RequestRunner, UnservableRequestError, check_compatible
+from .requests import RequestRunner, UnservableRequestError
 
-__all__ = ["Agent", "AgentSummary", "failure_message"]
+__all__ = ["Agent", "AgentSummary", "Runner", "failure_message", "runner_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +91,39 @@ def _brief(ex: BaseException) -> str:
     if isinstance(ex, ApiException):
         return f"HTTP {ex.status} {ex.reason}"
     return f"{type(ex).__name__}: {ex}"
+
+
+class Runner(Protocol):
+    """Computes the results of one function's requests: :class:`.requests.RequestRunner`
+    (detectors), :class:`.interactive.InteractionRunner`, :class:`.interactive.TrackingRunner`."""
+
+    spec: Any
+
+    def result(
+        self, params: Mapping[str, Any], check_in: Callable[[float], None] | None
+    ) -> dict[str, Any]:
+        """The body (without ``agent_id``) that completes the request ``params``;
+        ``check_in(fraction_done)`` is given for task requests only."""
+        ...
+
+
+def runner_for(
+    client: Client, executor: Executor, function: Any, *, name: str, batch_size: int
+) -> Runner:
+    """The runner for ``function`` (loaded by ``executor``), whatever its kind.
+
+    Interactors and trackers run in this process: a tracker's states and an interactor's
+    cached images must stay where the next request of the same user is served.
+    """
+    if isinstance(function, (str, os.PathLike)):
+        # Only a remote executor leaves the function unloaded here.
+        return RequestRunner(client, executor, function, name=name, batch_size=batch_size)
+    kind = function_kind(function)
+    if kind == "interaction":
+        return InteractionRunner(client, Interactor(function))
+    if kind == "tracking":
+        return TrackingRunner(client, Tracker(function))
+    return RequestRunner(client, executor, function, name=name, batch_size=batch_size)
 
 
 class _Abandoned(Exception):
@@ -105,7 +149,10 @@ def failure_message(ex: BaseException) -> str:
     """
     if isinstance(ex, FunctionFailedError):
         return str(ex)
-    if isinstance(ex, (LabelMapError, LabelMismatchError, UnservableRequestError, NoDataError)):
+    if isinstance(
+        ex,
+        (LabelMapError, LabelMismatchError, UnservableRequestError, BadRequestError, NoDataError),
+    ):
         return f"Invalid annotation request: {ex}"
     if isinstance(ex, BadFunctionError):
         return f"Underlying function returned incorrect result: {ex}"
@@ -126,7 +173,7 @@ class Agent:
         self,
         client: Client,
         function_id: int,
-        runner: RequestRunner,
+        runner: Runner,
         *,
         interactive_poll: float = 5.0,
         rng: random.Random | None = None,

@@ -6,14 +6,15 @@ frame from the UI (``interactive``), and agents running on their users' machines
 requests from it. The protocol is cvat-cli 2.80's (``cvat-cli function run-agent``), written
 anew here and tested against it:
 
-* ``POST /api/functions`` creates a native function (``kind: "detector"`` and ``labels_v2``),
+* ``POST /api/functions`` creates a native function (its ``kind`` and that kind's fields),
   ``GET /api/functions/{id}`` reads one, ``DELETE`` removes it;
 * ``POST /api/functions/queues/function:{id}/requests/acquire`` with ``agent_id`` and
   ``request_category`` answers ``{"ar_assignment": null}`` or the request's id and
   parameters; the server hands a request to one agent at a time, so agents on one queue never
   share work;
 * ``.../requests/{ar_id}/update`` with ``progress`` renews the agent's hold on the request;
-* ``.../requests/{ar_id}/complete`` with the annotations, or ``.../fail`` with ``exc_info``;
+* ``.../requests/{ar_id}/complete`` with the result (a detector's annotations, an
+  interactor's shapes, a tracker's states and shapes), or ``.../fail`` with ``exc_info``;
 * ``GET /api/functions/queues/function:{id}/watch`` is a stream of server-sent events
   (``newrequest`` with the request's category) that wakes agents when work arrives.
 
@@ -95,16 +96,19 @@ def _json(response: Any) -> Any:
 
 
 def create_native_function(
-    client: Client, *, name: str, labels_v2: list[dict[str, Any]], visibility: str = "private"
+    client: Client,
+    *,
+    name: str,
+    visibility: str = "private",
+    kind: str = "detector",
+    **fields: Any,
 ) -> dict[str, Any]:
-    """Register a native detector on the server; its record (with ``id``)."""
-    body = {
-        "provider": NATIVE,
-        "name": name,
-        "visibility": visibility,
-        "kind": "detector",
-        "labels_v2": labels_v2,
-    }
+    """Register a native function on the server; its record (with ``id``).
+
+    ``kind`` and ``fields`` are what :func:`.native.native_fields` makes of a spec (a
+    detector's ``labels_v2``, an interactor's rules for prompts, a tracker's shape types).
+    """
+    body = {"provider": NATIVE, "name": name, "visibility": visibility, "kind": kind, **fields}
     _, response = client.api_client.call_api("/api/functions", "POST", body=body)
     return _json(response)
 

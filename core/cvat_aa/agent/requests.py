@@ -1,4 +1,4 @@
-"""Serving one request of a native function's queue through cvat-aa's pipeline.
+"""Serving a detector's requests through cvat-aa's pipeline.
 
 Both kinds of detector request that CVAT queues are runs of the one pipeline
 (``pipeline/run.py``) with a sink that keeps the results in memory instead of uploading them:
@@ -14,9 +14,7 @@ The request's ``mapping`` is CVAT's: labels, sublabels and attributes it leaves 
 annotated (as in cvat-sdk's mapper, which cvat-cli's agent uses); it becomes a
 :class:`~cvat_aa.pipeline.label_mapping.LabelMap` with the left-out names mapped to None.
 
-The native function's labels are the function spec's, written as cvat-cli writes them
-(``labels_v2``), and an agent refuses to serve a function whose labels, types or attributes
-its spec does not have, with cvat-cli's checks.
+Interactors' and trackers' requests are :mod:`.interactive`'s: they are no runs over frames.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from cvat_sdk import Client, models
 
 from ..driver.retry import RetryPolicy
 from ..driver.task_frames import TaskFrames
-from ..errors import IncompatibleFunctionError, UnservableRequestError
+from ..errors import UnservableRequestError
 from ..frames import Frame
 from ..labels import LabelCatalog
 from ..pipeline.executors import Executor
@@ -39,107 +37,12 @@ from ..pipeline.options import RunOptions, Runs
 from ..pipeline.run import MappedFrame, Pipeline
 from ..plugins import hooks
 
-__all__ = [
-    "IncompatibleFunctionError",
-    "RequestRunner",
-    "UnservableRequestError",
-    "check_compatible",
-    "labels_v2",
-]
+__all__ = ["RequestRunner", "UnservableRequestError", "label_map_of"]
 
 logger = logging.getLogger(__name__)
 
 CheckIn = Callable[[float], None]
 """Called between batches of a task request with the fraction done."""
-
-
-def _plain(value: Any) -> Any:
-    """An enum-like model value (cvat-sdk's ``AttributeType``) as its plain value."""
-    return getattr(value, "value", value)
-
-
-def _dump_label(label: Any) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "name": label.name,
-        "attributes": [
-            {"name": a.name, "input_type": _plain(a.input_type), "values": list(a.values)}
-            for a in getattr(label, "attributes", None) or []
-        ],
-    }
-    label_type = _plain(getattr(label, "type", "any"))
-    if label_type != "any":
-        # As cvat-cli: only when the function says, for older servers.
-        result["type"] = label_type
-    return result
-
-
-def labels_v2(spec: Any) -> list[dict[str, Any]]:
-    """A detector spec's labels as a native function's ``labels_v2``."""
-    labels = []
-    for label in spec.labels:
-        labels.append(_dump_label(label))
-        if sublabels := getattr(label, "sublabels", None):
-            labels[-1]["sublabels"] = [_dump_label(s) for s in sublabels]
-    return labels
-
-
-def _check_part(remote: dict[str, Any], local: Any, what: str) -> None:
-    if local is None:
-        raise IncompatibleFunctionError(f"{what} is not supported.")
-    local_type = _plain(getattr(local, "type", "any"))
-    if remote.get("type", "any") not in {"any", "unknown"} and remote["type"] != local_type:
-        raise IncompatibleFunctionError(
-            f"{what} has type {remote['type']!r}, but the function declares type {local_type!r}."
-        )
-    attributes = {a.name: a for a in getattr(local, "attributes", None) or []}
-    for remote_attr in remote.get("attributes") or []:
-        attr_what = f"attribute {remote_attr['name']!r} of {what}"
-        attr = attributes.get(remote_attr["name"])
-        if attr is None:
-            raise IncompatibleFunctionError(f"{attr_what} is not supported.")
-        if remote_attr["input_type"] != _plain(attr.input_type):
-            raise IncompatibleFunctionError(
-                f"{attr_what} has input type {remote_attr['input_type']!r}, but the function"
-                f" declares input type {_plain(attr.input_type)!r}."
-            )
-        if list(remote_attr["values"]) != list(attr.values):
-            raise IncompatibleFunctionError(
-                f"{attr_what} has values {remote_attr['values']!r}, but the function"
-                f" declares values {list(attr.values)!r}."
-            )
-
-
-def check_compatible(remote: dict[str, Any], spec: Any) -> None:
-    """Raise :class:`IncompatibleFunctionError` unless the agent can serve ``remote``."""
-    function_id = remote.get("id")
-    if remote.get("provider") != "native":
-        raise IncompatibleFunctionError(
-            f"function #{function_id} has provider {remote.get('provider')!r}; agents serve"
-            " only native functions (create one with 'cvat-aa agent create')"
-        )
-    try:
-        if remote.get("kind") != "detector":
-            raise IncompatibleFunctionError(
-                f"kind is {remote.get('kind')!r} (expected 'detector')."
-            )
-        labels = {label.name: label for label in spec.labels}
-        for remote_label in remote.get("labels_v2") or []:
-            what = f"label {remote_label['name']!r}"
-            label = labels.get(remote_label["name"])
-            _check_part(remote_label, label, what)
-            sublabels = {s.name: s for s in getattr(label, "sublabels", None) or []}
-            for remote_sub in remote_label.get("sublabels") or []:
-                _check_part(
-                    remote_sub,
-                    sublabels.get(remote_sub["name"]),
-                    f"sublabel {remote_sub['name']!r} of {what}",
-                )
-    except IncompatibleFunctionError as ex:
-        raise IncompatibleFunctionError(
-            f"the native function #{function_id} ({remote.get('name')!r}) does not fit the"
-            f" function this agent runs: {ex} Run the agent with the function it was created"
-            " from (and the same -p parameters), or create another native function for it."
-        ) from None
 
 
 def label_map_of(mapping: Mapping[str, Any], function_labels: Sequence[Any]) -> LabelMap:
@@ -241,7 +144,8 @@ class _RegionOfInterest:
 
 
 class RequestRunner:
-    """Computes the results of requests with one loaded function on one executor."""
+    """Computes the results of a detector's requests with one loaded function on one
+    executor."""
 
     def __init__(
         self,

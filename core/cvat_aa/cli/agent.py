@@ -1,8 +1,10 @@
 """``cvat-aa agent``: run installed functions for CVAT Online/Enterprise as agents.
 
 CVAT Online and Enterprise do not run users' models: a user registers a *native function*
-there (a name and the labels it detects) and runs an agent on their own machine, which takes
-the function's requests from CVAT's queue. cvat-cli calls these ``function create-native``,
+there (a name, its kind, and the labels it detects, the prompts it takes or the shapes it
+tracks) and runs an agent on their own machine, which takes the function's requests from
+CVAT's queue. Detectors, interactors and trackers are served alike; the kind follows from the
+function's spec. cvat-cli calls these ``function create-native``,
 ``function delete`` and ``function run-agent``; here they live under ``agent`` (``create``,
 ``list``, ``delete``, ``run``), because ``functions`` already means the functions installed
 on this machine:
@@ -13,7 +15,7 @@ on this machine:
 * ``agent delete ID...`` deletes them;
 * ``agent run --function NAME [-p ...] (--function-id ID | --create)`` serves one, the model
   loaded once. Without ``--function-id`` it uses the native function with the function's
-  name (``--display-name``) whose labels fit; ``--create`` makes one when there is none,
+  name (``--display-name``) that fits; ``--create`` makes one when there is none,
   so starting an agent for a new function is one command.
 
 ``run`` stops on Ctrl-C or SIGTERM after the request in progress is submitted, and exits 0; a
@@ -34,16 +36,19 @@ from cvat_sdk import Client
 from ..agent import (
     Agent,
     IncompatibleFunctionError,
-    RequestRunner,
     check_compatible,
     create_native_function,
     delete_function,
-    labels_v2,
     list_functions,
+    native_fields,
+    runner_for,
 )
-from ..errors import NotFoundError
+from ..errors import BadFunctionError, NotFoundError
+from ..interaction import Interactor
+from ..interface import function_kind
 from ..pipeline.executors import Executor, LocalExecutor
 from ..pipeline.options import DEFAULT_BATCH_SIZE
+from ..tracking import Tracker
 from .errors import UsageError
 from .login import add_server_options, log_in
 from .options import add_executor_options, add_function_options, function_for_run, load_from_args
@@ -66,8 +71,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     create = sub.add_parser(
         "create",
         help="register an installed function on the server as a native function",
-        description="Register a native function with the labels of an installed function's"
-        " spec, and print its id.",
+        description="Register a native function made from an installed function's spec (a"
+        " detector's labels, an interactor's prompts, a tracker's shape types), and print its"
+        " id.",
     )
     create.add_argument(
         "name", nargs="?", metavar="NAME", help="an installed function (see 'functions list')"
@@ -92,8 +98,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "run",
         help="serve a native function's requests with an installed function",
         description="Take the requests of a native function from the server's queue and serve"
-        " them with an installed function, loaded once. Interactive (single-frame) requests"
-        " are served between the batches of a task request. Ctrl-C or SIGTERM stops after"
+        " them with an installed function (a detector, an interactor or a tracker), loaded"
+        " once. Interactive (single-frame) requests are served between the batches of a task"
+        " request. Ctrl-C or SIGTERM stops after"
         " the request in progress; a second one drops it for another agent.",
     )
     add_function_options(run, named_option=True)
@@ -118,7 +125,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=positive,
         default=DEFAULT_BATCH_SIZE,
         metavar="N",
-        help=f"frames per call of the function in task requests (default {DEFAULT_BATCH_SIZE})",
+        help=f"frames per call of a detector in task requests (default {DEFAULT_BATCH_SIZE})",
     )
     add_executor_options(run)
     add_server_options(run)
@@ -152,13 +159,10 @@ def run_create(args: argparse.Namespace) -> int:
     if (args.name is None) == (args.function_module is None and args.function_file is None):
         raise UsageError("give a function NAME, or one of --function-module/--function-file")
     function, name, _ = load_from_args(args, args.name)
-    spec = LocalExecutor().spec(function)
+    spec = _checked_spec(function)
     client = log_in(args)
     record = create_native_function(
-        client,
-        name=_native_name(args, name),
-        labels_v2=labels_v2(spec),
-        visibility=args.visibility,
+        client, name=_native_name(args, name), visibility=args.visibility, **native_fields(spec)
     )
     print(
         f"cvat-aa agent: created native function #{record['id']} ({record['name']!r})",
@@ -166,6 +170,16 @@ def run_create(args: argparse.Namespace) -> int:
     )
     print(json.dumps(record, indent=2) if args.json else record["id"])
     return 0
+
+
+def _checked_spec(function: Any) -> Any:
+    """The function's spec, checked as a run would check it."""
+    kind = function_kind(function)
+    if kind == "interaction":
+        return Interactor(function).spec
+    if kind == "tracking":
+        return Tracker(function).spec
+    return LocalExecutor().spec(function)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -198,7 +212,7 @@ def run_delete(args: argparse.Namespace) -> int:
 
 
 def _find_or_create(client: Client, args: argparse.Namespace, name: str, spec: Any) -> int:
-    """The id of the native function named ``name`` whose labels fit ``spec``."""
+    """The id of the native function named ``name`` that fits ``spec``."""
     same_name = [
         f for f in list_functions(client) if f.get("provider") == "native" and f["name"] == name
     ]
@@ -225,7 +239,7 @@ def _find_or_create(client: Client, args: argparse.Namespace, name: str, spec: A
             f" server{detail}: add --create to create one, or give --function-id"
         )
     record = create_native_function(
-        client, name=name, labels_v2=labels_v2(spec), visibility=args.visibility
+        client, name=name, visibility=args.visibility, **native_fields(spec)
     )
     print(f"cvat-aa agent: created native function #{record['id']} ({name!r})", file=sys.stderr)
     return int(record["id"])
@@ -244,7 +258,15 @@ def run_agent(args: argparse.Namespace) -> int:
         # The agent's requests are told apart from other cvat-aa requests, as cvat-cli's are.
         headers = client.api_client.default_headers
         headers["User-Agent"] = headers["User-Agent"].replace(" ", " (agent) ", 1)
-        runner = RequestRunner(client, executor, loaded, name=name, batch_size=args.batch_size)
+        try:
+            runner = runner_for(client, executor, loaded, name=name, batch_size=args.batch_size)
+        except BadFunctionError as ex:
+            if ray is None:
+                raise
+            raise UsageError(
+                f"{ex}; with --executor ray the agent serves detectors only: serve interactors"
+                " and trackers without it (their states stay in the agent's process)"
+            ) from None
         function_id = args.function_id or _find_or_create(
             client, args, _native_name(args, name), runner.spec
         )
