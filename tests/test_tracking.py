@@ -268,3 +268,32 @@ def test_annotating_files_with_a_tracking_function_says_how_it_is_used(tmp_path)
         " 'cvat-aa track', or serve it",
     ):
         cvat_aa.annotate_images(Shift(), [tmp_path / "a.png"])
+
+
+def test_the_annotate_command_refuses_a_tracking_function_before_connecting(
+    make_distribution, capsys
+):
+    from cvat_aa.cli import main
+
+    make_distribution(
+        "cvat-aa-follows",
+        modules={
+            "follows_m": (
+                "import cvat_sdk.auto_annotation as cvataa\n"
+                "spec = cvataa.TrackingFunctionSpec(supported_shape_types=['rectangle'])\n"
+                "def init_tracking_state(context, pp_image, shape):\n"
+                "    return shape\n"
+                "def track(context, pp_image, state):\n"
+                "    return state\n"
+            )
+        },
+        entry_points={"cvat_aa.functions": {"follows": "follows_m"}},
+    )
+    # No server is given: the run would fail to connect if it got that far.
+    assert main(["annotate", "1", "--function", "follows"]) == 5
+    err = capsys.readouterr().err
+    assert (
+        "function 'follows' is a tracking function: CVAT calls it to follow shapes from frame to"
+        " frame; run it over frames with 'cvat-aa track', or serve it with"
+        " 'cvat-aa serve -f follows' or 'cvat-aa agent run'" in err
+    )

@@ -25,9 +25,10 @@ from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
 from ..driver import annotate_job, annotate_project, annotate_task, annotate_tasks
 from ..driver.journal import private_directory
 from ..driver.server_url import redact_url
+from ..pipeline.executors import detection_spec
 from ..pipeline.label_mapping import LabelMismatchError
 from ..pipeline.options import Runs
-from ..plugins import find_function
+from ..plugins import find_function, hooks
 from ..preview import check_preview_directory
 from . import annotate_files, login
 from .errors import ExitCode, NotFoundError, UsageError
@@ -119,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         options["journal_dir"] = private_directory(options["journal_dir"])
     # Before connecting: a bad function name or parameter needs no server.
     function, name, executor = function_for_run(args)
+    if executor is None:  # built here: an interaction or tracking function is refused now
+        detection_spec(hooks().spec(function), name)
     options.update(function_name=name, journal_key=_function_identity(args, name))
     if executor is not None:
         options["executor"] = executor

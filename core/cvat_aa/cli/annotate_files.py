@@ -24,7 +24,9 @@ from cvat_sdk.core.helpers import DeferredTqdmProgressReporter
 from ..export import FORMATS, check_output, format_for
 from ..local import LocalFrames
 from ..local.run import run_on_files
+from ..pipeline.executors import detection_spec
 from ..pipeline.options import RunOptions, Runs
+from ..plugins import hooks
 from ..preview import check_preview_directory
 from .errors import ExitCode, UsageError
 from .options import add_executor_options, add_function_options, function_for_run
@@ -92,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     source = LocalFrames.find(paths, args.frames)
     source.check_selection()
     function, name, executor = function_for_run(args)
+    if executor is None:  # built here: an interaction or tracking function is refused now
+        detection_spec(hooks().spec(function), name)
     options.update(
         function_name=name,
         task_name=name,
