@@ -3,10 +3,14 @@ deterministic tracker that finds a square by its colour.
 
 Frames are black; square ``k`` is a ``SIZE`` x ``SIZE`` block of ``COLOURS[k]`` whose top-left
 corner on frame ``n`` is ``path(k, n)``, or absent where the path says None (the object left).
+
+The module is a function file too (``cvat-aa track tests/track_scene.py``): :func:`create`
+makes the tracker.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import cvat_aa
@@ -52,18 +56,21 @@ def box(k: int, n: int, path: Path = default_path) -> list[float]:
 
 class ColourTracker:
     """Finds the square again by the colour at the centre of its start box; None when that
-    colour is gone. Fails on frame images whose top-left pixel is white if ``fail_white``.
+    colour is gone. Fails on a frame whose top-left pixel is white; takes ``delay`` seconds
+    a frame.
 
     It counts its calls, to check that an image is preprocessed once for all objects.
     """
 
     spec = cvat_aa.TrackingFunctionSpec(supported_shape_types=["rectangle"])
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         self.preprocessed = 0
+        self.delay = delay
 
     def preprocess_image(self, context, image):
         self.preprocessed += 1
+        time.sleep(self.delay)
         pixels = np.asarray(image.convert("RGB")).astype(int)
         if tuple(pixels[0, 0]) == (255, 255, 255):
             raise RuntimeError("the model ran out of memory")
@@ -83,6 +90,10 @@ class ColourTracker:
             type="rectangle",
             points=[float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)],
         )
+
+
+def create(delay: float = 0.0) -> ColourTracker:
+    return ColourTracker(delay)
 
 
 def keyframes(track: dict) -> list[tuple[int, bool]]:

@@ -44,6 +44,7 @@ from .tracking import Tracker
 
 __all__ = [
     "StartShape",
+    "TrackMade",
     "TrackSummary",
     "TrackedObject",
     "follow",
@@ -294,6 +295,25 @@ def _on_frame(frame: Frame, call: Callable[..., Any], *args: Any, **kwargs: Any)
         ) from failure.original
 
 
+@attrs.frozen
+class TrackMade:
+    """One track a run made, in short."""
+
+    label: str
+    first_frame: int
+    last_frame: int
+    """The last frame the object was seen on."""
+    keyframes: int
+    lost: bool
+
+    def __str__(self) -> str:
+        end = "lost" if self.lost else "followed"
+        return (
+            f"{self.label}: frames {self.first_frame}-{self.last_frame}, {self.keyframes}"
+            f" keyframes ({end})"
+        )
+
+
 @attrs.define
 class Following:
     """What :func:`follow` did."""
@@ -305,6 +325,7 @@ class Following:
     lost: int = 0
     never_reached: list[StartShape] = attrs.Factory(list)
     """Start shapes on frames that were not read (not selected, or deleted)."""
+    made: list[TrackMade] = attrs.Factory(list)
 
 
 def follow(
@@ -339,6 +360,15 @@ def follow(
         done.tracks += 1
         done.keyframes += len(obj.shapes)
         done.lost += obj.lost
+        done.made.append(
+            TrackMade(
+                labels.name(obj.start.label_id),
+                obj.start.frame,
+                obj.last_frame,
+                len(obj.shapes),
+                obj.lost,
+            )
+        )
         on_track(obj)
 
     try:
@@ -420,6 +450,8 @@ class TrackSummary:
     dry_run: bool = False
     output: Path | None = None
     """The file a run over files wrote the tracks to, if any."""
+    made: tuple[TrackMade, ...] = attrs.field(default=(), converter=tuple)
+    """The tracks made in this run, in the order they ended."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -437,6 +469,7 @@ class TrackSummary:
             "tracks_resumed": self.tracks_resumed,
             "dry_run": self.dry_run,
             "output": None if self.output is None else str(self.output),
+            "made": [attrs.asdict(made) for made in self.made],
         }
 
     def headline(self) -> str:
@@ -459,4 +492,9 @@ class TrackSummary:
         )
 
     def format(self) -> str:
-        return "\n".join([self.headline(), *per_label_lines(self.per_label)])
+        """A short report; a dry run lists the tracks it would have uploaded."""
+        lines = [self.headline(), *per_label_lines(self.per_label)]
+        if self.dry_run:
+            lines.append("Would upload:" if self.made else "Would upload no track.")
+            lines.extend(f"  {made}" for made in self.made)
+        return "\n".join(lines)

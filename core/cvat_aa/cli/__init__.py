@@ -31,7 +31,7 @@ from typing import TextIO
 
 from .. import __version__
 from ..plugins import load_command_plugins
-from . import agent, annotate, functions, runs, serve
+from . import agent, annotate, functions, runs, serve, track
 from .errors import ExitCode, UsageError, report_error, stopped_run_lines
 
 __all__ = ["ExitCode", "main"]
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     functions.register(commands)
     annotate.register(commands)
+    track.register(commands)
     runs.register(commands)
     serve.register(commands)
     agent.register(commands)

@@ -149,6 +149,8 @@ def track_on_server(
     if upload_tracks < 1:
         raise ValueError("upload_tracks must be at least 1")
     selection = FrameSelection.of(frames)
+    if isinstance(journal_key, Mapping):
+        journal_key = json.dumps(journal_key, sort_keys=True, default=str)
 
     media: Task | Job
     if kind == "job":
@@ -270,19 +272,21 @@ def track_on_server(
                 frames_to_read = source.without({i for i, _ in source.frames if i < begin})
             else:
                 frames_to_read = source.without({i for i, _ in source.frames})
-            if pbar is not None:
-                pbar.start2(total=len(frames_to_read), desc="Tracking", unit="frames")
-            following = follow(
-                tracker,
-                frames_to_read.iter_frames(prefetch=prefetch),
-                starts,
-                catalog,
-                last_frame=source.span[1],
-                on_track=uploads,
-                on_frame=None if pbar is None else (lambda _frame: pbar.advance(1)),
+            progress = (
+                contextlib.nullcontext()
+                if pbar is None
+                else pbar.task(total=len(frames_to_read), desc="Tracking", unit="frames")
             )
-            if pbar is not None:
-                pbar.finish()
+            with progress:
+                following = follow(
+                    tracker,
+                    frames_to_read.iter_frames(prefetch=prefetch),
+                    starts,
+                    catalog,
+                    last_frame=source.span[1],
+                    on_track=uploads,
+                    on_frame=None if pbar is None else (lambda _frame: pbar.advance(1)),
+                )
             if uploader is not None:
                 uploader.close()
         except BaseException as error:
@@ -312,6 +316,7 @@ def track_on_server(
         tracks=following.tracks + resumed_tracks,
         keyframes=following.keyframes,
         lost=following.lost,
+        made=following.made,
         per_label=dict(uploads.per_label),
         elapsed_s=time.monotonic() - started,
         resumed=resumed,

@@ -25,6 +25,13 @@ so CVAT imports the file into a task with the same labels:
   ``width = right - left + 1`` and ``height = bottom - top + 1``.
 
 The format has no place for a shape's ``score``; COCO files keep it.
+
+Tracks are written in "CVAT for video 1.1" (:class:`CvatVideoXmlWriter`), the same file
+with the meta's ``<mode>interpolation</mode>`` and an ``<original_size>``, and one ``<track id
+label source>`` per track in place of the images: a child per keyframe (``<box frame
+keyframe outside occluded xtl ytl xbr ybr z_order>``, or another shape's element) with the
+shape's attributes and the track's. CVAT imports it into a task of the same frames, video or
+images.
 """
 
 from __future__ import annotations
@@ -41,7 +48,13 @@ from ..annotations import AnnotationSet, FrameAnnotations
 from ..labels import LabelCatalog, LabelInfo
 from .streaming import AnnotationWriter
 
-__all__ = ["CvatXmlWriter", "read_cvat_xml", "write_cvat_xml"]
+__all__ = [
+    "CvatVideoXmlWriter",
+    "CvatXmlWriter",
+    "read_cvat_video_xml",
+    "read_cvat_xml",
+    "write_cvat_xml",
+]
 
 _SHAPE_ELEMENTS = {
     "rectangle": "box",
@@ -105,14 +118,22 @@ def _label_meta(parent: ET.Element, label: LabelInfo, parent_name: str | None = 
 
 
 def _meta(
-    labels: LabelCatalog, task_name: str, now: str, size: int, start: int, stop: int
+    labels: LabelCatalog,
+    task_name: str,
+    now: str,
+    size: int,
+    start: int,
+    stop: int,
+    *,
+    mode: str = "annotation",
+    original_size: tuple[int, int] | None = None,
 ) -> ET.Element:
     meta = ET.Element("meta")
     task = _sub(meta, "task")
     for tag, text in (
         ("name", task_name),
         ("size", str(size)),
-        ("mode", "annotation"),
+        ("mode", mode),
         ("overlap", "0"),
         ("bugtracker", ""),
         ("created", now),
@@ -126,6 +147,10 @@ def _meta(
     labels_element = _sub(task, "labels")
     for label in labels:
         _label_meta(labels_element, label)
+    if original_size is not None:
+        size_element = _sub(task, "original_size")
+        _sub(size_element, "width", str(original_size[0]))
+        _sub(size_element, "height", str(original_size[1]))
     _sub(meta, "dumped", now)
     return meta
 
@@ -293,6 +318,99 @@ def write_cvat_xml(
             writer.add(frame)
 
 
+def _track_element(track: Any, number: int, label: LabelInfo) -> ET.Element:
+    attributes = {
+        "id": str(number),
+        "label": label.name,
+        "source": str(getattr(track, "source", None) or "auto"),
+    }
+    if getattr(track, "group", None):
+        attributes["group_id"] = str(track.group)
+    element = ET.Element("track", attributes)
+    for shape in sorted(track.shapes, key=lambda s: s.frame):
+        shape_type = _type(shape)
+        if shape_type not in _SHAPE_ELEMENTS or shape_type == "skeleton":
+            raise ValueError(f"CVAT for video cannot hold a tracked shape of type {shape_type!r}")
+        fields = {
+            "frame": str(shape.frame),
+            "keyframe": "1",
+            "outside": str(int(bool(getattr(shape, "outside", False)))),
+            "occluded": str(int(bool(getattr(shape, "occluded", False)))),
+            **_geometry(shape, shape_type),
+            "z_order": str(int(getattr(shape, "z_order", None) or 0)),
+        }
+        rotation = float(getattr(shape, "rotation", None) or 0)
+        if rotation and shape_type in ("rectangle", "ellipse"):
+            fields["rotation"] = _number(rotation)
+        child = ET.SubElement(element, _SHAPE_ELEMENTS[shape_type], fields)
+        _add_attributes(child, shape, label)
+        _add_attributes(child, track, label)
+    return element
+
+
+class CvatVideoXmlWriter(AnnotationWriter):
+    """Writes a "CVAT for video 1.1" file track by track (see :class:`AnnotationWriter`).
+
+    Tracks (``models.LabeledTrackRequest``, their label ids those of ``labels``) are numbered
+    in the order they are added. ``size`` is the number of frames of the media, and
+    ``original_size`` its (width, height), if known when the writer is made; otherwise set
+    them (or call :meth:`saw_frame`) before :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        destination: str | os.PathLike[str] | IO[str],
+        labels: LabelCatalog,
+        *,
+        task_name: str = "cvat-aa",
+        size: int | None = None,
+        original_size: tuple[int, int] | None = None,
+    ) -> None:
+        super().__init__(destination)
+        self.labels = labels
+        self.task_name = task_name
+        self.size = size
+        self.original_size = original_size
+        self._tracks = self._part()
+        self._count = 0
+        self._last_frame = -1
+
+    def saw_frame(self, index: int, width: int, height: int) -> None:
+        """Note a frame of the media: its size, and how many frames there are at least."""
+        if self.original_size is None:
+            self.original_size = (width, height)
+        self._last_frame = max(self._last_frame, index)
+
+    def add(self, frame: FrameAnnotations) -> None:
+        raise TypeError("a CVAT for video file holds tracks: use add_track")
+
+    def add_track(self, track: Any) -> None:
+        """Write one track."""
+        element = _track_element(track, self._count, _label(self.labels, track.label_id))
+        self._tracks.write(_serialize(element, 1))
+        self._count += 1
+        self._last_frame = max(self._last_frame, *(s.frame for s in track.shapes))
+
+    def _assemble(self, stream: IO[str]) -> None:
+        now = datetime.datetime.now(datetime.UTC).isoformat()
+        size = self.size if self.size is not None else self._last_frame + 1
+        meta = _meta(
+            self.labels,
+            self.task_name,
+            now,
+            size,
+            0,
+            max(size - 1, 0),
+            mode="interpolation",
+            original_size=self.original_size,
+        )
+        stream.write('<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n')
+        stream.write("  <version>1.1</version>\n")
+        stream.write(_serialize(meta, 1))
+        self._copy(self._tracks, stream)
+        stream.write("</annotations>\n")
+
+
 # --- reading ---------------------------------------------------------------------------------
 
 
@@ -404,3 +522,53 @@ def read_cvat_xml(
         raise ValueError("not a 'CVAT for images 1.1' file: expected <annotations><version>1.1")
     frames = [_read_image(image, labels) for image in root.findall("image")]
     return AnnotationSet(labels, frames)
+
+
+def read_cvat_video_xml(
+    source: str | os.PathLike[str] | IO[str] | IO[bytes], labels: LabelCatalog
+) -> list[models.LabeledTrackRequest]:
+    """Read the tracks of a "CVAT for video 1.1" file, for ``labels`` (matched by name, as
+    :func:`read_cvat_xml` does). An attribute that is not mutable goes to the track, a
+    mutable one to its keyframe."""
+    root = ET.parse(source).getroot()
+    if root.tag != "annotations" or root.findtext("version") != "1.1":
+        raise ValueError("not a 'CVAT for video 1.1' file: expected <annotations><version>1.1")
+    tracks = []
+    for element in root.findall("track"):
+        label = labels.named(element.attrib["label"])
+        track_attributes: dict[int, models.AttributeValRequest] = {}
+        shapes = []
+        for child in element:
+            shape_type = _SHAPE_TYPES.get(child.tag)
+            if shape_type is None:
+                continue
+            mutable = []
+            for value in _read_attributes(child, label):
+                attribute = label.attribute(value.spec_id)
+                if attribute is not None and not attribute.mutable:
+                    track_attributes[value.spec_id] = value
+                else:
+                    mutable.append(value)
+            fields: dict[str, Any] = {
+                "type": shape_type,
+                "frame": int(child.attrib["frame"]),
+                "points": _read_geometry(child, shape_type),
+                "outside": child.get("outside") == "1",
+                "occluded": child.get("occluded") == "1",
+                "z_order": int(child.get("z_order", 0)),
+                "attributes": mutable,
+            }
+            if child.get("rotation"):
+                fields["rotation"] = float(child.get("rotation"))
+            shapes.append(models.TrackedShapeRequest(**fields))
+        track_fields: dict[str, Any] = {
+            "frame": min((s.frame for s in shapes), default=0),
+            "label_id": label.id,
+            "source": element.get("source", "manual"),
+            "attributes": list(track_attributes.values()),
+            "shapes": shapes,
+        }
+        if element.get("group_id"):
+            track_fields["group"] = int(element.get("group_id"))
+        tracks.append(models.LabeledTrackRequest(**track_fields))
+    return tracks
