@@ -1,7 +1,9 @@
 """Functions that the serve tests run, one per behaviour a gateway must get right.
 
-They are loaded by module name (``--function serve_functions``... is not used: the tests pass
-objects), so each is a plain object with ``spec`` and ``detect``.
+The tests pass them as objects (or classes, which serve calls as factories), never by name: each
+is a plain object with cvat-sdk's methods for its kind, detection (``spec``, ``detect``),
+interaction (``spec``, ``detect`` with prompts, maybe ``preprocess_image``) or tracking
+(``spec``, ``init_tracking_state``, ``track``, maybe ``preprocess_image``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 
 import cvat_aa
 import numpy as np
+import PIL.Image
 from cvat_sdk import models
 from cvat_sdk.masks import encode_mask
 
@@ -133,3 +136,146 @@ class Invalid:
 
     def detect(self, context, image):
         return [models.LabeledShapeRequest(type="rectangle", frame=0, label_id=0, points=[1, 2, 3])]
+
+
+# --- interaction and tracking -------------------------------------------------------------------
+
+
+def _confidence(value: float) -> models.AttributeValRequest:
+    return models.AttributeValRequest(
+        spec_id=cvat_aa.InteractionResultAttributes.CONFIDENCE, value=str(value)
+    )
+
+
+def _box_of(prompts) -> tuple[int, int, int, int]:
+    """The whole-pixel box around the positive points and the box of the prompts."""
+    points = list(prompts.pos_points)
+    if prompts.bounding_box is not None:
+        points += list(prompts.bounding_box)
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return int(min(xs)), int(min(ys)), int(max(xs)), int(max(ys))
+
+
+class BoxOfPoints:
+    """An interactor: a mask over the box around the positive points (and the box, if one is
+    given), with a confidence; negative points are taken and ignored. It counts the images it
+    preprocesses, and the threads it ran on."""
+
+    spec = cvat_aa.InteractionFunctionSpec(min_pos_points=1, min_neg_points=0, min_bounding_boxes=0)
+
+    def __init__(self) -> None:
+        self.preprocessed: list[tuple[int, int]] = []
+        self.threads: set[int] = {threading.get_ident()}
+
+    def preprocess_image(self, context, image):
+        self.preprocessed.append(image.size)
+        self.threads.add(threading.get_ident())
+        return np.asarray(image)
+
+    def detect(self, context, pp_image, prompts):
+        self.threads.add(threading.get_ident())
+        height, width = pp_image.shape[:2]
+        x1, y1, x2, y2 = _box_of(prompts)
+        bitmap = np.zeros((height, width), dtype=bool)
+        bitmap[y1 : y2 + 1, x1 : x2 + 1] = True
+        return [
+            cvat_aa.InteractionResultShape(
+                type="mask", points=encode_mask(bitmap), attributes=[_confidence(0.9)]
+            )
+        ]
+
+
+class PolygonOfPoints:
+    """An interactor that takes three positive points or more, and nothing else, and returns
+    the polygon through them."""
+
+    spec = cvat_aa.InteractionFunctionSpec(min_pos_points=3)
+
+    def detect(self, context, image, prompts):
+        return [
+            cvat_aa.InteractionResultShape(
+                type="polygon", points=[c for point in prompts.pos_points for c in point]
+            )
+        ]
+
+
+class BoxFirst:
+    """An interactor that needs a box and returns it as a rectangle."""
+
+    spec = cvat_aa.InteractionFunctionSpec(min_pos_points=0, min_bounding_boxes=1)
+
+    def detect(self, context, image, prompts):
+        (x1, y1), (x2, y2) = prompts.bounding_box
+        return [cvat_aa.InteractionResultShape(type="rectangle", points=[x1, y1, x2, y2])]
+
+
+class RaisingInteractor:
+    """Raises when the first positive point is in the frame's top-left 10x10 pixels; else
+    returns a rectangle with three coordinates (which breaks the protocol)."""
+
+    spec = cvat_aa.InteractionFunctionSpec(min_pos_points=1)
+
+    def detect(self, context, image, prompts):
+        x, y = prompts.pos_points[0]
+        if x < 10 and y < 10:
+            raise ValueError("the model cannot segment the corner")
+        return [cvat_aa.InteractionResultShape(type="rectangle", points=[1, 2, 3])]
+
+
+def square_frame(x: int, y: int = 10, size: int = 8, frame: tuple[int, int] = (64, 48)):
+    """A grey frame with a red ``size``-pixel square whose top-left corner is at (x, y)."""
+    image = PIL.Image.new("RGB", frame, (90, 90, 90))
+    image.paste((255, 0, 0), (x, y, x + size, y + size))
+    return image
+
+
+class RedSquareTracker:
+    """A tracker of rectangles: it finds the red pixels of each frame and answers a rectangle
+    of the starting shape's size centred on them (None where there are none). It counts the
+    images it preprocesses."""
+
+    spec = cvat_aa.TrackingFunctionSpec(supported_shape_types=["rectangle"])
+
+    def __init__(self) -> None:
+        self.preprocessed = 0
+
+    def preprocess_image(self, context, image):
+        self.preprocessed += 1
+        pixels = np.asarray(image).astype(int)
+        return (pixels[..., 0] > 200) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)
+
+    def init_tracking_state(self, context, pp_image, shape):
+        x1, y1, x2, y2 = shape.points
+        return {"width": x2 - x1, "height": y2 - y1}
+
+    def track(self, context, pp_image, state):
+        ys, xs = np.nonzero(pp_image)
+        if len(xs) == 0:
+            return None
+        cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
+        half_w, half_h = state["width"] / 2, state["height"] / 2
+        return cvat_aa.TrackableShape(
+            type="rectangle",
+            points=[float(cx - half_w), float(cy - half_h), float(cx + half_w), float(cy + half_h)],
+        )
+
+
+class ShiftTracker:
+    """A tracker of polygons and rectangles that moves each shape by (3, 1) pixels a frame.
+    With ``broken``, it answers a polyline instead; with ``raising``, it raises."""
+
+    spec = cvat_aa.TrackingFunctionSpec(supported_shape_types=["polygon", "rectangle"])
+
+    def __init__(self, broken: bool = False, raising: bool = False) -> None:
+        self.broken = broken
+        self.raising = raising
+
+    def init_tracking_state(self, context, pp_image, shape):
+        return {"type": shape.type, "points": list(shape.points)}
+
+    def track(self, context, pp_image, state):
+        if self.raising:
+            raise RuntimeError("the tracker lost its footing")
+        state["points"] = [p + (3 if i % 2 == 0 else 1) for i, p in enumerate(state["points"])]
+        shape_type = "polyline" if self.broken else state["type"]
+        return cvat_aa.TrackableShape(type=shape_type, points=state["points"])

@@ -1,5 +1,5 @@
-"""``cvat-aa serve`` on the command line: choosing functions, errors, running and stopping,
-and serving from Ray actors."""
+"""``cvat-aa serve`` on the command line: choosing functions of every kind, errors, running and
+stopping, and serving from Ray actors."""
 
 from __future__ import annotations
 
@@ -51,6 +51,34 @@ def create(size: int = 5, label: str = "thing", die_marker: str = ""):
     return Corner()
 '''
 
+INTERACTOR = '''
+"""Boxes the points it is given."""
+import cvat_aa
+
+spec = cvat_aa.InteractionFunctionSpec(min_pos_points=2)
+
+
+def detect(context, image, prompts):
+    (x1, y1), (x2, y2) = prompts.pos_points[:2]
+    return [cvat_aa.InteractionResultShape(type="rectangle", points=[x1, y1, x2, y2])]
+'''
+
+TRACKER = '''
+"""Moves rectangles and polygons one pixel right a frame."""
+import cvat_aa
+
+spec = cvat_aa.TrackingFunctionSpec(supported_shape_types=["rectangle", "polygon"])
+
+
+def init_tracking_state(context, pp_image, shape):
+    return list(shape.points)
+
+
+def track(context, pp_image, state):
+    state[:] = [p + (1 if i % 2 == 0 else 0) for i, p in enumerate(state)]
+    return cvat_aa.TrackableShape(type=context.original_shape_type, points=state)
+'''
+
 http = urllib3.PoolManager(retries=False, timeout=60)
 
 
@@ -61,17 +89,33 @@ def function_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def interactor_file(tmp_path: Path) -> Path:
+    path = tmp_path / "clicks.py"
+    path.write_text(INTERACTOR)
+    return path
+
+
+@pytest.fixture
+def tracker_file(tmp_path: Path) -> Path:
+    path = tmp_path / "follow.py"
+    path.write_text(TRACKER)
+    return path
+
+
 def frame() -> str:
     buffer = io.BytesIO()
     PIL.Image.new("RGB", (40, 30), (10, 20, 30)).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def invoke(url: str, function_id: str, headers: dict | None = None) -> urllib3.BaseHTTPResponse:
+def invoke(
+    url: str, function_id: str, headers: dict | None = None, payload: dict | None = None
+) -> urllib3.BaseHTTPResponse:
     return http.request(
         "POST",
         url + "/api/function_invocations",
-        body=json.dumps({"image": frame()}).encode(),
+        body=json.dumps({"image": frame(), **(payload or {})}).encode(),
         headers={"x-nuclio-function-name": function_id, **(headers or {})},
     )
 
@@ -157,6 +201,55 @@ def test_each_function_takes_the_options_that_follow_it(function_file: Path) -> 
         served.stop()
 
 
+def test_one_command_serves_a_detector_an_interactor_and_a_tracker(
+    function_file: Path, interactor_file: Path, tracker_file: Path
+) -> None:
+    served = Served(
+        [
+            "-f", str(function_file),
+            "-f", str(interactor_file), "--help-message", "Click two corners.",
+            "-f", str(tracker_file), "--display-name", "Follower",
+        ]
+    )  # fmt: skip
+    try:
+        listed = http.request("GET", served.url + "/api/functions").json()
+        kinds = {name: f["metadata"]["annotations"]["type"] for name, f in listed.items()}
+        assert kinds == {"corner": "detector", "clicks": "interactor", "follow": "tracker"}
+        clicks = listed["clicks"]["metadata"]["annotations"]
+        assert (clicks["min_pos_points"], clicks["help_message"]) == ("2", "Click two corners.")
+        assert listed["follow"]["metadata"]["annotations"]["supported_shape_types"] == (
+            "polygon,rectangle"
+        )
+        clicked = invoke(
+            served.url,
+            "clicks",
+            payload={"pos_points": [[1, 2], [9, 8]], "neg_points": [], "obj_bbox": None},
+        )
+        assert clicked.json() == {
+            "shapes": [{"type": "rectangle", "points": [1, 2, 9, 8], "attributes": []}]
+        }
+        start = invoke(
+            served.url,
+            "follow",
+            payload={"shapes": [{"type": "rectangle", "points": [1, 2, 5, 6]}], "states": []},
+        )
+        followed = invoke(
+            served.url,
+            "follow",
+            payload={"shapes": [None], "states": start.json()["states"]},
+        )
+        assert followed.json()["shapes"] == [{"type": "rectangle", "points": [2, 2, 6, 6]}]
+    finally:
+        code, output = served.stop()
+    assert code == 0
+    assert "  clicks: 'clicks' (interactor, direct port" in output
+    assert "  follow: 'Follower' (tracker of polygon, rectangle, direct port" in output
+    assert "  corner: 'corner' (detector, 1 labels, direct port" in output
+    # Every call is logged, whatever its kind.
+    assert re.search(r"INFO clicks frame=40x30 status=200 ", output)
+    assert len(re.findall(r"INFO follow frame=40x30 status=200 ", output)) == 2
+
+
 def test_a_token_file_is_required_on_every_call(function_file: Path, tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("tok-123\n")
@@ -201,6 +294,7 @@ def test_listing_on_another_address_without_a_token_warns(function_file: Path) -
         (["-f", "F", "-p", "size=str:big"], "size"),
         (["-f", "F", "--no-direct", "--direct-port-start", "9000"], "--direct-port-start"),
         (["-f", "F", "--actors", "2"], "--actors needs --executor ray"),
+        (["--help-message", "x", "-f", "F"], "--help-message must follow the --function"),
     ],
 )
 def test_bad_usage_exits_2_with_one_message(
@@ -272,3 +366,30 @@ def test_on_ray_calls_are_spread_over_replicas_and_a_dead_ones_call_runs_on_anot
     assert code == 0
     assert "died; starting a new one" in output
     assert "Running the frame of this call again on another actor" in output
+
+
+@pytest.mark.slow
+def test_on_ray_interactors_and_trackers_run_in_the_serve_process(
+    function_file: Path, interactor_file: Path, tracker_file: Path
+) -> None:
+    pytest.importorskip("ray")
+    served = Served(
+        [
+            "-f", str(function_file), "-f", str(interactor_file), "-f", str(tracker_file),
+            "--executor", "ray", "--actors", "1", "--no-direct",
+        ]
+    )  # fmt: skip
+    try:
+        detected = invoke(served.url, "corner")
+        clicked = invoke(served.url, "clicks", payload={"pos_points": [[1, 2], [9, 8]]})
+    finally:
+        code, output = served.stop()
+    assert code == 0
+    assert detected.status == clicked.status == 200
+    # The detector ran on the actor, the interactor here.
+    assert int(detected.json()[0]["attributes"][0]["value"]) != served.process.pid
+    assert (
+        "'clicks' is an interaction function: it runs in this process (--executor ray runs"
+        " detection functions)" in output
+    )
+    assert "'follow' is a tracking function: it runs in this process" in output

@@ -11,7 +11,10 @@ Factory parameters let one function play every part a scenario needs:
 * ``only``: comma-separated label names to output (default: all of them);
 * ``delay``: seconds to sleep per frame, so a run can be killed half-way;
 * ``fail_on``: comma-separated frame numbers to raise on;
-* ``touch``: a file to create when ``detect`` first runs, to see whether any work was done.
+* ``touch``: a file to create when ``detect`` first runs, to see whether any work was done;
+* ``kind``: ``interaction`` or ``tracking`` for the serve scenarios' interactor and tracker
+  (:class:`BoxOfPoints`, with ``result`` ``mask`` or ``polygon``; :class:`FrameCodeTracker`)
+  instead of the detection function.
 """
 
 from __future__ import annotations
@@ -155,6 +158,73 @@ class EveryShape:
         return out
 
 
-def create(only: str = "", delay: float = 0.0, fail_on: str = "", touch: str = "") -> EveryShape:
+class BoxOfPoints:
+    """An interactor: the box around the positive points (and the box, if one is given), as a
+    mask or a polygon; negative points are taken and ignored."""
+
+    spec = cvat_aa.InteractionFunctionSpec(min_pos_points=1, min_neg_points=0, min_bounding_boxes=0)
+
+    def __init__(self, result: str = "mask") -> None:
+        if result not in ("mask", "polygon"):
+            raise ValueError(f"result must be mask or polygon, not {result!r}")
+        self.result = result
+
+    def detect(self, context, image, prompts):
+        points = list(prompts.pos_points)
+        if prompts.bounding_box is not None:
+            points += list(prompts.bounding_box)
+        x1, y1 = int(min(p[0] for p in points)), int(min(p[1] for p in points))
+        x2, y2 = int(max(p[0] for p in points)), int(max(p[1] for p in points))
+        if self.result == "polygon":
+            return [
+                cvat_aa.InteractionResultShape(
+                    type="polygon", points=[x1, y1, x2, y1, x2, y2, x1, y2]
+                )
+            ]
+        bitmap = np.zeros((image.height, image.width), dtype=bool)
+        bitmap[y1 : y2 + 1, x1 : x2 + 1] = True
+        return [cvat_aa.InteractionResultShape(type="mask", points=encode_mask(bitmap))]
+
+
+TRACKER_STEP = 3
+"""Pixels :class:`FrameCodeTracker` moves a shape right per frame."""
+
+
+class FrameCodeTracker:
+    """A tracker of rectangles and polygons: it moves a shape :data:`TRACKER_STEP` pixels right
+    for every frame after the one tracking started on, both read from the frame code (see
+    cvat_aa_it_frame_code), so its answers depend on the frames CVAT sends and nothing else."""
+
+    spec = cvat_aa.TrackingFunctionSpec(supported_shape_types=["rectangle", "polygon"])
+
+    def init_tracking_state(self, context, image, shape):
+        from cvat_aa_it_frame_code import read_frame_code
+
+        return {"start": read_frame_code(image), "points": list(shape.points)}
+
+    def track(self, context, image, state):
+        from cvat_aa_it_frame_code import read_frame_code
+
+        shift = TRACKER_STEP * (read_frame_code(image) - state["start"])
+        return cvat_aa.TrackableShape(
+            type=context.original_shape_type,
+            points=[p + (shift if i % 2 == 0 else 0) for i, p in enumerate(state["points"])],
+        )
+
+
+def create(
+    only: str = "",
+    delay: float = 0.0,
+    fail_on: str = "",
+    touch: str = "",
+    kind: str = "detection",
+    result: str = "mask",
+) -> EveryShape | BoxOfPoints | FrameCodeTracker:
     """Every annotation type, computed from the frame number (see the module docstring)."""
+    if kind == "interaction":
+        return BoxOfPoints(result)
+    if kind == "tracking":
+        return FrameCodeTracker()
+    if kind != "detection":
+        raise ValueError(f"kind must be detection, interaction or tracking, not {kind!r}")
     return EveryShape(only=only, delay=delay, fail_on=fail_on, touch=touch)

@@ -2,7 +2,8 @@
 
 The serve scenarios start one ``cvat-aa serve`` (a subprocess, with the suite's plugins
 installed) serving :data:`SERVED`: the ``it_frame_code`` function as it is, one that raises on
-a frame and one that breaks the protocol on a frame. CVAT's port for its dashboard is fixed by
+a frame and one that breaks the protocol on a frame; and, from ``it_every_shape``'s factory,
+an interactor that answers masks, one that answers polygons, and a tracker. CVAT's port for its dashboard is fixed by
 its settings, so when that port is taken (someone else's ``cvat-aa serve`` on a shared CVAT)
 the start is tried again until :data:`PORT_WAIT` has passed. The command is ready when it
 prints its banner, which it does once every port is open; it is stopped with SIGTERM, which
@@ -22,6 +23,7 @@ import attrs
 from target import Nuclio
 
 FRAME_CODE_PLUGIN = "it_frame_code"
+EVERY_SHAPE_PLUGIN = "it_every_shape"
 PORT_WAIT = 180.0
 """Seconds to wait for the dashboard's port when another process holds it."""
 START_TIMEOUT = 120.0
@@ -35,9 +37,12 @@ class Served:
     params: dict[str, str] = attrs.field(factory=dict)
     display_name: str | None = None
     description: str | None = None
+    plugin: str = FRAME_CODE_PLUGIN
+    kind: str = "detector"
+    """What CVAT lists it as."""
 
     def arguments(self) -> list[str]:
-        args = ["--function", FRAME_CODE_PLUGIN, "--id", self.id]
+        args = ["--function", self.plugin, "--id", self.id]
         for name, value in self.params.items():
             args += ["-p", f"{name}=str:{value}"]
         if self.display_name is not None:
@@ -54,7 +59,29 @@ FRAME_CODE = Served(
 )
 FAILS_ON_2 = Served("cvat-aa-it-frame-code-fails", {"fail_on": "2"})
 INVALID_ON_1 = Served("cvat-aa-it-frame-code-invalid", {"invalid_on": "1"})
-SERVED = [FRAME_CODE, FAILS_ON_2, INVALID_ON_1]
+INTERACTOR = Served(
+    "cvat-aa-it-interactor",
+    {"kind": "interaction"},
+    description="The box around the points, as a mask",
+    plugin=EVERY_SHAPE_PLUGIN,
+    kind="interactor",
+)
+POLYGON_INTERACTOR = Served(
+    "cvat-aa-it-interactor-polygon",
+    {"kind": "interaction", "result": "polygon"},
+    description="The box around the points, as a polygon",
+    plugin=EVERY_SHAPE_PLUGIN,
+    kind="interactor",
+)
+TRACKER = Served(
+    "cvat-aa-it-tracker",
+    {"kind": "tracking"},
+    display_name="cvat-aa integration: tracker",
+    description="Moves shapes right, 3 pixels a frame",
+    plugin=EVERY_SHAPE_PLUGIN,
+    kind="tracker",
+)
+SERVED = [FRAME_CODE, FAILS_ON_2, INVALID_ON_1, INTERACTOR, POLYGON_INTERACTOR, TRACKER]
 
 
 class ServeProcess:

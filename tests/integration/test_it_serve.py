@@ -15,6 +15,10 @@ and so sets to the same value on every shape it saves, whatever the function sai
 
 Everything else (labels, types, points, rotation, attributes, groups, skeleton elements and
 their ``outside``, tags, frames, source "auto") is what ``cvat-aa annotate`` uploads.
+
+The interactor and tracker scenarios call them as CVAT's AI Tools do: an interactor with the
+clicks' points (and a box), a tracker with the shapes to follow on a first frame, then with
+the states CVAT signed and gave back on each frame after it.
 """
 
 from __future__ import annotations
@@ -23,9 +27,13 @@ import json
 import time
 
 import cvat_aa_it_frame_code
+import numpy as np
 import pytest
-from cvat_aa_it_functions import CONFIDENCE, SPEC
+from cvat_aa.serve.nuclio import interactor_help
+from cvat_aa_it_functions import CONFIDENCE, SPEC, TRACKER_STEP, BoxOfPoints
 from cvat_sdk import models
+from cvat_sdk.api_client import exceptions
+from cvat_sdk.masks import encode_mask
 from readback import (
     NOTHING,
     assert_annotations,
@@ -35,7 +43,17 @@ from readback import (
     server_annotations,
     task_names,
 )
-from serve_process import FAILS_ON_2, FRAME_CODE, FRAME_CODE_PLUGIN, INVALID_ON_1, SERVED
+from serve_process import (
+    FAILS_ON_2,
+    FRAME_CODE,
+    FRAME_CODE_PLUGIN,
+    INTERACTOR,
+    INVALID_ON_1,
+    POLYGON_INTERACTOR,
+    SERVED,
+    TRACKER,
+)
+from workspace import FRAME_SIZE
 
 #: The fields CVAT's lambda manager sets itself, and the value it sets (see the module doc).
 SET_BY_CVAT = {"score": 1.0, "occluded": False, "z_order": 0}
@@ -133,29 +151,45 @@ def annotate(cvat_aa_cli, task: int, *args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_cvat_lists_exactly_the_served_functions(served, client):
+def listed_function(function) -> dict:
+    """How CVAT lists a function of :data:`SERVED` (``LambdaFunction.to_dict``)."""
     summary = cvat_aa_it_frame_code.__doc__.splitlines()[0]  # the plugin's, by default
-    expected = [
-        {
-            "id": function.id,
-            "kind": "detector",
-            "labels_v2": cvat_labels(SPEC.labels),
-            "description": function.description or summary,
-            "name": function.display_name or function.id,
-            "version": 1,
-        }
-        for function in SERVED
-    ]
+    listed = {
+        "id": function.id,
+        "kind": function.kind,
+        "labels_v2": cvat_labels(SPEC.labels) if function.kind == "detector" else [],
+        "description": function.description or summary,
+        "name": function.display_name or function.id,
+        "version": 1,
+    }
+    if function.kind == "interactor":
+        listed.update(
+            {
+                "min_pos_points": 1,
+                "min_neg_points": 0,
+                "startswith_box": False,
+                "startswith_box_optional": True,
+                "help_message": interactor_help(BoxOfPoints.spec),
+                "animated_gif": "",
+            }
+        )
+    elif function.kind == "tracker":
+        listed["supported_shape_types"] = ["polygon", "rectangle"]
+    return listed
+
+
+def test_cvat_lists_exactly_the_served_functions(served, client):
     api = client.api_client.lambda_api
 
     _, response = api.list_functions(_parse_response=False)
 
     listed = {function["id"]: function for function in json.loads(response.data)}
     assert sorted(listed) == sorted(function.id for function in SERVED)
-    for function in expected:
-        assert listed[function["id"]] == function
-        _, response = api.retrieve_functions(function["id"], _parse_response=False)
-        assert json.loads(response.data) == function
+    for function in SERVED:
+        expected = listed_function(function)
+        assert listed[function.id] == expected
+        _, response = api.retrieve_functions(function.id, _parse_response=False)
+        assert json.loads(response.data) == expected
 
 
 def test_a_whole_task_request_leaves_what_annotate_leaves(served, cvat_aa_cli, client, workspace):
@@ -280,3 +314,87 @@ def test_a_single_frame_call_of_a_broken_function_says_why(served, client, works
     assert raised.value.status == 500
     assert f"cvat-aa: function '{INVALID_ON_1.id}' is broken" in str(raised.value.body)
     assert "a rectangle needs exactly 4 coordinates" in str(raised.value.body)
+
+
+# --- AI Tools: interactors and trackers ----------------------------------------------------------
+
+
+def test_an_interactor_call_with_points_returns_a_mask_or_a_polygon(served, client, workspace):
+    task = workspace.create_task("serve-interactor", frames=2)
+    width, height = FRAME_SIZE
+    bitmap = np.zeros((height, width), dtype=bool)
+    bitmap[12:31, 10:21] = True
+
+    as_mask = call_function(
+        client, INTERACTOR.id, task=task, frame=1, pos_points=[[10, 12], [20, 30]], neg_points=[]
+    )
+    # A second click on the same frame (served from the preprocessed frame kept by serve).
+    with_negative = call_function(
+        client,
+        INTERACTOR.id,
+        task=task,
+        frame=1,
+        pos_points=[[10, 12], [20, 30]],
+        neg_points=[[50, 40]],
+    )
+    as_polygon = call_function(
+        client,
+        POLYGON_INTERACTOR.id,
+        task=task,
+        frame=0,
+        pos_points=[[10, 12]],
+        neg_points=[],
+        obj_bbox=[[5, 6], [30, 20]],
+    )
+
+    expected_mask = {"type": "mask", "points": encode_mask(bitmap), "attributes": []}
+    assert as_mask == with_negative == {"shapes": [expected_mask]}
+    assert as_polygon == {
+        "shapes": [{"type": "polygon", "points": [5, 6, 30, 6, 30, 20, 5, 20], "attributes": []}]
+    }
+
+
+def test_an_interactor_refuses_prompts_it_does_not_take_with_cvat_clis_message(
+    served, client, workspace
+):
+    task = workspace.create_task("serve-interactor-refused", frames=1)
+
+    with pytest.raises(exceptions.ApiException) as raised:
+        call_function(client, INTERACTOR.id, task=task, frame=0, pos_points=[], neg_points=[])
+
+    # CVAT answers with the status and reason phrase of cvat-aa's answer.
+    assert raised.value.status == 400
+    assert "cvat-aa: not enough positive points" in str(raised.value.body)
+
+
+def test_a_tracker_call_over_three_frames_returns_moved_shapes_and_states_cvat_accepts(
+    served, client, workspace
+):
+    task = workspace.create_task("serve-tracker", frames=3)
+    rectangle = {"type": "rectangle", "points": [5.0, 5.0, 15.0, 15.0]}
+    polygon = {"type": "polygon", "points": [20.0, 30.0, 30.0, 30.0, 25.0, 40.0]}
+
+    start = call_function(client, TRACKER.id, task=task, frame=0, shapes=[rectangle, polygon])
+    answers = [start]
+    for frame in (1, 2):
+        # As CVAT's UI goes on: the frame and the states of the answer before.
+        answers.append(
+            call_function(client, TRACKER.id, task=task, frame=frame, states=answers[-1]["states"])
+        )
+
+    assert start["shapes"] == [rectangle, polygon]
+    for frame, answer in enumerate(answers):
+        # Signed by CVAT, a new signature on every answer.
+        assert len(answer["states"]) == 2
+        assert all(state.count(":") >= 2 for state in answer["states"])
+        shift = TRACKER_STEP * frame
+        assert answer["shapes"] == [
+            {"type": "rectangle", "points": [5 + shift, 5, 15 + shift, 15]},
+            {"type": "polygon", "points": [20 + shift, 30, 30 + shift, 30, 25 + shift, 40]},
+        ]
+    # A state whose signature CVAT does not recognise never reaches serve.
+    value, stamp, _ = answers[-1]["states"][0].rsplit(":", 2)
+    with pytest.raises(exceptions.ApiException) as raised:
+        call_function(client, TRACKER.id, task=task, frame=2, states=[f"{value}:{stamp}:forged"])
+    assert raised.value.status == 400
+    assert "Invalid or expired tracker state" in str(raised.value.body)

@@ -1,8 +1,9 @@
 """``cvat-aa serve``: installed functions behind an endpoint that CVAT takes for Nuclio.
 
-Each ``--function`` starts the description of one served function; the ``-p``, ``--id``,
-``--display-name`` and ``--description`` after it (before the next ``--function``) are its
-own. Models are loaded before the server answers anything, so a bad name or parameter ends
+Each ``--function`` starts the description of one served function (a detection, interaction
+or tracking function: CVAT's detector, interactor or tracker); the ``-p``, ``--id``,
+``--display-name``, ``--description`` and ``--help-message`` after it (before the next
+``--function``) are its own. Models are loaded before the server answers anything, so a bad name or parameter ends
 the command at once with the usual exit codes; once serving, the command runs until Ctrl-C or
 SIGTERM and then exits 0.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..serve import FunctionChoice, Gateway, ServedFunction, is_loopback
+from ..serve.functions import kind_before_loading
 from .errors import UsageError
 from .options import add_executor_options, check_executor_options, parameter_argument
 from .run_options import positive
@@ -31,6 +33,8 @@ logger = logging.getLogger(__name__)
 TOKEN_ENV = "CVAT_AA_SERVE_TOKEN"
 
 CHOSEN = "served_functions"
+
+_A = {"interaction": "an", "tracking": "a"}
 
 
 class _NewFunction(argparse.Action):
@@ -106,6 +110,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         dest="description",
         metavar="TEXT",
         help="the description CVAT shows (default: the plugin's summary)",
+    )
+    which.add_argument(
+        "--help-message",
+        action=_OfFunction,
+        dest="help_message",
+        metavar="TEXT",
+        help="for an interaction function: the help CVAT's AI Tools show with it"
+        " (default: the prompts it takes)",
     )
 
     net = parser.add_argument_group("network")
@@ -194,6 +206,15 @@ def _token(args: argparse.Namespace) -> str | None:
 def _executor(args: argparse.Namespace, choice: FunctionChoice) -> Any:
     if args.executor != "ray":
         return None
+    kind = kind_before_loading(choice.source)
+    if kind in ("interaction", "tracking"):
+        # One click or frame step at a time, answered at once: nothing for Ray to spread.
+        print(
+            f"cvat-aa serve: {choice.function_id!r} is {_A[kind]} {kind} function: it runs in this"
+            " process (--executor ray runs detection functions)",
+            file=sys.stderr,
+        )
+        return None
     from ..pipeline.ray_executor import RayExecutor
 
     try:
@@ -233,6 +254,7 @@ def run_serve(args: argparse.Namespace) -> int:
             id=c.get("id"),
             display_name=c.get("display_name"),
             description=c.get("description"),
+            help_message=c.get("help_message"),
         )
         for c in getattr(args, CHOSEN)
     ]
@@ -308,17 +330,21 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _what(function: ServedFunction) -> str:
+    if function.kind == "detector":
+        return f"detector, {len(function.catalog)} labels"
+    if function.kind == "tracker":
+        return f"tracker of {', '.join(sorted(function.spec.supported_shape_types))}"
+    return function.kind
+
+
 def _print_banner(gateway: Gateway, args: argparse.Namespace, with_token: bool) -> None:
     out = sys.stderr
     print(f"cvat-aa serve: serving on {gateway.url}", file=out)
     for function in gateway.functions.values():
         port = gateway.direct_ports.get(function.id)
         direct = f", direct port {port}" if port is not None else ""
-        print(
-            f"  {function.id}: {function.display_name!r} ({function.kind},"
-            f" {len(function.catalog)} labels{direct})",
-            file=out,
-        )
+        print(f"  {function.id}: {function.display_name!r} ({_what(function)}{direct})", file=out)
     print("Point CVAT at it (its server and its annotation worker):", file=out)
     print(
         f"  CVAT_NUCLIO_HOST=<this machine as CVAT reaches it> CVAT_NUCLIO_PORT={gateway.port}"

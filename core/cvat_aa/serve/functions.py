@@ -1,22 +1,29 @@
-"""One served function: its model loaded once, its requests batched, its results validated.
+"""One served function: its model loaded once, its requests queued to it, its results validated.
 
 CVAT's task-wide automatic annotation sends one frame per request, and several users (or
-tasks) send theirs at the same time. Each :class:`ServedFunction` keeps a queue of frames and
-worker threads that take whatever has arrived (up to the batch size, waiting at most
-``batch_wait`` for more) and run it through the function in one batch, via the same
-``cvat_aa_detect`` hook and :func:`~cvat_aa.pipeline.detection.run_batch` as every run, so
-hook plugins and error handling are those of ``cvat-aa annotate``. The HTTP threads only wait
-on their own frame's future, so the server answers listings while a model works.
+tasks) send theirs at the same time. Each :class:`ServedFunction` keeps a queue and worker
+threads that take whatever has arrived.
 
-Where the function runs is a *runner*: here (one worker, which loads the function too: the
-model is not shared between threads, and runs best in the thread that built it) or on Ray
-actors (one worker per actor slot; :meth:`RayExecutor.run_one` spreads the batches and runs a
-dead actor's batch again on another).
+A detection function gets its frames in batches (up to the batch size, waiting at most
+``batch_wait`` for more), run through the function via the same ``cvat_aa_detect`` hook and
+:func:`~cvat_aa.pipeline.detection.run_batch` as every run, so hook plugins and error handling
+are those of ``cvat-aa annotate``. What it returns is validated and fitted to the frame by the
+driver's own :class:`~cvat_aa.pipeline.label_mapping.LabelMapper`, against the function's spec
+taken as a task's labels, as a run over files does: what CVAT receives is what ``cvat-aa
+annotate`` would have uploaded.
 
-What the function returns is validated and fitted to the frame by the driver's own
-:class:`~cvat_aa.pipeline.label_mapping.LabelMapper`, against the function's spec taken as
-a task's labels, as a run over files does: what CVAT receives is what ``cvat-aa annotate``
-would have uploaded.
+Interaction and tracking functions answer one annotator's clicks and frame steps: each call
+is latency-bound and stands alone, so it runs at once, unbatched, on the function's single
+worker thread, through the core's :class:`~cvat_aa.interaction.Interactor` (which caches the
+preprocessed frame, a SAM image embedding, between clicks on one frame) or
+:class:`~cvat_aa.tracking.Tracker` (which keeps tracking states, bounded and expiring, behind
+opaque ids), which check prompts and validate results with cvat-sdk's rules and messages.
+
+The HTTP threads only wait on their own call's future, so the server answers listings while a
+model works. Where the function runs is a *runner*: here (one worker, which loads the function
+too: the model is not shared between threads, and runs best in the thread that built it) or,
+for detection functions only, on Ray actors (one worker per actor slot;
+:meth:`RayExecutor.run_one` spreads the batches and runs a dead actor's batch again on another).
 """
 
 from __future__ import annotations
@@ -33,28 +40,62 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 import attrs
+import cvat_sdk.auto_annotation as sdk_aa
 
-from ..errors import BadFunctionError, FunctionFailedError, ServerBusyError
+from ..errors import (
+    BadFunctionError,
+    BadRequestError,
+    CvatAaError,
+    FunctionFailedError,
+    ServerBusyError,
+)
 from ..frames import Frame
-from ..interface import FrameContext
+from ..interaction import Interactor, Prompts
+from ..interface import FrameContext, function_kind
 from ..labels import LabelCatalog
 from ..pipeline.detection import UNNUMBERED, run_batch
 from ..pipeline.executors import Outcome
 from ..pipeline.label_mapping import LabelMapper, spec_as_task_labels
 from ..pipeline.ray_executor import RayExecutor
 from ..plugins import (
+    _factory_of,
+    _kind_of,
     check_parameters,
     discover_functions,
     hooks,
     instantiate,
     resolve_function_source,
 )
+from ..tracking import Tracker
 from .metrics import Metrics
-from .nuclio import DetectorRequest, function_config, to_nuclio
+from .nuclio import (
+    DetectorRequest,
+    InteractorRequest,
+    TrackerRequest,
+    function_config,
+    interaction_result,
+    interactor_annotations,
+    interactor_help,
+    to_nuclio,
+    tracker_annotations,
+    tracking_result,
+)
 
-__all__ = ["FunctionChoice", "ServedFunction", "ServerBusyError", "function_id_of"]
+__all__ = [
+    "FunctionChoice",
+    "ServedFunction",
+    "ServerBusyError",
+    "function_id_of",
+    "kind_before_loading",
+]
 
 logger = logging.getLogger(__name__)
+
+CVAT_KINDS = {"detection": "detector", "interaction": "interactor", "tracking": "tracker"}
+"""CVAT's name (a Nuclio function's ``type``) for each kind of function."""
+
+TRACKER_STATE_MAX_AGE = 8 * 3600.0
+"""Seconds a tracking state is kept unused: as long as CVAT's signature on it is valid."""
 
 FUNCTION_ID = re.compile(r"^[a-zA-Z0-9_.-]+$")
 """The ids CVAT accepts in its URLs (``FunctionViewSet.lookup_value_regex``)."""
@@ -66,6 +107,17 @@ def function_id_of(source: Any) -> str:
     if text.endswith(".py") or os.sep in text:
         text = os.path.splitext(os.path.basename(text))[0]
     return re.sub(r"[^a-zA-Z0-9_.-]", "-", text) or "function"
+
+
+def kind_before_loading(source: Any) -> str | None:
+    """The kind (``detection``, ``interaction``, ``tracking``) of the function ``source``
+    names, as far as it says without being built (its spec, or its factory's return
+    annotation); None when it does not say, or names no function."""
+    try:
+        obj, _ = resolve_function_source(source)
+        return _kind_of(obj, _factory_of(obj))
+    except CvatAaError:
+        return None
 
 
 def function_name(function: Any) -> str:
@@ -86,6 +138,9 @@ class FunctionChoice:
     """The name CVAT shows; by default the id."""
     description: str | None = None
     """What CVAT shows under the name; by default the plugin's summary."""
+    help_message: str | None = None
+    """For an interactor: what CVAT's AI Tools panel shows about its prompts; by default
+    what its spec asks for."""
 
     @property
     def function_id(self) -> str:
@@ -117,18 +172,18 @@ class _LocalRunner:
 
     def __init__(self, make: Callable[[], Any]) -> None:
         self._make = make
-        self._function: Any = None
+        self.function: Any = None
 
     def load(self) -> None:
-        self._function = self._make()
+        self.function = self._make()
 
     def spec(self) -> Any:
-        return hooks().spec(self._function)
+        return hooks().spec(self.function)
 
     def run(self, batch: list[Frame], contexts: list[FrameContext]) -> Outcome:
         try:
             return run_batch(
-                self._function,
+                self.function,
                 contexts,
                 [f.image for f in batch],
                 [(f.index, f.name) for f in batch],
@@ -169,6 +224,14 @@ class _Pending:
     future: Future[list[Any]] = attrs.Factory(Future)
 
 
+@attrs.define
+class _Call:
+    """An interactive call, run alone on the worker thread."""
+
+    run: Callable[[], Any]
+    future: Future[Any] = attrs.Factory(Future)
+
+
 _STOP = object()
 
 
@@ -188,10 +251,11 @@ class ServedFunction:
 
     ``executor`` is None to run the function in this process, or a
     :class:`~cvat_aa.pipeline.ray_executor.RayExecutor` whose actors alone load it (from
-    ``choice.source``, which must then be a name or path, and ``choice.params``).
+    ``choice.source``, which must then be a name or path, and ``choice.params``); only a
+    detection function can run there. ``batch_size`` and ``batch_wait`` apply to detection
+    functions; ``max_queue`` to every kind. ``state_max_age`` is how long a tracker keeps a
+    state that is not used.
     """
-
-    kind = "detector"
 
     def __init__(
         self,
@@ -201,6 +265,7 @@ class ServedFunction:
         batch_size: int = 8,
         batch_wait: float = 0.0,
         max_queue: int = 256,
+        state_max_age: float = TRACKER_STATE_MAX_AGE,
         metrics: Metrics | None = None,
     ) -> None:
         if batch_size < 1:
@@ -243,37 +308,88 @@ class ServedFunction:
         try:
             self._loaded.result()
             spec = self._runner.spec()
+            self.function_kind = function_kind(spec)
+            function = None
+            if self.function_kind != "detection":
+                if not isinstance(self._runner, _LocalRunner):
+                    raise ValueError(
+                        f"function {self.source_name!r} is not a detection function, and"
+                        " --executor ray runs detection functions only: serve it without"
+                        " --executor ray"
+                    )
+                function = self._runner.function
         except BaseException:
             self._queue.put(_STOP)  # for the workers that wait for batches
             self._runner.close()
             raise
         self.spec = spec
-        self.catalog = LabelCatalog.from_spec(spec.labels)
-        self._mapper = LabelMapper(
-            spec.labels,
-            spec_as_task_labels(spec.labels, [info.type for info in self.catalog]),
-            allow_unmatched_labels=False,
-            conv_mask_to_poly=False,
+        self.kind = CVAT_KINDS[self.function_kind]
+        """CVAT's word for it: ``detector``, ``interactor`` or ``tracker``."""
+        self.catalog = LabelCatalog.from_spec(
+            spec.labels if self.function_kind == "detection" else []
         )
+        self._interactor: Interactor | None = None
+        self._tracker: Tracker | None = None
+        if self.function_kind == "interaction":
+            self._interactor = Interactor(function)
+        elif self.function_kind == "tracking":
+            self._tracker = Tracker(function, state_max_age_s=state_max_age)
+        else:
+            self._mapper = LabelMapper(
+                spec.labels,
+                spec_as_task_labels(spec.labels, [info.type for info in self.catalog]),
+                allow_unmatched_labels=False,
+                conv_mask_to_poly=False,
+            )
 
     def config(self, *, http_port: int | None, namespace: str = "nuclio") -> dict[str, Any]:
         """This function's Nuclio function config."""
+        extra: dict[str, str] = {}
+        help_message = ""
+        if self.function_kind == "interaction":
+            extra = interactor_annotations(self.spec)
+            help_message = (
+                self.choice.help_message
+                if self.choice.help_message is not None
+                else interactor_help(self.spec)
+            )
+        elif self.function_kind == "tracking":
+            extra = tracker_annotations(self.spec)
         return function_config(
             function_id=self.id,
             display_name=self.display_name,
             kind=self.kind,
-            catalog=self.catalog,
+            catalog=self.catalog if self.function_kind == "detection" else None,
             description=self.description,
+            help_message=help_message,
+            extra_annotations=extra,
             http_port=http_port,
             namespace=namespace,
         )
 
     @property
     def queued(self) -> int:
-        """Frames waiting for the function (not those it is working on)."""
+        """Frames (or interactive calls) waiting for the function (not those it is working
+        on)."""
         return self._queue.qsize()
 
     # --- requests -------------------------------------------------------------------------------
+
+    def _enqueue(self, item: Any) -> None:
+        if self._closed:
+            raise ServerBusyError("the server is stopping")
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            raise ServerBusyError(
+                f"{self._queue.maxsize} calls are already waiting for function {self.id!r}"
+            ) from None
+
+    def _wrong_kind(self, wanted: str) -> BadRequestError:
+        return BadRequestError(
+            f"function {self.id!r} is a {self.kind}, not a {wanted}: call it as CVAT calls"
+            f" a {self.kind}"
+        )
 
     def detect(self, request: DetectorRequest, *, timeout: float | None = None) -> list[Any]:
         """Run the function on one frame (in a batch with whatever else arrives) and return
@@ -283,23 +399,80 @@ class ServedFunction:
         ``FunctionFailedError`` when the function raised, ``BadFunctionError`` when it broke
         the protocol, and ``TimeoutError`` after ``timeout`` seconds.
         """
-        if self._closed:
-            raise ServerBusyError("the server is stopping")
+        if self.function_kind != "detection":
+            raise self._wrong_kind("detector")
         number = next(self._numbers)
         # CVAT sends no frame number or name: messages name the frame as the call's.
         pending = _Pending(
             Frame(UNNUMBERED, "the frame of this call", request.image),
             FrameContext(frame_name=f"request-{number}", conf_threshold=request.threshold),
         )
-        try:
-            self._queue.put_nowait(pending)
-        except queue.Full:
-            raise ServerBusyError(
-                f"{self._queue.maxsize} frames are already waiting for function {self.id!r}"
-            ) from None
+        self._enqueue(pending)
         annotations = pending.future.result(timeout)
         tags, shapes = self._mapper.map_frame(annotations, 0, frame_size=request.image.size)
         return to_nuclio(self.catalog, tags, shapes)
+
+    def _call(self, run: Callable[[], Any], timeout: float | None) -> Any:
+        call = _Call(run)
+        self._enqueue(call)
+        return call.future.result(timeout)
+
+    def interact(
+        self, request: InteractorRequest, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The interactor's answer to one call: ``{"shapes": [...]}``, validated.
+
+        The frame's preprocessed image is reused from an earlier call on the same frame
+        (``request.digest``) while it is cached; ``request.decoded`` stays None then. Raises
+        :class:`BadRequestError` for prompts the function does not take (cvat-cli's
+        messages) or a frame that cannot be read, and as :meth:`detect` otherwise.
+        """
+        interactor = self._interactor
+        if interactor is None:
+            raise self._wrong_kind("interactor")
+        prompts = Prompts.from_request(request.pos_points, request.neg_points, request.obj_bbox)
+
+        def run() -> Any:
+            return interactor.interact(request.image, prompts, cache_key=request.digest)
+
+        return interaction_result(self._call(run, timeout))
+
+    def track(self, request: TrackerRequest, *, timeout: float | None = None) -> dict[str, Any]:
+        """The tracker's answer to one call: ``{"shapes": [...], "states": [...]}``.
+
+        Objects without a state start being tracked on this frame (their shape is answered
+        as given, with a new state); the others are tracked from their state to this frame
+        (a null shape where the function lost the object). Raises
+        :class:`BadRequestError` for a shape type the function does not track or a state
+        that is unknown, expired or from a frame of another size, and as :meth:`detect`
+        otherwise.
+        """
+        tracker = self._tracker
+        if tracker is None:
+            raise self._wrong_kind("tracker")
+        image = request.image
+        starting = [
+            (index, shape)
+            for index, (shape, state) in enumerate(zip(request.shapes, request.states, strict=True))
+            if state is None and shape is not None
+        ]
+        going_on = [
+            (index, state) for index, state in enumerate(request.states) if state is not None
+        ]
+
+        def run() -> tuple[list[str], list[Any]]:
+            tracked = tracker.track(image, [state for _, state in going_on]) if going_on else []
+            started = tracker.init_tracking(image, [s for _, s in starting]) if starting else []
+            return started, tracked
+
+        started, tracked = self._call(run, timeout)
+        shapes: list[Any] = [None] * len(request.states)
+        states: list[str] = [""] * len(request.states)
+        for (index, shape), state in zip(starting, started, strict=True):
+            shapes[index], states[index] = shape, state
+        for (index, state), shape in zip(going_on, tracked, strict=True):
+            shapes[index], states[index] = shape, state
+        return tracking_result(shapes, states)
 
     def _take_batch(self, first: _Pending) -> list[_Pending]:
         batch = [first]
@@ -333,6 +506,22 @@ class ServedFunction:
         for pending in batch:
             pending.future.set_exception(outcome)
 
+    def _run_call(self, call: _Call) -> None:
+        try:
+            result = call.run()
+        except (BadRequestError, BadFunctionError, FunctionFailedError, ServerBusyError) as ex:
+            call.future.set_exception(ex)
+        except sdk_aa.BadFunctionError as ex:  # raised by cvat-sdk's own result classes
+            call.future.set_exception(BadFunctionError(str(ex)))
+        except Exception as ex:
+            logger.debug("Function %r raised", self.id, exc_info=True)
+            reason = f"{type(ex).__name__}: {ex}"
+            call.future.set_exception(
+                FunctionFailedError(f"the function failed: {reason}", [], reason, ex)
+            )
+        else:
+            call.future.set_result(result)
+
     def _work(self, loads: bool) -> None:
         if loads:
             try:
@@ -350,6 +539,15 @@ class ServedFunction:
             if first is _STOP:
                 self._queue.put(_STOP)
                 return
+            if isinstance(first, _Call):
+                try:
+                    self._run_call(first)
+                except BaseException as ex:
+                    if not first.future.done():
+                        first.future.set_exception(ex)
+                    if isinstance(ex, KeyboardInterrupt):
+                        raise
+                continue
             batch = self._take_batch(first)
             try:
                 self._run(batch)

@@ -41,7 +41,13 @@ from urllib.parse import urlsplit
 from ..errors import BadFunctionError, FunctionFailedError
 from .functions import ServedFunction, ServerBusyError
 from .metrics import Metrics
-from .nuclio import BadRequestError, parse_detector_payload
+from .nuclio import (
+    BadRequestError,
+    InteractorRequest,
+    parse_detector_payload,
+    parse_interactor_payload,
+    parse_tracker_payload,
+)
 
 __all__ = ["Gateway", "is_loopback"]
 
@@ -84,6 +90,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    _frame = "-"
     protocol_version = "HTTP/1.1"
     server_version = "cvat-aa-serve"
     # A reply goes out in two writes (the headers, then the body). With Nagle's algorithm the
@@ -196,16 +203,38 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._invoke(function, body)
 
+    def _call(self, function: ServedFunction, body: bytes) -> Any:
+        """The function's answer to ``body``; ``self._frame`` says the frame's size for the
+        log as soon as it is known ("cached" for an interactor's frame that was not decoded
+        again)."""
+        timeout = self.server.gateway.request_timeout
+        if function.kind == "interactor":
+            request = parse_interactor_payload(body)
+            try:
+                answer = function.interact(request, timeout=timeout)
+            except BaseException:
+                self._frame = _size(request)
+                raise
+            hit = request.decoded is None
+            self.server.gateway.metrics.image_cache(function.id, hit=hit)
+            self._frame = "cached" if hit else _size(request)
+            return answer
+        if function.kind == "tracker":
+            tracking = parse_tracker_payload(body)
+            self._frame = f"{tracking.image.width}x{tracking.image.height}"
+            return function.track(tracking, timeout=timeout)
+        detection = parse_detector_payload(body)
+        self._frame = f"{detection.image.width}x{detection.image.height}"
+        return function.detect(detection, timeout=timeout)
+
     def _invoke(self, function: ServedFunction, body: bytes) -> None:
         gateway = self.server.gateway
         started = time.monotonic()
-        size = "-"
+        self._frame = "-"
         items: Any = None
         status, error_kind, message = 200, None, ""
         try:
-            request = parse_detector_payload(body)
-            size = f"{request.image.width}x{request.image.height}"
-            items = function.detect(request, timeout=gateway.request_timeout)
+            items = self._call(function, body)
         except BadRequestError as ex:
             status, error_kind, message = 400, "bad_request", f"cvat-aa: {ex}"
         except ServerBusyError as ex:
@@ -230,7 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
         logger.info(
             "%s frame=%s status=%d %.3fs%s",
             function.id,
-            size,
+            self._frame,
             status,
             elapsed,
             "" if status == 200 else f" ({error_kind})",
@@ -239,6 +268,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, items)
         else:
             self._error(status, message)
+
+
+def _size(request: InteractorRequest) -> str:
+    image = request.decoded
+    return "-" if image is None else f"{image.width}x{image.height}"
 
 
 class Gateway:

@@ -1,4 +1,5 @@
-"""What the server has done: requests, errors, latency and batch sizes, per function.
+"""What the server has done: requests, errors, latency, batch sizes and, for interactors, how
+often a frame's preprocessed image was reused, per function.
 
 Exposed as JSON (``GET /api/metrics``) and in Prometheus' text format (``GET /metrics``), so a
 user can watch the server with a browser, ``curl`` or the monitoring they already have.
@@ -24,6 +25,8 @@ class _FunctionMetrics:
         self.recent: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.batches = 0
         self.batch_sizes: Counter[int] = Counter()
+        self.cache_hits = 0
+        self.cache_misses = 0
 
     def as_dict(self) -> dict[str, Any]:
         recent = sorted(self.recent)
@@ -46,6 +49,7 @@ class _FunctionMetrics:
             "batches": self.batches,
             "mean_batch_size": round(frames / self.batches, 3) if self.batches else None,
             "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
+            "image_cache": {"hits": self.cache_hits, "misses": self.cache_misses},
         }
 
 
@@ -73,6 +77,15 @@ class Metrics:
             m.batches += 1
             m.batch_sizes[size] += 1
 
+    def image_cache(self, function_id: str, *, hit: bool) -> None:
+        """An interactor call reused its frame's preprocessed image (``hit``) or made it."""
+        with self._lock:
+            m = self._functions[function_id]
+            if hit:
+                m.cache_hits += 1
+            else:
+                m.cache_misses += 1
+
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
             return {name: m.as_dict() for name, m in self._functions.items()}
@@ -87,6 +100,8 @@ class Metrics:
                     m.latency_sum,
                     m.batches,
                     sum(size * count for size, count in m.batch_sizes.items()),
+                    m.cache_hits,
+                    m.cache_misses,
                 )
                 for name, m in self._functions.items()
             }
@@ -124,4 +139,13 @@ class Metrics:
         lines += [
             f'cvat_aa_batched_frames_total{{function="{n}"}} {v[4]}' for n, v in functions.items()
         ]
+        lines += [
+            "# HELP cvat_aa_image_cache_total Interactor calls that reused or made a frame's image.",
+            "# TYPE cvat_aa_image_cache_total counter",
+        ]
+        for name, values in functions.items():
+            lines.append(f'cvat_aa_image_cache_total{{function="{name}",result="hit"}} {values[5]}')
+            lines.append(
+                f'cvat_aa_image_cache_total{{function="{name}",result="miss"}} {values[6]}'
+            )
         return "\n".join(lines) + "\n"

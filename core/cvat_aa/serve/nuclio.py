@@ -3,26 +3,39 @@
 CVAT 2.73 (``cvat/apps/lambda_manager/views.py``) reads a function from a Nuclio dashboard as a
 function config (``metadata.name`` is its id; ``metadata.annotations`` hold its display name,
 ``type`` (its kind) and ``spec``: its labels as JSON; ``spec.description``; ``status.httpPort``
-for direct calls). It calls a detector with ``{"image": <base64 frame>, "threshold": x}``
-(``threshold`` only when set) and reads back a list of items ``{"label": <name>, "type": ...,
-"points": [...], "attributes": [{"name", "value"}], ...}``; it matches labels and attributes
-to the task's by name itself, so results carry names, never ids.
+for direct calls). What it sends and reads back depends on the kind:
 
-This module turns a function's spec into that config, checks a detector payload, and turns
-annotations that the driver's own rules have validated into those items. It knows nothing
-about HTTP or threads (see :mod:`.gateway` and :mod:`.functions`).
+* a detector gets ``{"image": <base64 frame>, "threshold": x}`` (``threshold`` only when set)
+  and answers a list of items ``{"label": <name>, "type": ..., "points": [...], "attributes":
+  [{"name", "value"}], ...}``; CVAT matches labels and attributes to the task's by name
+  itself, so results carry names, never ids;
+* an interactor (its config adds ``min_pos_points``, ``min_neg_points``, ``startswith_box``
+  or ``startswith_box_optional`` and ``help_message``) gets ``{"image", "pos_points": [[x,
+  y]...], "neg_points": [...], "obj_bbox": [[x1, y1], [x2, y2]] or null}`` and answers
+  ``{"shapes": [{"type", "points", "attributes": [{"spec_id", "value"}]}]}``, the shapes of
+  cvat-sdk's ``InteractionResultShape`` as cvat-cli's agent sends them;
+* a tracker (its config adds ``supported_shape_types``) gets ``{"image", "shapes", "states"}``:
+  shapes to start tracking and no states, or as many nulls as states to go on; it answers
+  ``{"shapes": [shape or null...], "states": [...]}``. CVAT signs each state it is given back
+  (JSON, with a timestamp, valid 8 hours) and unsigns it on the next call, so a state can be
+  any JSON value: here it is the id of a state that stays in this process.
+
+This module turns a function's spec into that config, checks payloads, and turns results that
+the core's rules have validated into those answers. It knows nothing about HTTP or threads
+(see :mod:`.gateway` and :mod:`.functions`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import json
 import logging
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -31,16 +44,25 @@ import PIL.Image
 from cvat_sdk import models
 
 from ..errors import BadRequestError
+from ..interface import InteractionFunctionSpec, TrackableShape, TrackingFunctionSpec
 from ..labels import LabelCatalog, LabelInfo
 from ..sdk_private import fields
 
 __all__ = [
     "BadRequestError",
     "DetectorRequest",
+    "InteractorRequest",
+    "TrackerRequest",
     "function_config",
+    "interaction_result",
+    "interactor_annotations",
     "labels_spec",
     "parse_detector_payload",
+    "parse_interactor_payload",
+    "parse_tracker_payload",
     "to_nuclio",
+    "tracker_annotations",
+    "tracking_result",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,23 +105,76 @@ def labels_spec(catalog: LabelCatalog) -> list[dict[str, Any]]:
     return [_label_spec(label) for label in catalog]
 
 
+def interactor_annotations(spec: InteractionFunctionSpec) -> dict[str, str]:
+    """What an interactor's config says about the prompts it takes, as cvat-cli's agent
+    declares them (``get_remote_function_fields``) in Nuclio's words.
+
+    Nuclio annotations are strings, and CVAT reads ``startswith_box*`` with ``bool()``: any
+    value given is true, so a false one is left out.
+    """
+    annotations = {
+        "min_pos_points": str(spec.min_pos_points),
+        # CVAT's -1: negative points are not allowed.
+        "min_neg_points": str(-1 if spec.min_neg_points is None else spec.min_neg_points),
+    }
+    if spec.min_bounding_boxes == 1:
+        annotations["startswith_box"] = "true"
+    elif spec.min_bounding_boxes == 0:
+        annotations["startswith_box_optional"] = "true"
+    return annotations
+
+
+def interactor_help(spec: InteractionFunctionSpec) -> str:
+    """A help message for CVAT's interactor panel, from what the spec asks of the prompts."""
+    positive = spec.min_pos_points
+    parts = [
+        f"at least {positive} positive point{'s' if positive != 1 else ''}"
+        if positive
+        else "positive points (optional)"
+    ]
+    if spec.min_neg_points is None:
+        parts.append("no negative points")
+    elif spec.min_neg_points:
+        parts.append(
+            f"at least {spec.min_neg_points} negative point{'s' if spec.min_neg_points != 1 else ''}"
+        )
+    else:
+        parts.append("negative points (optional)")
+    if spec.min_bounding_boxes == 1:
+        parts.insert(0, "a box around the object first")
+    elif spec.min_bounding_boxes == 0:
+        parts.append("a box around the object (optional)")
+    return "Takes " + ", ".join(parts) + "."
+
+
+def tracker_annotations(spec: TrackingFunctionSpec) -> dict[str, str]:
+    """A tracker's config: the shape types it tracks, comma-separated and sorted. Declaring
+    them is also what makes CVAT send shapes as objects rather than bare rectangle points."""
+    return {"supported_shape_types": ",".join(sorted(spec.supported_shape_types))}
+
+
 def function_config(
     *,
     function_id: str,
     display_name: str,
     kind: str,
-    catalog: LabelCatalog,
+    catalog: LabelCatalog | None,
     description: str,
     help_message: str = "",
+    extra_annotations: Mapping[str, str] | None = None,
     http_port: int | None = None,
     namespace: str = "nuclio",
 ) -> dict[str, Any]:
-    """A Nuclio function config, as ``GET /api/functions`` on a Nuclio dashboard lists it."""
+    """A Nuclio function config, as ``GET /api/functions`` on a Nuclio dashboard lists it.
+
+    ``catalog`` is None for interactors and trackers: they have no labels (CVAT shows none).
+    """
     annotations = {
         "name": display_name,
         "type": kind,
         "framework": "cvat-aa",
-        "spec": json.dumps(labels_spec(catalog)),
+        "spec": json.dumps(labels_spec(catalog) if catalog is not None else []),
+        **(extra_annotations or {}),
     }
     if help_message:
         annotations["help_message"] = help_message
@@ -156,9 +231,7 @@ def _decode_image(text: Any) -> PIL.Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def parse_detector_payload(body: bytes) -> DetectorRequest:
-    """The frame and threshold of a detector call; :class:`BadRequestError` says what is
-    wrong with a malformed one."""
+def _payload(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -167,6 +240,13 @@ def parse_detector_payload(body: bytes) -> DetectorRequest:
         raise BadRequestError("the request body must be a JSON object")
     if "image" not in payload:
         raise BadRequestError('the request has no "image" (a base64-encoded frame)')
+    return payload
+
+
+def parse_detector_payload(body: bytes) -> DetectorRequest:
+    """The frame and threshold of a detector call; :class:`BadRequestError` says what is
+    wrong with a malformed one."""
+    payload = _payload(body)
     threshold = payload.get("threshold")
     if threshold is not None:
         if (
@@ -177,6 +257,110 @@ def parse_detector_payload(body: bytes) -> DetectorRequest:
             raise BadRequestError(f'"threshold" must be a number from 0 to 1, not {threshold!r}')
         threshold = float(threshold)
     return DetectorRequest(_decode_image(payload["image"]), threshold)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _point_list(payload: dict[str, Any], key: str) -> list[list[float]]:
+    value = payload.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(map(_is_number, p)) for p in value
+    ):
+        raise BadRequestError(f'"{key}" must be a list of [x, y] points')
+    return value
+
+
+@attrs.define
+class InteractorRequest:
+    """An interactor call: its prompts, and its frame, decoded by :meth:`image` only when
+    called for (a frame whose preprocessed image is cached is not decoded again)."""
+
+    digest: str
+    """The frame's identity: a digest of the payload's image, which CVAT encodes the same way
+    on every click on one frame (it sends no task or frame number)."""
+    pos_points: list[list[float]]
+    neg_points: list[list[float]]
+    obj_bbox: list[list[float]] | None
+    _text: str = attrs.field(repr=False, alias="text")
+    decoded: PIL.Image.Image | None = attrs.field(default=None, init=False, repr=False)
+    """The frame, once :meth:`image` has decoded it."""
+
+    def image(self) -> PIL.Image.Image:
+        """The frame; :class:`BadRequestError` if it cannot be read."""
+        if self.decoded is None:
+            self.decoded = _decode_image(self._text)
+        return self.decoded
+
+
+def parse_interactor_payload(body: bytes) -> InteractorRequest:
+    """An interactor call's prompts and frame; :class:`BadRequestError` says what is wrong
+    with a malformed one (the frame itself is checked when it is decoded)."""
+    payload = _payload(body)
+    text = payload["image"]
+    if not isinstance(text, str) or not text:
+        raise BadRequestError('"image" must be a non-empty base64 string')
+    obj_bbox = _point_list(payload, "obj_bbox") or None
+    if obj_bbox is not None and len(obj_bbox) != 2:
+        raise BadRequestError('"obj_bbox" must be two points: [[x1, y1], [x2, y2]]')
+    return InteractorRequest(
+        digest=hashlib.sha256(text.encode()).hexdigest(),
+        pos_points=_point_list(payload, "pos_points"),
+        neg_points=_point_list(payload, "neg_points"),
+        obj_bbox=obj_bbox,
+        text=text,
+    )
+
+
+@attrs.frozen
+class TrackerRequest:
+    """A tracker call: the frame, then per object either a shape to start tracking (and no
+    state) or the state of its tracking (and no shape)."""
+
+    image: PIL.Image.Image
+    shapes: list[TrackableShape | None]
+    states: list[str | None]
+
+
+def _trackable(item: Any) -> TrackableShape | None:
+    if item is None:
+        return None
+    if (
+        not isinstance(item, dict)
+        or not isinstance(item.get("type"), str)
+        or not isinstance(item.get("points"), list)
+    ):
+        raise BadRequestError('each of "shapes" must be null or an object with "type" and "points"')
+    if not all(map(_is_number, item["points"])):
+        raise BadRequestError(f"a {item['type']} to track has points that are not all numbers")
+    return TrackableShape(type=item["type"], points=item["points"])
+
+
+def parse_tracker_payload(body: bytes) -> TrackerRequest:
+    """A tracker call's frame, shapes and states; :class:`BadRequestError` says what is wrong
+    with a malformed one."""
+    payload = _payload(body)
+    states = payload.get("states") or []
+    if not isinstance(states, list) or not all(s is None or isinstance(s, str) for s in states):
+        raise BadRequestError('"states" must be a list of the states this server gave out')
+    shapes = payload.get("shapes")
+    if shapes is None:
+        shapes = [None] * len(states)
+    if not isinstance(shapes, list):
+        raise BadRequestError('"shapes" must be a list')
+    trackable = [_trackable(item) for item in shapes]
+    if states and len(states) != len(shapes):
+        raise BadRequestError(
+            f'{len(shapes)} "shapes" but {len(states)} "states": there must be one per object'
+        )
+    states = states or [None] * len(shapes)
+    for shape, state in zip(trackable, states, strict=True):
+        if shape is None and state is None:
+            raise BadRequestError("an object has neither a shape to track nor a tracking state")
+    return TrackerRequest(_decode_image(payload["image"]), trackable, states)
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -292,3 +476,32 @@ def to_nuclio(
         if label is not None:
             items.append(_shape(shape, label))
     return items
+
+
+def interaction_result(shapes: Sequence[Any]) -> dict[str, Any]:
+    """An interactor's validated ``InteractionResultShape`` list as its answer, as cvat-cli's
+    agent sends it (``attrs.asdict``, the attributes as plain ``spec_id``/``value`` pairs)."""
+    return {
+        "shapes": [
+            {
+                "type": _value(shape.type),
+                "points": list(shape.points),
+                "attributes": [
+                    {"spec_id": fields(a)["spec_id"], "value": fields(a)["value"]}
+                    for a in shape.attributes
+                ],
+            }
+            for shape in shapes
+        ]
+    }
+
+
+def trackable_dict(shape: TrackableShape | None) -> dict[str, Any] | None:
+    return None if shape is None else {"type": shape.type, "points": list(shape.points)}
+
+
+def tracking_result(
+    shapes: Sequence[TrackableShape | None], states: Sequence[str]
+) -> dict[str, Any]:
+    """A tracker's answer: a shape (or null where the object was lost) and a state per object."""
+    return {"shapes": [trackable_dict(s) for s in shapes], "states": list(states)}
