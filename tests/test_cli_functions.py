@@ -69,6 +69,7 @@ def test_list_json_is_data_for_scripts(installed, capsys):
         "summary": "Finds people as skeletons.",
         "status": "ok",
         "error": None,
+        "kind": None,  # a factory that does not say what it returns: not built to find out
     }
     assert rows["broken"]["status"] == "broken"
 
@@ -169,3 +170,104 @@ def test_show_a_function_whose_spec_exits_is_a_bad_function(tmp_path, capsys):
     assert main(["functions", "show", "--function-file", str(path)]) == 5
     err = capsys.readouterr().err
     assert "reading 'spec' and 'detect' of function" in err and "raised SystemExit: 4" in err
+
+
+INTERACTION_FUNCTION = """
+    '''Finds the object under the click.'''
+    import cvat_aa
+
+    spec = cvat_aa.InteractionFunctionSpec(min_pos_points=1, min_neg_points=0, min_bounding_boxes=0)
+
+    def detect(context, pp_image, prompts):
+        return []
+"""
+
+TRACKING_FUNCTION = """
+    '''Follows boxes and points.'''
+    from __future__ import annotations
+
+    import cvat_aa
+
+    class Follower:
+        spec = cvat_aa.TrackingFunctionSpec(supported_shape_types=["rectangle", "points"])
+
+        def init_tracking_state(self, context, pp_image, shape):
+            return shape
+
+        def track(self, context, pp_image, state):
+            return state
+
+    def create(speed: int = 1) -> Follower:
+        return Follower()
+"""
+
+
+@pytest.fixture
+def every_kind(installed, make_distribution):
+    make_distribution(
+        "cvat-aa-kinds",
+        version="0.3",
+        modules={"clicks_cli_a": INTERACTION_FUNCTION, "follows_cli_a": TRACKING_FUNCTION},
+        entry_points={
+            plugins.FUNCTIONS_GROUP: {"clicks": "clicks_cli_a", "follows": "follows_cli_a"}
+        },
+    )
+
+
+def test_list_shows_each_functions_kind(every_kind, capsys):
+    assert main(["functions", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["NAME", "KIND"]
+    kinds = {line.split()[0]: line.split()[1] for line in lines[1:]}
+    assert {name: kinds[name] for name in ("broken", "clicks", "follows", "people")} == {
+        "broken": "?",
+        "clicks": "interaction",
+        "follows": "tracking",
+        "people": "?",
+    }
+
+
+def test_list_json_gives_each_kind_or_null(every_kind, capsys):
+    assert main(["functions", "list", "--json"]) == 0
+    kinds = {row["name"]: row["kind"] for row in json.loads(capsys.readouterr().out)}
+    assert {name: kinds[name] for name in ("broken", "clicks", "follows", "people")} == {
+        "broken": None,
+        "clicks": "interaction",
+        "follows": "tracking",
+        "people": None,
+    }
+
+
+def test_show_tells_the_kind_of_a_detection_function_it_builds(installed, capsys):
+    assert main(["functions", "show", "people"]) == 0
+    assert "kind: detection" in capsys.readouterr().out.splitlines()
+    assert main(["functions", "show", "people", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "detection"
+
+
+def test_show_an_interaction_function_gives_the_prompts_it_needs(every_kind, capsys):
+    assert main(["functions", "show", "clicks"]) == 0
+    out = capsys.readouterr().out
+    assert "kind: interaction" in out
+    assert "positive points: at least 1" in out
+    assert "negative points: at least 0" in out
+    assert "bounding box: optional" in out
+    assert main(["functions", "show", "clicks", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "name": "clicks",
+        "parameters": [],
+        "kind": "interaction",
+        "min_pos_points": 1,
+        "min_neg_points": 0,
+        "min_bounding_boxes": 0,
+    }
+
+
+def test_show_a_tracking_function_gives_the_shape_types_it_tracks(every_kind, capsys):
+    assert main(["functions", "show", "follows"]) == 0
+    out = capsys.readouterr().out
+    assert "kind: tracking" in out and "tracks: points, rectangle" in out
+    assert "speed: int = 1" in out
+    assert main(["functions", "show", "follows", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["kind"], data["supported_shape_types"]) == ("tracking", ["points", "rectangle"])

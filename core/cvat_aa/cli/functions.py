@@ -1,4 +1,9 @@
-"""``cvat-aa functions list`` and ``cvat-aa functions show``."""
+"""``cvat-aa functions list`` and ``cvat-aa functions show``.
+
+Both show each function's kind (detection, interaction or tracking). ``list`` never builds a
+function: a factory whose return annotation does not say what it makes is of unknown kind
+there ("?", or null in JSON), and ``show``, which builds it, tells.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 from cvat_sdk import models
 
+from ..interface import InteractionFunctionSpec, TrackingFunctionSpec, function_kind
 from ..plugins import discover_functions, hooks
 from .errors import UsageError
 from .options import add_function_options, load_from_args
@@ -23,7 +29,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     list_parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     list_parser.set_defaults(run=run_list)
 
-    show_parser = sub.add_parser("show", help="show a function's spec: labels and attributes")
+    show_parser = sub.add_parser(
+        "show",
+        help="show a function's kind and spec: labels and attributes, the prompts it needs, or"
+        " the shapes it tracks",
+    )
     show_parser.add_argument(
         "name", nargs="?", metavar="NAME", help="the function's name (see 'functions list')"
     )
@@ -42,6 +52,7 @@ def run_list(args: argparse.Namespace) -> int:
             "summary": e.summary,
             "status": e.status,
             "error": e.error,
+            "kind": e.kind,
         }
         for e in entries
     ]
@@ -51,18 +62,19 @@ def run_list(args: argparse.Namespace) -> int:
     if not rows:
         print("No function plugins are installed. Install one with pip (see docs/user-guide.md).")
         return 0
-    table = [("NAME", "DISTRIBUTION", "STATUS", "SUMMARY")] + [
+    table = [("NAME", "KIND", "DISTRIBUTION", "STATUS", "SUMMARY")] + [
         (
             r["name"],
+            r["kind"] or "?",
             f"{r['distribution']} {r['version']}" if r["distribution"] else "-",
             r["status"],
             (f"{r['error']}" if r["error"] else r["summary"] or ""),
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
     return 0
 
 
@@ -80,8 +92,34 @@ def _format_attributes(attributes: list[dict[str, Any]], indent: str) -> list[st
     return lines
 
 
-def format_spec(name: str, labels: list[dict[str, Any]], params: list[dict[str, Any]]) -> str:
-    lines = [name]
+def spec_fields(spec: Any) -> dict[str, Any]:
+    """What ``show --json`` says of a spec: its kind and what it declares."""
+    kind = function_kind(spec)
+    if isinstance(spec, InteractionFunctionSpec):
+        return {
+            "kind": kind,
+            "min_pos_points": spec.min_pos_points,
+            "min_neg_points": spec.min_neg_points,
+            "min_bounding_boxes": spec.min_bounding_boxes,
+        }
+    if isinstance(spec, TrackingFunctionSpec):
+        return {"kind": kind, "supported_shape_types": sorted(spec.supported_shape_types)}
+    return {"kind": kind, "labels": [_label_dict(label) for label in spec.labels]}
+
+
+def _format_prompts(fields: dict[str, Any]) -> list[str]:
+    negative = fields["min_neg_points"]
+    boxes = {None: "not allowed", 0: "optional", 1: "required"}[fields["min_bounding_boxes"]]
+    return [
+        "prompts:",
+        f"  positive points: at least {fields['min_pos_points']}",
+        "  negative points: " + ("not allowed" if negative is None else f"at least {negative}"),
+        f"  bounding box: {boxes}",
+    ]
+
+
+def format_spec(name: str, fields: dict[str, Any], params: list[dict[str, Any]]) -> str:
+    lines = [name, f"kind: {fields['kind']}"]
     if params:
         lines.append("parameters:")
         for p in params:
@@ -90,6 +128,13 @@ def format_spec(name: str, labels: list[dict[str, Any]], params: list[dict[str, 
                 " (required)" if p["required"] else (f" = {p['default']}" if p["default"] else "")
             )
             lines.append(f"  {p['name']}{kind}{default}")
+    if fields["kind"] == "interaction":
+        lines.extend(_format_prompts(fields))
+        return "\n".join(lines)
+    if fields["kind"] == "tracking":
+        lines.append(f"tracks: {', '.join(fields['supported_shape_types'])}")
+        return "\n".join(lines)
+    labels = fields["labels"]
     lines.append(f"labels ({len(labels)}):")
     for label in labels:
         lines.append(f"  {label['name']}  [{label['type']}]  id={label['id']}")
@@ -106,9 +151,9 @@ def run_show(args: argparse.Namespace) -> int:
     if (args.name is None) == (args.function_module is None and args.function_file is None):
         raise UsageError("give a function NAME, or one of --function-module/--function-file")
     function, name, parameters = load_from_args(args, args.name)
-    labels = [_label_dict(label) for label in hooks().spec(function).labels]
+    fields = spec_fields(hooks().spec(function))
     if args.json:
-        print(json.dumps({"name": name, "parameters": parameters, "labels": labels}, indent=2))
+        print(json.dumps({"name": name, "parameters": parameters, **fields}, indent=2))
     else:
-        print(format_spec(name, labels, parameters))
+        print(format_spec(name, fields, parameters))
     return 0
