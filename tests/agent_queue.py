@@ -2,8 +2,9 @@
 
 :class:`Queues` drives a native function's queue on cvat-aa's test server through cvat-sdk's
 client, with the paths of CVAT Online's ``/api/functions`` API (see
-``cvat_aa_testing.native_functions``): submit a whole-task request, run a single-frame request
-(which waits for an agent's answer), read and cancel requests, delete a function.
+``cvat_aa_testing.native_functions``): submit a whole-task request, run a single-frame request,
+a click or a tracked frame (each waits for an agent's answer), read and cancel requests,
+delete a function.
 """
 
 from __future__ import annotations
@@ -41,4 +42,9 @@ class Queues:
     def run_frame(self, function_id: int, task: int, frame: int, **params: Any) -> Any:
         """A single-frame request; blocks until an agent answers (run it in a thread)."""
         body = {"type": "annotate_frame", "task": task, "frame": frame, **params}
+        return self._call(f"/api/functions/{function_id}/run", "POST", body=body)
+
+    def run(self, function_id: int, body: dict[str, Any]) -> Any:
+        """An interactive request of any type ("interact", "init_tracking", "track"...);
+        blocks until an agent answers (run it in a thread)."""
         return self._call(f"/api/functions/{function_id}/run", "POST", body=body)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -137,6 +138,80 @@ def test_run_options_are_checked_before_connecting(capsys) -> None:
     assert exit_info.value.code == 2
     assert main(["agent", "run", "--function", "face_detection", "--actors", "2"]) == 2
     assert "--actors needs --executor ray" in capsys.readouterr().err
+
+
+CLICKS = """
+    import cvat_aa
+
+    spec = cvat_aa.InteractionFunctionSpec(min_pos_points=1, min_bounding_boxes=1)
+
+    def detect(context, image, prompts):
+        (x1, y1), (x2, y2) = prompts.bounding_box
+        return [cvat_aa.InteractionResultShape(type="rectangle", points=[x1, y1, x2, y2])]
+"""
+
+TRACKER = """
+    import cvat_aa
+
+    def create(types: str = "rectangle"):
+        class Still:
+            spec = cvat_aa.TrackingFunctionSpec(supported_shape_types=types.split(","))
+            def init_tracking_state(self, context, image, shape):
+                return shape
+            def track(self, context, image, shape):
+                return shape
+        return Still()
+"""
+
+
+def test_an_interactor_is_registered_with_its_prompts_and_served_by_name(
+    cvat_server, queues, tmp_path, capsys
+) -> None:
+    clicks = tmp_path / "clicks.py"
+    clicks.write_text(textwrap.dedent(CLICKS))
+    assert cvat_aa(cvat_server, "agent", "create", "--function-file", str(clicks)) == 0
+    function = queues.function(int(capsys.readouterr().out))
+    assert function["kind"] == "interactor"
+    assert (function["min_pos_points"], function["min_neg_points"]) == (1, -1)
+    assert (function["startswith_box"], function["startswith_box_optional"]) == (True, False)
+    task = cvat_server.create_task(
+        "clicked", images=[PIL.Image.new("RGB", (30, 20))], labels=[{"name": "thing"}]
+    )
+    answers: list = []
+    click = {"type": "interact", "task": task, "frame": 0, "pos_points": [[5, 5]]}
+    click["obj_bbox"] = [[2, 3], [12, 13]]
+    caller = threading.Thread(target=lambda: answers.append(queues.run(function["id"], click)))
+    caller.start()
+    deadline = time.monotonic() + 30
+    while not cvat_server.function_requests():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert cvat_aa(cvat_server, "agent", "run", "--function-file", str(clicks), "--burst") == 0
+    caller.join(30)
+    assert f"serving native function #{function['id']} ('clicks')" in capsys.readouterr().err
+    assert answers == [
+        {"shapes": [{"type": "rectangle", "points": [2.0, 3.0, 12.0, 13.0], "attributes": []}]}
+    ]
+
+
+def test_a_tracker_is_created_with_its_shape_types_and_refused_by_a_narrower_one(
+    cvat_server, queues, tmp_path, capsys
+) -> None:
+    tracker = tmp_path / "still.py"
+    tracker.write_text(textwrap.dedent(TRACKER))
+    args = ["agent", "run", "--function-file", str(tracker), "--burst"]
+    assert cvat_aa(cvat_server, *args, "-p", "types=str:rectangle,polygon", "--create") == 0
+    err = capsys.readouterr().err
+    function_id = int(err.split("created native function #")[1].split()[0])
+    function = queues.function(function_id)
+    assert (function["kind"], function["supported_shape_types"]) == (
+        "tracker",
+        ["polygon", "rectangle"],
+    )
+    assert cvat_aa(cvat_server, *args, "--function-id", str(function_id)) == 2
+    err = capsys.readouterr().err
+    assert "does not support the following shape types: 'polygon'" in err
+    assert "Run the agent with the function it was created from" in err
 
 
 SLOW = """
