@@ -252,7 +252,8 @@ class ServedFunction:
     ``executor`` is None to run the function in this process, or a
     :class:`~cvat_aa.pipeline.ray_executor.RayExecutor` whose actors alone load it (from
     ``choice.source``, which must then be a name or path, and ``choice.params``); only a
-    detection function can run there. ``batch_size`` and ``batch_wait`` apply to detection
+    detection function can run there (the executor refuses the others: see
+    :func:`kind_before_loading`). ``batch_size`` and ``batch_wait`` apply to detection
     functions; ``max_queue`` to every kind. ``state_max_age`` is how long a tracker keeps a
     state that is not used.
     """
@@ -309,15 +310,6 @@ class ServedFunction:
             self._loaded.result()
             spec = self._runner.spec()
             self.function_kind = function_kind(spec)
-            function = None
-            if self.function_kind != "detection":
-                if not isinstance(self._runner, _LocalRunner):
-                    raise ValueError(
-                        f"function {self.source_name!r} is not a detection function, and"
-                        " --executor ray runs detection functions only: serve it without"
-                        " --executor ray"
-                    )
-                function = self._runner.function
         except BaseException:
             self._queue.put(_STOP)  # for the workers that wait for batches
             self._runner.close()
@@ -330,6 +322,9 @@ class ServedFunction:
         )
         self._interactor: Interactor | None = None
         self._tracker: Tracker | None = None
+        # A Ray executor's spec() refuses any function but a detection function: the others
+        # are loaded here.
+        function = self._runner.function if isinstance(self._runner, _LocalRunner) else None
         if self.function_kind == "interaction":
             self._interactor = Interactor(function)
         elif self.function_kind == "tracking":
