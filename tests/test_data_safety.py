@@ -674,3 +674,163 @@ def test_a_failure_while_clearing_keeps_the_new_annotations_and_a_rerun_finishes
     assert summary.resumed
     assert manual(cvat_server, task) == {"tags": [], "shapes": [], "tracks": []}
     assert auto(cvat_server, task) == [0, 1, 2, 3], "nothing uploaded twice"
+
+
+# --- 17. tracking runs: the same guarantees for tracks ---------------------------------------
+
+TRACK_SCENE = Path(__file__).with_name("track_scene.py")
+
+
+def _square_paths(k: int, n: int):
+    """Square 0 is gone from frame 3 on (its track ends first); squares 1 and 2 stay."""
+    if k == 0:
+        return None if n >= 3 else (4 + 3 * n, 6 + 2 * n)
+    return (80 - 2 * n, 40) if k == 1 else (40, 50)
+
+
+def make_tracking_task(server: TestServer, frames: int = 30) -> int:
+    """Three squares (tests/track_scene.py) and the user's box on each on frame 0, plus a
+    manual shape and a manual track elsewhere that no run may touch."""
+    from track_scene import box as true_box
+    from track_scene import frames as scene
+
+    task = server.create_task(
+        "tracking", images=scene(frames, 3, _square_paths), labels=LABELS, chunk_size=4
+    )
+    car = server.label_id(task, "car")
+    server.set_annotations(
+        task,
+        {
+            "shapes": [
+                box(car, 0, points=true_box(k, 0, _square_paths)) for k in range(3)
+            ] + [box(car, 7)],
+            "tracks": [track(car, [(5, False), (9, True)])],
+        },
+    )
+    return task
+
+
+def track_contents(server: TestServer, task: int) -> list[tuple]:
+    """The run's tracks without their ids: first frame and keyframes."""
+    return sorted(
+        (t["frame"], tuple((s["frame"], s["outside"], tuple(s["points"])) for s in t["shapes"]))
+        for t in server.annotations(task)["tracks"]
+        if t["source"] == "auto"
+    )
+
+
+@pytest.fixture
+def track_cli(cvat_server, tmp_path):
+    """Start ``cvat-aa track`` with the scene's tracker, slowed down, as a subprocess."""
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+
+    def start(*args: str, delay: float = 0.1) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cvat_aa", "track", str(TRACK_SCENE), "--upload-tracks",
+             "1", *args, *cvat_server.cli_args()],
+            env={**env, "TRACK_SCENE_DELAY": str(delay)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    start.state = tmp_path / "state"
+    return start
+
+
+def wait_for_tracks(server: TestServer, task: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while not any(t["source"] == "auto" for t in server.annotations(task)["tracks"]):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run uploaded no track"
+        time.sleep(0.02)
+
+
+def test_a_killed_tracking_run_resumes_to_what_an_uninterrupted_run_leaves(
+    cvat_server, cvat_client, track_cli
+):
+    from track_scene import ColourTracker
+
+    uninterrupted = make_tracking_task(cvat_server)
+    cvat_aa.track_task(cvat_client, uninterrupted, ColourTracker())
+    assert len(track_contents(cvat_server, uninterrupted)) == 3
+
+    task = make_tracking_task(cvat_server)
+    users = manual(cvat_server, task)
+    killed = track_cli("--task", str(task))
+    wait_for_tracks(cvat_server, task, killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert len(track_contents(cvat_server, task)) < 3
+
+    resumed = track_cli("--task", str(task), "--resume", delay=0)
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert "(resumed: 1 tracks were uploaded before)" in out
+    assert track_contents(cvat_server, task) == track_contents(cvat_server, uninterrupted)
+    assert manual(cvat_server, task) == users
+
+
+def test_a_killed_tracking_run_is_rolled_back_without_touching_the_users_annotations(
+    cvat_server, track_cli
+):
+    task = make_tracking_task(cvat_server)
+    users = manual(cvat_server, task)
+    killed = track_cli("--task", str(task))
+    wait_for_tracks(cvat_server, task, killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+
+    listing = subprocess.run(
+        [sys.executable, "-m", "cvat_aa", "runs", "list", "--json"],
+        env={**os.environ, "XDG_STATE_HOME": str(track_cli.state)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    [run] = json.loads(listing.stdout)
+    assert run["uploaded"].get("track", 0) + run["pieces_in_doubt"] >= 1
+    rolled_back = subprocess.run(
+        [sys.executable, "-m", "cvat_aa", "runs", "rollback", run["id"], "--auth",
+         f"{cvat_server.username}:{cvat_server.password}"],
+        env={**os.environ, "XDG_STATE_HOME": str(track_cli.state)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert rolled_back.returncode == 0, rolled_back.stderr
+    assert track_contents(cvat_server, task) == []
+    assert manual(cvat_server, task) == users
+
+
+def test_two_tracking_runs_at_once_the_second_exits_7_and_no_track_is_duplicated(
+    cvat_server, track_cli
+):
+    task = make_tracking_task(cvat_server)
+    first = track_cli("--task", str(task))
+    wait_for_tracks(cvat_server, task, first)
+
+    second = track_cli("--task", str(task), delay=0)
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 7, err
+    assert f"process {first.pid} on {socket.gethostname()}" in err
+
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert len(track_contents(cvat_server, task)) == 3
+
+
+def test_a_tracking_runs_lost_reply_is_found_not_sent_again(cvat_server, cvat_client):
+    from cvat_aa.driver.retry import RetryPolicy
+    from track_scene import ColourTracker
+
+    task = make_tracking_task(cvat_server, frames=12)
+    users = manual(cvat_server, task)
+    cvat_server.faults.close_connection_next(2, when="after", method="PATCH")
+
+    cvat_aa.track_task(
+        cvat_client, task, ColourTracker(), upload_tracks=1,
+        retry=RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.02),
+    )
+
+    lost = [
+        e for e in cvat_server.request_log.entries(method="PATCH")
+        if "action=create" in e.query and e.status is None
+    ]
+    assert lost, "no upload of tracks lost its reply"
+    assert len(track_contents(cvat_server, task)) == 3
+    assert manual(cvat_server, task) == users

@@ -10,6 +10,7 @@ makes the tracker.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 
@@ -93,7 +94,9 @@ class ColourTracker:
 
 
 def create(delay: float = 0.0) -> ColourTracker:
-    return ColourTracker(delay)
+    """The tracker; ``TRACK_SCENE_DELAY`` in the environment slows it down without changing
+    its parameters (and so the run's journal key)."""
+    return ColourTracker(float(os.environ.get("TRACK_SCENE_DELAY", delay)))
 
 
 def keyframes(track: dict) -> list[tuple[int, bool]]:
