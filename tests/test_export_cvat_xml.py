@@ -265,3 +265,136 @@ def test_a_writer_writes_to_a_stream(result):
     assert read_cvat_xml(io.StringIO(stream.getvalue()), result.annotations.labels).count == (
         result.annotations.count
     )
+
+
+# --- tracks: CVAT for video 1.1 ---------------------------------------------------------------
+
+
+def _video_labels() -> LabelCatalog:
+    from cvat_aa.labels import AttributeInfo, LabelInfo
+
+    return LabelCatalog(
+        (
+            LabelInfo(
+                id=4,
+                name="car",
+                type="rectangle",
+                color="#ff0000",
+                attributes=(
+                    AttributeInfo(id=40, name="make", input_type="text", mutable=False),
+                    AttributeInfo(id=41, name="parked", input_type="checkbox", mutable=True),
+                ),
+            ),
+            LabelInfo(id=5, name="lane", type="polygon", color="#00ff00"),
+        )
+    )
+
+
+def _video_tracks():
+    from cvat_sdk import models
+
+    car = models.LabeledTrackRequest(
+        frame=2,
+        label_id=4,
+        source="auto",
+        group=7,
+        attributes=[models.AttributeValRequest(spec_id=40, value="volvo")],
+        shapes=[
+            models.TrackedShapeRequest(
+                type="rectangle",
+                frame=frame,
+                points=[frame, 1.5, frame + 10, 11.25],
+                outside=outside,
+                occluded=False,
+                z_order=1,
+                rotation=rotation,
+                attributes=[models.AttributeValRequest(spec_id=41, value="true")]
+                if frame == 2
+                else [],
+            )
+            for frame, outside, rotation in ((2, False, 0.0), (3, False, 15.0), (4, True, 15.0))
+        ],
+    )
+    lane = models.LabeledTrackRequest(
+        frame=0,
+        label_id=5,
+        source="auto",
+        attributes=[],
+        shapes=[
+            models.TrackedShapeRequest(
+                type="polygon",
+                frame=0,
+                points=[1, 1, 5, 1, 5, 5],
+                outside=False,
+                occluded=True,
+                z_order=0,
+                rotation=0.0,
+                attributes=[],
+            )
+        ],
+    )
+    return [car, lane]
+
+
+def test_tracks_are_written_as_cvat_for_video_with_a_keyframe_element_per_shape(tmp_path):
+    from cvat_aa.export.cvat_xml import CvatVideoXmlWriter
+
+    path = tmp_path / "tracks.xml"
+    with CvatVideoXmlWriter(path, _video_labels(), task_name="clip", size=10) as writer:
+        writer.saw_frame(0, 320, 240)
+        for track in _video_tracks():
+            writer.add_track(track)
+
+    root = ET.parse(path).getroot()
+    assert [child.tag for child in root] == ["version", "meta", "track", "track"]
+    task = root.find("meta/task")
+    assert (task.findtext("name"), task.findtext("size"), task.findtext("mode")) == (
+        "clip",
+        "10",
+        "interpolation",
+    )
+    assert (task.findtext("start_frame"), task.findtext("stop_frame")) == ("0", "9")
+    assert task.findtext("original_size/width") == "320"
+    assert task.findtext("original_size/height") == "240"
+    car, lane = root.findall("track")
+    assert car.attrib == {"id": "0", "label": "car", "source": "auto", "group_id": "7"}
+    boxes = car.findall("box")
+    assert boxes[0].attrib == {
+        "frame": "2", "keyframe": "1", "outside": "0", "occluded": "0", "xtl": "2.00",
+        "ytl": "1.50", "xbr": "12.00", "ybr": "11.25", "z_order": "1",
+    }  # fmt: skip
+    assert [(b.get("outside"), b.get("rotation")) for b in boxes] == [
+        ("0", None), ("0", "15.00"), ("1", "15.00")
+    ]  # fmt: skip
+    # The track's attributes go on every shape, as CVAT's exporter writes them.
+    assert [(a.get("name"), a.text) for a in boxes[0].findall("attribute")] == [
+        ("parked", "true"), ("make", "volvo")
+    ]  # fmt: skip
+    assert [(a.get("name"), a.text) for a in boxes[1].findall("attribute")] == [("make", "volvo")]
+    assert lane.find("polygon").get("points") == "1.00,1.00;5.00,1.00;5.00,5.00"
+
+
+def test_a_video_file_reads_back_as_the_tracks_written(tmp_path):
+    from cvat_aa.export.cvat_xml import CvatVideoXmlWriter, read_cvat_video_xml
+
+    path = tmp_path / "tracks.xml"
+    written = _video_tracks()
+    with CvatVideoXmlWriter(path, _video_labels()) as writer:
+        for track in written:
+            writer.add_track(track)
+
+    read = read_cvat_video_xml(path, _video_labels())
+    assert [t.to_dict() for t in read] == [t.to_dict() for t in written]
+    # Without a size given, the meta counts the frames up to the last keyframe.
+    assert ET.parse(path).getroot().findtext("meta/task/size") == "5"
+
+
+def test_a_video_writer_that_fails_leaves_no_file(tmp_path):
+    from cvat_aa.export.cvat_xml import CvatVideoXmlWriter
+
+    path = tmp_path / "tracks.xml"
+    with pytest.raises(RuntimeError), CvatVideoXmlWriter(path, _video_labels()) as writer:
+        writer.add_track(_video_tracks()[0])
+        raise RuntimeError("the tracker failed")
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []

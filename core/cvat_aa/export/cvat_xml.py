@@ -556,10 +556,9 @@ def read_cvat_video_xml(
                 "outside": child.get("outside") == "1",
                 "occluded": child.get("occluded") == "1",
                 "z_order": int(child.get("z_order", 0)),
+                "rotation": float(child.get("rotation", 0)),
                 "attributes": mutable,
             }
-            if child.get("rotation"):
-                fields["rotation"] = float(child.get("rotation"))
             shapes.append(models.TrackedShapeRequest(**fields))
         track_fields: dict[str, Any] = {
             "frame": min((s.frame for s in shapes), default=0),
