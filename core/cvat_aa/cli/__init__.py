@@ -31,7 +31,7 @@ from typing import TextIO
 
 from .. import __version__
 from ..plugins import load_command_plugins
-from . import agent, annotate, functions, runs, serve, track
+from . import agent, annotate, functions, interact, runs, serve, track
 from .errors import ExitCode, UsageError, report_error, stopped_run_lines
 
 __all__ = ["ExitCode", "main"]
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     functions.register(commands)
     annotate.register(commands)
     track.register(commands)
+    interact.register(commands)
     runs.register(commands)
     serve.register(commands)
     agent.register(commands)

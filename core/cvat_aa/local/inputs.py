@@ -58,6 +58,7 @@ __all__ = [
     "MediaFile",
     "Skipped",
     "find_media",
+    "open_image",
 ]
 
 logger = logging.getLogger(__name__)
@@ -186,7 +187,8 @@ def _import_av(path: Path) -> Any:
     return av
 
 
-def _open_image(path: Path) -> PIL.Image.Image:
+def open_image(path: Path) -> PIL.Image.Image:
+    """An image file as RGB, turned as its EXIF says; ``ImageInputError`` if unreadable."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -361,7 +363,7 @@ class LocalFrames:
             if not item.is_video:
                 if self._selected(index):
                     try:
-                        image = _open_image(item.path)
+                        image = open_image(item.path)
                     except ImageInputError as ex:
                         if on_unreadable is None:
                             raise
