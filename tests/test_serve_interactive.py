@@ -305,6 +305,25 @@ def test_a_lost_object_is_a_null_shape_and_its_state_goes_on(red_square) -> None
     assert found.json()["shapes"] == [{"type": "rectangle", "points": [29, 9, 39, 19]}]
 
 
+def test_a_call_with_shapes_and_states_starts_some_objects_and_tracks_the_others() -> None:
+    # What an old UI sends, and CVAT passes on: a new object beside one being tracked.
+    with Gateway([served(serve_functions.ShiftTracker(), "shift")], port=0) as gateway:
+        start = invoke(
+            gateway,
+            "shift",
+            {"image": grey(), "shapes": [{"type": "rectangle", "points": [1, 1, 5, 5]}]},
+        )
+        (old,) = start.json()["states"]
+        new = {"type": "polygon", "points": [10, 10, 20, 10, 15, 20]}
+        reply = invoke(
+            gateway, "shift", {"image": grey(), "shapes": [new, None], "states": [None, old]}
+        )
+    assert reply.status == 200, reply.reason
+    shapes, states = reply.json()["shapes"], reply.json()["states"]
+    assert shapes == [new, {"type": "rectangle", "points": [4, 2, 8, 6]}]
+    assert states[1] == old and states[0] not in (old, None)
+
+
 def test_an_unknown_or_expired_state_is_refused_with_a_readable_reason() -> None:
     function = serve_functions.ShiftTracker()
     with Gateway([served(function, "shift", state_max_age=0.3)], port=0) as gateway:

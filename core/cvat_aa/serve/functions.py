@@ -112,7 +112,8 @@ def function_id_of(source: Any) -> str:
 def kind_before_loading(source: Any) -> str | None:
     """The kind (``detection``, ``interaction``, ``tracking``) of the function ``source``
     names, as far as it says without being built (its spec, or its factory's return
-    annotation); None when it does not say, or names no function."""
+    annotation: what ``functions list`` shows, read by the plugin module's own helpers);
+    None when it does not say, or names no function."""
     try:
         obj, _ = resolve_function_source(source)
         return _kind_of(obj, _factory_of(obj))
