@@ -67,6 +67,9 @@ class FaceDetectionFunction:
     Build it with :func:`create`, which checks the parameters.
     """
 
+    #: Annotated, so that ``cvat-aa functions list`` tells its kind without building it.
+    spec: cvat_aa.DetectionFunctionSpec
+
     def __init__(
         self,
         *,
