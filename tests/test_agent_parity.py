@@ -179,6 +179,11 @@ def cvat_aa_agent(server: TestServer, function_id: int, source: list[str]) -> li
 AGENTS = {"cvat-cli": cvat_cli_agent, "cvat-aa": cvat_aa_agent}
 
 
+def _pythonpath() -> str:
+    """This folder (functions the agents import) before the caller's PYTHONPATH."""
+    return os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
 @contextmanager
 def serving(server: TestServer, command: list[str], function_id: int, tmp: Path) -> Iterator[None]:
     """The agent ``command`` runs while the block runs; it has connected to the function's
@@ -188,7 +193,7 @@ def serving(server: TestServer, command: list[str], function_id: int, tmp: Path)
     log = tmp / f"agent-{time.monotonic_ns()}.log"
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": _pythonpath(),
         "XDG_CACHE_HOME": str(tmp / "cache"),  # cvat-cli's dataset cache
     }
     with log.open("w") as stderr:
@@ -269,7 +274,9 @@ def _register(cvat_cli, cvat_server: TestServer, source: list[str], capsys) -> i
     """The native function as cvat-cli registers it; checks that cvat-aa registers the same."""
     from cvat_aa.cli import main
 
-    theirs = cvat_cli("function", "create-native", "parity", *source, env={"PYTHONPATH": str(HERE)})
+    theirs = cvat_cli(
+        "function", "create-native", "parity", *source, env={"PYTHONPATH": _pythonpath()}
+    )
     function_id = int(theirs.stdout.split()[-1])
     code = main(
         ["agent", "create", *source, "--display-name", "parity", "--json", *cvat_server.cli_args()]
@@ -484,4 +491,43 @@ def test_the_opencv_tracker_plugin_answers_alike_through_both_agents(
     assert [code for code, _ in ours][:3] == [200, 200, 200]
     (moved,) = ours[2][1]["shapes"]
     assert moved["points"][0] > 30  # it followed the square to the right
+    assert answers["cvat-aa"] == answers["cvat-cli"]
+
+
+# --- the example plugins ----------------------------------------------------------------------
+
+EXAMPLES = "cvat_aa_simple_interactors_trackers"
+
+
+def test_the_example_interactor_answers_alike_through_both_agents(
+    cvat_server, cvat_cli, capsys, tmp_path
+) -> None:
+    pytest.importorskip(EXAMPLES)
+    source = ["--function-module", f"{EXAMPLES}.colour_region"]
+    function_id = _register(cvat_cli, cvat_server, source, capsys)
+    task = cvat_server.create_task("clicks", images=moving_square(3), labels=[{"name": "thing"}])
+    other = cvat_server.create_task("other", images=moving_square(1), labels=[{"name": "thing"}])
+
+    answers = transcripts(
+        cvat_server, function_id, dict.fromkeys(AGENTS, source), _clicks(task, other), tmp_path
+    )
+    ours = answers["cvat-aa"]
+    assert ours[0][0] == 200 and ours[0][1]["shapes"]
+    assert answers["cvat-aa"] == answers["cvat-cli"]
+
+
+def test_the_example_tracker_answers_alike_through_both_agents(
+    cvat_server, cvat_cli, capsys, tmp_path
+) -> None:
+    pytest.importorskip(EXAMPLES)
+    source = ["--function-module", f"{EXAMPLES}.template_tracker"]
+    function_id = _register(cvat_cli, cvat_server, source, capsys)
+    tasks = _tracking_tasks(cvat_server, textured_square(3))
+    shapes = [{"type": "rectangle", "points": [30, 40, 54, 64]}]
+
+    answers = transcripts(
+        cvat_server, function_id, dict.fromkeys(AGENTS, source), _tracking(*tasks, shapes), tmp_path
+    )
+    ours = answers["cvat-aa"]
+    assert ours[2][1]["shapes"] == [{"type": "rectangle", "points": [38.0, 40.0, 62.0, 64.0]}]
     assert answers["cvat-aa"] == answers["cvat-cli"]
