@@ -15,6 +15,7 @@ import base64
 import io
 import json
 import threading
+from importlib.metadata import entry_points
 from typing import Any
 
 import numpy as np
@@ -689,3 +690,55 @@ def test_through_cvat_a_state_serve_forgot_is_a_400_that_says_so(tmp_path) -> No
             status, answer = call(client, "red-square", task=task, frame=1, states=start["states"])
     assert status == 400
     assert "cvat-aa: Tracking state" in answer and "not found - possibly expired" in answer
+
+
+# --- the real plugins ---------------------------------------------------------------------------
+
+
+def _installed(name: str) -> bool:
+    return name in {ep.name for ep in entry_points(group="cvat_aa.functions")}
+
+
+def textured_scene(corners: list[tuple[int, int]], side: int = 40) -> list[PIL.Image.Image]:
+    """Frames of a blurred background with a textured square at each of ``corners``."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    background = cv2.GaussianBlur(rng.integers(60, 200, (240, 320, 3), dtype=np.uint8), (0, 0), 4)
+    texture = cv2.GaussianBlur(rng.integers(0, 256, (side, side, 3), dtype=np.uint8), (0, 0), 1.5)
+    frames = []
+    for x, y in corners:
+        pixels = background.copy()
+        pixels[y : y + side, x : x + side] = texture
+        frames.append(PIL.Image.fromarray(pixels))
+    return frames
+
+
+@pytest.mark.skipif(not _installed("opencv-tracker"), reason="opencv-tracker is not installed")
+def test_through_cvat_the_opencv_tracker_follows_a_square_over_three_frames(tmp_path) -> None:
+    corners = [(40, 50), (47, 55), (54, 60)]
+    function = ServedFunction(FunctionChoice(source="opencv-tracker"))
+    with (
+        Gateway([function], port=0, direct=False) as gateway,
+        TestServer(data_dir=tmp_path / "server", nuclio_url=gateway.url) as server,
+    ):
+        task = server.create_task("opencv", images=textured_scene(corners), image_quality=100)
+        with server.make_client() as client:
+            x, y = corners[0]
+            status, answer = call(
+                client,
+                "opencv-tracker",
+                task=task,
+                frame=0,
+                shapes=[{"type": "rectangle", "points": [x, y, x + 40, y + 40]}],
+            )
+            assert status == 200, answer
+            for frame in (1, 2):
+                status, answer = call(
+                    client, "opencv-tracker", task=task, frame=frame, states=answer["states"]
+                )
+                assert status == 200, answer
+                (shape,) = answer["shapes"]
+                x, y = corners[frame]
+                assert shape["type"] == "rectangle"
+                assert shape["points"] == pytest.approx([x, y, x + 40, y + 40], abs=4)
