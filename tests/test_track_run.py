@@ -477,3 +477,44 @@ def test_the_keyframes_of_a_track_match_the_true_boxes_within_a_pixel(cvat_serve
     [track] = tracks(cvat_server, task)
     worst = max(off_by(s["points"], box(0, s["frame"])) for s in track["shapes"])
     assert worst <= 1.0, f"a keyframe is {worst} px off (squares are {SIZE} px)"
+
+
+def test_the_opencv_tracker_plugin_follows_a_textured_square_through_a_task(
+    cvat_server, cvat_client
+):
+    pytest.importorskip("cvat_aa_opencv_tracker")
+    import cv2
+
+    # The plugin's own kind of scene: a blurred texture over a blurred background.
+    rng = np.random.default_rng(0)
+    background = cv2.GaussianBlur(rng.integers(60, 200, (240, 320, 3), dtype=np.uint8), (0, 0), 4)
+    texture = cv2.GaussianBlur(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), (0, 0), 1.5)
+    corners = [(40 + 7 * n, 50 + 5 * n) for n in range(12)]
+    images = []
+    for x, y in corners:
+        pixels = background.copy()
+        pixels[y : y + 40, x : x + 40] = texture
+        images.append(PIL.Image.fromarray(pixels))
+    task = cvat_server.create_task("opencv", images=images, labels=LABELS, chunk_size=4)
+    x, y = corners[0]
+    cvat_server.set_annotations(
+        task,
+        {
+            "shapes": [
+                {
+                    "type": "rectangle",
+                    "frame": 0,
+                    "label_id": cvat_server.label_id(task, "car"),
+                    "points": [x, y, x + 40, y + 40],
+                }
+            ]
+        },
+    )
+
+    cvat_aa.track_task(cvat_client, task, "opencv-tracker", frames="0-9")
+
+    [track] = tracks(cvat_server, task)
+    assert keyframes(track) == [*((n, False) for n in range(10)), (10, True)]
+    for shape in track["shapes"][:10]:
+        x, y = corners[shape["frame"]]
+        assert off_by(shape["points"], [x, y, x + 40, y + 40]) <= 4
