@@ -19,4 +19,5 @@ fi
     -e plugins/torchvision-instance-segmentation \
     -e plugins/torchvision-classification \
     -e plugins/ultralytics-yolo \
+    -e examples/simple-interactors-trackers \
     -e examples/face-detection
