@@ -16,10 +16,13 @@ from .driver import (
     NoDataError,
     RayExecutor,
     TasksSummary,
+    TrackSummary,
     annotate_job,
     annotate_project,
     annotate_task,
     annotate_tasks,
+    track_job,
+    track_task,
 )
 from .errors import CvatAaError
 from .hookspecs import hookimpl
@@ -100,6 +103,7 @@ __all__ = [
     "RunOptions",
     "RunSummary",
     "TasksSummary",
+    "TrackSummary",
     "TrackableShape",
     "Tracker",
     "TrackingFunctionContext",
@@ -133,4 +137,6 @@ __all__ = [
     "skeleton_label_spec",
     "tag",
     "text_attribute_spec",
+    "track_job",
+    "track_task",
 ]
