@@ -208,6 +208,14 @@ def test_a_tracker_is_created_with_its_shape_types_and_refused_by_a_narrower_one
         "tracker",
         ["polygon", "rectangle"],
     )
+    assert "the tracking states this agent gives out are lost when it exits" in err
+    assert cvat_aa(cvat_server, "agent", "list") == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == [
+        str(function_id),
+        "tracker",
+        "-",
+        "still",
+    ]
     assert cvat_aa(cvat_server, *args, "--function-id", str(function_id)) == 2
     err = capsys.readouterr().err
     assert "does not support the following shape types: 'polygon'" in err

@@ -192,13 +192,19 @@ def run_list(args: argparse.Namespace) -> int:
         print("No native functions on this server. Create one with 'cvat-aa agent create'.")
         return 0
     table = [("ID", "KIND", "LABELS", "NAME")] + [
-        (str(f["id"]), str(f.get("kind", "")), str(len(f.get("labels_v2") or [])), f["name"])
-        for f in functions
+        (str(f["id"]), str(f.get("kind", "")), _labels_cell(f), f["name"]) for f in functions
     ]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
     return 0
+
+
+def _labels_cell(function: dict[str, Any]) -> str:
+    """A detector's number of labels; other kinds have none ("-")."""
+    if function.get("kind") != "detector":
+        return "-"
+    return str(len(function.get("labels_v2") or []))
 
 
 def run_delete(args: argparse.Namespace) -> int:
@@ -287,6 +293,12 @@ def run_agent(args: argparse.Namespace) -> int:
 
         # Once serving, Ctrl-C and SIGTERM are the way to stop, not an interruption.
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if args.burst and function_kind(runner.spec) == "tracking":
+            print(
+                "cvat-aa agent: warning: the tracking states this agent gives out are lost when"
+                " it exits; serve a tracker without --burst",
+                file=sys.stderr,
+            )
         try:
             print(
                 f"cvat-aa agent: serving native function #{function_id}"
