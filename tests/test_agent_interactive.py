@@ -549,3 +549,26 @@ def test_a_frame_of_another_size_fails_the_track_request(cvat_server, serve) -> 
         "Invalid annotation request:"
         " Image sizes of the start frame and the current frame are different"
     )
+
+
+def test_clicks_and_tracked_frames_survive_gateway_errors_on_frame_reads(
+    cvat_server, serve, task
+) -> None:
+    interactor_id, tracker_id = serve(Square()), serve(Follower())
+    frame = f"^/api/tasks/{task}/data/?$"
+    cvat_server.faults.fail_next(1, status=502, path=frame)
+    click = {"type": "interact", "task": task, "frame": 0, "pos_points": [[8, 24]]}
+    assert run(cvat_server, interactor_id, click).status_code == 200
+    cvat_server.faults.fail_next(1, status=503, path=frame)
+    init = {"type": "init_tracking", "task": task, "frame": 0}
+    answer = run(
+        cvat_server,
+        tracker_id,
+        {**init, "shapes": [{"type": "rectangle", "points": [4, 20, 12, 28]}]},
+    )
+    assert answer.status_code == 200, answer.text
+    cvat_server.faults.fail_next(1, status=504, path=frame)
+    tracked = _track(cvat_server, tracker_id, task, 1, answer.json()["states"])
+    assert tracked["shapes"] == [{"type": "rectangle", "points": [16.0, 20.0, 24.0, 28.0]}]
+    faulted = [e.fault for e in cvat_server.request_log if e.fault]
+    assert len(faulted) == 3
