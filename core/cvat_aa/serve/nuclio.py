@@ -56,6 +56,7 @@ __all__ = [
     "function_config",
     "interaction_result",
     "interactor_annotations",
+    "interactor_help",
     "labels_spec",
     "parse_detector_payload",
     "parse_interactor_payload",
@@ -496,7 +497,7 @@ def interaction_result(shapes: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def trackable_dict(shape: TrackableShape | None) -> dict[str, Any] | None:
+def _trackable_dict(shape: TrackableShape | None) -> dict[str, Any] | None:
     return None if shape is None else {"type": shape.type, "points": list(shape.points)}
 
 
@@ -504,4 +505,4 @@ def tracking_result(
     shapes: Sequence[TrackableShape | None], states: Sequence[str]
 ) -> dict[str, Any]:
     """A tracker's answer: a shape (or null where the object was lost) and a state per object."""
-    return {"shapes": [trackable_dict(s) for s in shapes], "states": list(states)}
+    return {"shapes": [_trackable_dict(s) for s in shapes], "states": list(states)}
