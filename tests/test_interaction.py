@@ -3,8 +3,10 @@ validated and fitted into the image before it leaves the process."""
 
 from __future__ import annotations
 
+import json
 import threading
 
+import attrs
 import cvat_aa
 import cvat_sdk.auto_annotation as sdk_aa
 import numpy as np
@@ -19,7 +21,9 @@ class BoxAroundPoint:
     """Written against cvat-sdk only: a square of side 10 around the first positive point."""
 
     def __init__(self, spec=None, *, shape_type="polygon", confidence="0.5"):
-        self.spec = spec or sdk_aa.InteractionFunctionSpec(min_pos_points=1, min_neg_points=0)
+        self.spec = spec or sdk_aa.InteractionFunctionSpec(
+            min_pos_points=1, min_neg_points=0, min_bounding_boxes=0
+        )
         self.shape_type = shape_type
         self.confidence = confidence
         self.preprocessed = 0
@@ -352,3 +356,86 @@ def test_the_annotate_files_command_refuses_an_interaction_function_with_exit_5(
     )
     assert code == 5
     assert "is an interaction function" in capsys.readouterr().err
+
+
+# --- two-way compatibility: the same shapes as cvat-cli's agent worker --------------------
+#
+# cvat-cli's agent runs an interaction function in a worker process through module-level job
+# functions (cvat_cli/_internal/agent_driver_interaction.py). They are called here directly,
+# with the worker's current function patched: cvat-cli accepts what a cvat-aa function
+# returns, and a function written for cvat-sdk gives through Interactor what it gives there.
+
+
+@pytest.fixture
+def cvat_cli_worker(monkeypatch):
+    from cvat_cli._internal import agent_driver_interaction
+
+    def worker_running(function):
+        monkeypatch.setattr(agent_driver_interaction, "worker_current_function", lambda: function)
+        monkeypatch.setattr(
+            agent_driver_interaction,
+            "_pp_image_cache",
+            agent_driver_interaction._PpImageCache(),
+            raising=False,
+        )
+        return agent_driver_interaction
+
+    return worker_running
+
+
+def _cli_prompts(agent_driver_interaction, **prompts):
+    defaults = {"pos_points": (), "neg_points": (), "bounding_box": None}
+    return agent_driver_interaction._InteractionPromptsImpl(**{**defaults, **prompts})
+
+
+def _as_sent(shape):
+    """The shape as JSON, as cvat-cli's driver sends it (attrs.asdict, models as dicts)."""
+    return json.dumps(attrs.asdict(shape), default=lambda model: model.to_dict())
+
+
+def _example_interactor():
+    from cvat_aa.plugins import find_function
+
+    return find_function("colour_region").load(tolerance=25)
+
+
+@pytest.mark.parametrize(
+    "make_function",
+    [
+        lambda: BoxAroundPoint(),
+        lambda: BoxAroundPoint(shape_type="mask"),
+        _example_interactor,
+    ],
+    ids=["cvat-sdk polygon", "cvat-sdk mask", "cvat-aa example"],
+)
+@pytest.mark.parametrize(
+    "prompts",
+    [
+        {"pos_points": ((20.0, 30.0),)},
+        {"pos_points": ((20.0, 30.0), (22.0, 31.0)), "neg_points": ((40.0, 10.0),)},
+        {"pos_points": ((20.0, 30.0),), "bounding_box": ((10.0, 20.0), (30.0, 40.0))},
+    ],
+    ids=["one point", "negative point", "box"],
+)
+def test_cvat_cli_and_interactor_give_the_same_shapes(
+    cvat_cli_worker, image, make_function, prompts
+):
+    cli = cvat_cli_worker(make_function())
+    cli_prompts = _cli_prompts(cli, **prompts)
+    from_cli = cli._worker_job_interact(("task", 1, 0), image, cli_prompts)
+    # Again from cvat-cli's cache of preprocessed images: the same answer.
+    assert cli._worker_job_interact_from_cache(("task", 1, 0), cli_prompts) == from_cli
+
+    interactor = cvat_aa.Interactor(make_function())
+    ours = interactor.interact(image, cli_prompts)  # cvat-cli's own prompts object
+    assert ours == interactor.interact(image, cvat_aa.Prompts(**prompts), cache_key="k")
+    assert [_as_sent(s) for s in ours] == [_as_sent(s) for s in from_cli]
+    assert len(ours) > 0
+
+
+def test_a_mask_keeps_the_whole_numbers_cvat_cli_would_send(cvat_cli_worker, image):
+    cli = cvat_cli_worker(BoxAroundPoint(shape_type="mask"))
+    prompts = cvat_aa.Prompts(pos_points=[(20, 30)])
+    [from_cli] = cli._worker_job_interact("k", image, prompts)
+    [ours] = cvat_aa.Interactor(BoxAroundPoint(shape_type="mask")).interact(image, prompts)
+    assert _as_sent(ours) == _as_sent(from_cli)

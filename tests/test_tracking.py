@@ -3,6 +3,7 @@ image sizes, expired when unused; every tracked shape validated before it leaves
 
 from __future__ import annotations
 
+import secrets
 import threading
 
 import cvat_aa
@@ -297,3 +298,88 @@ def test_the_annotate_command_refuses_a_tracking_function_before_connecting(
         " frame; run it over frames with 'cvat-aa track', or serve it with"
         " 'cvat-aa serve -f follows' or 'cvat-aa agent run'" in err
     )
+
+
+# --- two-way compatibility: the same shapes as cvat-cli's agent worker --------------------
+#
+# cvat-cli's agent runs a tracking function in a worker process through module-level job
+# functions (cvat_cli/_internal/agent_driver_tracking.py). They are called here directly, with
+# the worker's current function patched: cvat-cli accepts what a cvat-aa function returns, and
+# a function written for cvat-sdk follows shapes through Tracker as it does there.
+
+
+@pytest.fixture
+def cvat_cli_worker(monkeypatch):
+    from cvat_cli._internal import agent_driver_tracking
+
+    def worker_running(function):
+        monkeypatch.setattr(agent_driver_tracking, "worker_current_function", lambda: function)
+        monkeypatch.setattr(
+            agent_driver_tracking,
+            "_tracking_states",
+            agent_driver_tracking._TrackingStateContainer(),
+            raising=False,
+        )
+        monkeypatch.setattr(
+            agent_driver_tracking,
+            "_tracking_state_id_generator",
+            lambda: secrets.token_urlsafe(24),
+            raising=False,
+        )
+        return agent_driver_tracking
+
+    return worker_running
+
+
+def _example_tracker():
+    from cvat_aa.plugins import find_function
+
+    return find_function("template_tracker").load(search=6)
+
+
+def _moving_frames():
+    """Four frames of the same random texture, moved by (2, 1) pixels each time."""
+    pixels = np.random.default_rng(3).integers(0, 255, (60, 80, 3), np.uint8)
+    return [PIL.Image.fromarray(np.roll(pixels, (i, 2 * i), axis=(0, 1))) for i in range(4)]
+
+
+@pytest.mark.parametrize(
+    "make_function", [Shift, _example_tracker], ids=["cvat-sdk", "cvat-aa example"]
+)
+def test_cvat_cli_and_tracker_give_the_same_shapes_over_three_frames(
+    cvat_cli_worker, make_function
+):
+    first, *later = _moving_frames()
+    shapes = [BOX, sdk_aa.TrackableShape(type="rectangle", points=[30, 20.5, 50, 45])]
+
+    cli = cvat_cli_worker(make_function())
+    cli_states = cli._worker_job_init_tracking(7, first, shapes)
+    from_cli = [cli._worker_job_track(7, frame, cli_states) for frame in later]
+
+    tracker = cvat_aa.Tracker(make_function())
+    states = tracker.init_tracking(first, shapes, scope=7)
+    ours = [tracker.track(frame, states, scope=7) for frame in later]
+
+    assert ours == from_cli
+    assert all(shape is not None for frame in ours for shape in frame)
+    assert ours[0][0].points != BOX.points  # the shapes did move
+
+
+def test_cvat_cli_refuses_a_changed_shape_type_as_tracker_does(cvat_cli_worker):
+    wrong = sdk_aa.TrackableShape(type="points", points=[1, 1])
+    cli = cvat_cli_worker(Preprocessing(wrong))
+    states = cli._worker_job_init_tracking(1, frame(), [BOX])
+    with pytest.raises(sdk_aa.BadFunctionError) as from_cli:
+        cli._worker_job_track(1, frame(), states)
+
+    tracker = cvat_aa.Tracker(Preprocessing(wrong))
+    with pytest.raises(cvat_aa.BadFunctionError) as ours:
+        tracker.track(frame(), tracker.init_tracking(frame(), [BOX]))
+    assert str(ours.value) == str(from_cli.value)
+
+
+class Preprocessing(Returning):
+    """cvat-cli's track job calls preprocess_image whether the function has it or not."""
+
+    def preprocess_image(self, context, image):
+        return image

@@ -410,7 +410,10 @@ def _checked_shape(
     why = fit_to_frame(request, width, height)
     if why is not None:
         return None
-    return shape_type, [float(p) for p in request.points]
+    fitted = [float(p) for p in request.points]
+    # A shape that needed no fitting keeps the function's own numbers (a mask's whole numbers
+    # stay whole), as cvat-sdk's drivers would send them.
+    return shape_type, (points if fitted == points else fitted)
 
 
 def _confidence(value: Any) -> float | None:
