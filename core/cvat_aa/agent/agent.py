@@ -14,8 +14,9 @@ The function is loaded once, before the first request, and stays loaded (here, o
 detector, on Ray actors). What a request's result is depends on the function's kind, and is
 its runner's business (:func:`runner_for`): a detector's requests are runs of the pipeline
 (:mod:`.requests`), an interactor's and a tracker's are single frames (:mod:`.interactive`);
-the loop is the same for all three. Each agent has a random id; the server hands each request to one agent, so several
-agents on one function share the queue without duplicating work. A request the agent loses
+the loop is the same for all three. Each agent has a random id; the server hands each
+request to one agent, so several agents on one function share the queue without duplicating
+work. A request the agent loses
 (its progress update is refused: cancelled, or reassigned after the hold lapsed) is dropped,
 never submitted. An agent killed mid-request submits nothing; the server gives the request to
 another agent when the hold lapses.
