@@ -16,7 +16,10 @@ import zipfile
 from pathlib import Path
 
 import cvat_aa
+import numpy as np
+import PIL.Image
 from cvat_aa.labels import LabelInfo
+from cvat_sdk.masks import decode_mask
 from test_declared_dependencies import undeclared_imports
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "plugin-author-guide.md"
@@ -100,3 +103,39 @@ def test_the_skeleton_example_joins_the_points_it_names():
     exec(example, namespace)
     assert LabelInfo.from_model(namespace["hand"]).edges() == [(10, 11), (10, 12)]
 
+
+def _guide_example(defines: str, uses: str, **names) -> dict:
+    """Run the guide's block that contains ``defines``, then the one that starts with
+    ``uses``, in one namespace holding ``names``; that namespace."""
+    (definition,) = [text for _, text in code_blocks() if defines in text]
+    (usage,) = [text for _, text in code_blocks() if text.startswith(uses)]
+    namespace = {"__name__": "guide_example", **names}
+    exec(definition, namespace)
+    exec(usage, namespace)
+    return namespace
+
+
+def test_the_interaction_example_finds_the_clicked_square():
+    # Random pixels no red square could be confused with.
+    pixels = np.random.default_rng(1).integers(0, 150, (120, 160, 3), dtype=np.uint8)
+    pixels[30:60, 40:70] = (200, 20, 20)
+    image = PIL.Image.fromarray(pixels)
+    namespace = _guide_example("InteractionFunctionSpec(", "interactor = ", image=image)
+    square = np.zeros((120, 160), dtype=bool)
+    square[30:60, 40:70] = True
+    for result in (namespace["mask"], *namespace["again"]):
+        assert (decode_mask(result.points, image_width=160, image_height=120) == square).all()
+    assert cvat_aa.function_kind(namespace["create"]()) == "interaction"
+
+
+def test_the_tracking_example_follows_the_moved_rectangle():
+    pixels = np.random.default_rng(2).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    first_frame = PIL.Image.fromarray(pixels)
+    next_frame = PIL.Image.fromarray(np.roll(pixels, (-2, 5), axis=(0, 1)))
+    namespace = _guide_example(
+        "TrackingFunctionSpec(",
+        "tracker = ",
+        first_frame=first_frame,
+        next_frame=next_frame,
+    )
+    assert namespace["moved"].points == [45, 28, 75, 58]
