@@ -500,7 +500,23 @@ FACTORY_KINDS_MODULE = """
         def detect(self, context, pp_image, prompts):
             return []
 
+    class Annotated:
+        spec: cvataa.TrackingFunctionSpec  # set in __init__, declared on the class
+
+        def __init__(self):
+            self.spec = cvataa.TrackingFunctionSpec(supported_shape_types=["rectangle"])
+
+        def init_tracking_state(self, context, pp_image, shape):
+            return shape
+
+        def track(self, context, pp_image, state):
+            return state
+
     BUILT = []
+
+    def make_annotated() -> Annotated:
+        BUILT.append("annotated")
+        return Annotated()
 
     def make_tracker() -> Tracker:
         BUILT.append("tracker")
@@ -518,7 +534,7 @@ FACTORY_KINDS_MODULE = """
         BUILT.append("detector")
         raise AssertionError("never built while listing")
 
-    def make_anything(): 
+    def make_anything():
         BUILT.append("anything")
         return Tracker()
 
@@ -545,6 +561,7 @@ def _kinds_distribution(make_distribution):
                 "made_by_protocol": "kinds_factories_m:make_by_protocol",
                 "made_detector": "kinds_factories_m:make_detector",
                 "made_anything": "kinds_factories_m:make_anything",
+                "made_annotated": "kinds_factories_m:make_annotated",
                 "made_unresolvable": "kinds_factories_m:make_unresolvable",
                 "tracker_class": "kinds_factories_m:Tracker",
             }
@@ -569,6 +586,7 @@ def test_a_factorys_kind_comes_from_its_return_annotation_without_building_it(
     assert kinds["made_by_protocol"] == "interaction"  # cvat-sdk's protocol
     assert kinds["made_detector"] == "detection"  # cvat-aa's protocol
     assert kinds["tracker_class"] == "tracking"  # the class is its own factory
+    assert kinds["made_annotated"] == "tracking"  # a class annotation of spec
     import kinds_factories_m
 
     assert kinds_factories_m.BUILT == []
