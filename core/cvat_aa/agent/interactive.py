@@ -139,6 +139,7 @@ class InteractionRunner:
         )
 
         def image() -> PIL.Image.Image:
+            logger.debug("Nothing cached for frame %d of task %d: reading it", frame, task_id)
             return _crop(read_frame(self.client, task_id, frame, retry=self.retry), roi)
 
         # cvat-cli's key: the same frame cut the same way is preprocessed once.
