@@ -19,5 +19,6 @@ fi
     -e plugins/torchvision-instance-segmentation \
     -e plugins/torchvision-classification \
     -e plugins/ultralytics-yolo \
+    -e plugins/opencv-tracker \
     -e examples/simple-interactors-trackers \
     -e examples/face-detection
