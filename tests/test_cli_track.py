@@ -110,6 +110,13 @@ def test_a_job_is_tracked_over_its_own_frames(cvat_server, capsys):
     assert keyframes(made) == [(n, False) for n in range(4, 8)]
 
 
+def test_replacing_the_start_shapes(cvat_server, task, capsys):
+    assert track(cvat_server, SCENE, "--task", str(task), "--replace-start-shapes") == 0
+    assert "2 start shapes replaced" in capsys.readouterr().out
+    assert len(tracks(cvat_server, task)) == 2
+    assert cvat_server.annotations(task)["shapes"] == []
+
+
 def test_start_shapes_from_a_file(cvat_server, task, tmp_path):
     shapes = tmp_path / "start.json"
     shapes.write_text(
@@ -128,6 +135,10 @@ def test_start_shapes_from_a_file(cvat_server, task, tmp_path):
         (["--task", "1", "--output", "out.xml"], "--output applies only to tracking on files"),
         (["--images", "."], "needs --shapes-file FILE"),
         (["--images", ".", "--shapes-file", "x.json", "--dry-run"], "--dry-run apply only"),
+        (
+            ["--video", "x.mp4", "--shapes-file", "x.json", "--replace-start-shapes"],
+            "--replace-start-shapes apply only",
+        ),
         (["--video", "missing.mp4", "--shapes-file", "x.json"], "missing.mp4 does not exist"),
     ],
 )

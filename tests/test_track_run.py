@@ -15,8 +15,9 @@ from cvat_aa.driver.journal import Journal, list_journals
 from cvat_aa.driver.retry import RetryPolicy
 from cvat_aa.driver.run_lock import RunInProgressError, RunLock
 from cvat_aa.driver.server_url import normalize_server_url
-from cvat_aa.driver.upload import RollbackReport, Uploader
+from cvat_aa.driver.upload import AnnotationTarget, RollbackReport, Uploader
 from cvat_aa_testing import TestServer
+from cvat_sdk.api_client.exceptions import ApiException
 from track_scene import SIZE, ColourTracker, box, frames, keyframes, off_by
 
 LABELS = [
@@ -518,3 +519,108 @@ def test_the_opencv_tracker_plugin_follows_a_textured_square_through_a_task(
     for shape in track["shapes"][:10]:
         x, y = corners[shape["frame"]]
         assert off_by(shape["points"], [x, y, x + 40, y + 40]) <= 4
+
+
+# --- replacing the start shapes --------------------------------------------------------------
+
+
+def test_replacing_removes_exactly_the_start_shapes_once_the_tracks_are_uploaded(
+    cvat_server, cvat_client
+):
+    task = make_task(cvat_server, 6, squares=2)
+    seed(cvat_server, task, (0, 0, "car"), (1, 0, "person"), (0, 3, "car"))
+    later = [s for s in cvat_server.annotations(task)["shapes"] if s["frame"] == 3]
+
+    summary = cvat_aa.track_task(cvat_client, task, ColourTracker(), replace_start_shapes=True)
+
+    assert summary.replaced == 2 and "2 start shapes replaced" in summary.format()
+    assert len(tracks(cvat_server, task)) == 2
+    # The shape on frame 3 started no track, so it stays.
+    assert cvat_server.annotations(task)["shapes"] == later
+
+
+def test_replacing_is_refused_for_shapes_given_in_a_file(cvat_server, cvat_client):
+    task = make_task(cvat_server, 3)
+    given = [{"label": "car", "type": "rectangle", "points": box(0, 0)}]
+    with pytest.raises(ValueError, match="nothing to replace"):
+        cvat_aa.track_task(
+            cvat_client, task, ColourTracker(), start_shapes=given, replace_start_shapes=True
+        )
+
+
+def test_a_dry_run_replaces_nothing(cvat_server, cvat_client):
+    task = make_task(cvat_server, 3)
+    users = seed(cvat_server, task, (0, 0, "car"))
+    summary = cvat_aa.track_task(
+        cvat_client, task, ColourTracker(), replace_start_shapes=True, dry_run=True
+    )
+    assert summary.replaced == 0
+    assert cvat_server.annotations(task)["shapes"] == users
+
+
+def test_a_failure_while_replacing_keeps_the_tracks_and_the_shapes_and_a_rerun_finishes(
+    cvat_server, cvat_client, tmp_path, monkeypatch
+):
+    task = make_task(cvat_server, 5, squares=2)
+    users = seed(cvat_server, task, (0, 0, "car"), (1, 0, "person"))
+    options = {
+        "journal_dir": tmp_path / "journals",
+        "journal_key": "k",
+        "replace_start_shapes": True,
+    }
+    delete = AnnotationTarget.delete
+    calls = []
+
+    def server_refuses_once(self, keys):
+        calls.append(keys)
+        if len(calls) == 1:
+            raise ApiException(status=400, reason="Bad Request")
+        return delete(self, keys)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AnnotationTarget, "delete", server_refuses_once)
+        with pytest.raises(ApiException) as caught:
+            cvat_aa.track_task(cvat_client, task, ColourTracker(), **options)
+
+    stopped = caught.value.cvat_aa_stopped
+    assert stopped.clearing and stopped.removed == 0
+    assert len(tracks(cvat_server, task)) == 2, "the tracks stay"
+    assert cvat_server.annotations(task)["shapes"] == users, "and so do the shapes"
+
+    summary = cvat_aa.track_task(cvat_client, task, ColourTracker(), **options)
+    assert summary.resumed and summary.tracks_resumed == 2 and summary.replaced == 2
+    assert len(tracks(cvat_server, task)) == 2, "no track twice"
+    assert cvat_server.annotations(task)["shapes"] == []
+    assert list_journals(tmp_path / "journals") == []
+
+
+def test_a_rerun_after_the_start_shapes_were_replaced_finishes_without_tracking_again(
+    cvat_server, cvat_client, tmp_path, monkeypatch
+):
+    task = make_task(cvat_server, 5)
+    seed(cvat_server, task, (0, 0, "car"))
+    options = {
+        "journal_dir": tmp_path / "journals",
+        "journal_key": "k",
+        "replace_start_shapes": True,
+    }
+
+    class Killed(BaseException):
+        pass
+
+    # Killed after the start shapes were removed, before the journal was dropped.
+    with monkeypatch.context() as patch:
+        patch.setattr(Journal, "close", lambda self, delete=False: (_ for _ in ()).throw(Killed))
+        with pytest.raises(Killed):
+            cvat_aa.track_task(cvat_client, task, ColourTracker(), **options)
+    assert cvat_server.annotations(task)["shapes"] == []
+
+    summary = cvat_aa.track_task(cvat_client, task, ColourTracker(), **options)
+    assert (summary.tracks, summary.tracks_resumed, summary.frames, summary.replaced) == (
+        1,
+        1,
+        0,
+        0,
+    )
+    assert len(tracks(cvat_server, task)) == 1
+    assert list_journals(tmp_path / "journals") == []

@@ -447,6 +447,8 @@ class TrackSummary:
     resumed: bool = False
     tracks_resumed: int = 0
     """Tracks a resumed run had uploaded before (included in ``tracks``)."""
+    replaced: int = 0
+    """Start shapes removed because their tracks replace them (``replace_start_shapes``)."""
     dry_run: bool = False
     output: Path | None = None
     """The file a run over files wrote the tracks to, if any."""
@@ -467,6 +469,7 @@ class TrackSummary:
             "elapsed_s": self.elapsed_s,
             "resumed": self.resumed,
             "tracks_resumed": self.tracks_resumed,
+            "replaced": self.replaced,
             "dry_run": self.dry_run,
             "output": None if self.output is None else str(self.output),
             "made": [attrs.asdict(made) for made in self.made],
@@ -475,6 +478,8 @@ class TrackSummary:
     def headline(self) -> str:
         rate = f" ({self.frames / self.elapsed_s:.1f} frames/s)" if self.elapsed_s > 0 else ""
         lost = f", {self.lost} lost on the way" if self.lost else ""
+        if self.replaced:
+            lost += f", {self.replaced} start shapes replaced"
         if self.target_id is None:
             where = "the files"
             verb = "Tracked"

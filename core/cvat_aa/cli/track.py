@@ -88,6 +88,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="only start shapes with these labels (comma-separated names)",
     )
     run.add_argument(
+        "--replace-start-shapes",
+        action="store_true",
+        help="once every track is uploaded, remove the shapes the tracks started from (each"
+        " track begins with its shape); no other annotation is touched",
+    )
+    run.add_argument(
         "--dry-run",
         action="store_true",
         help="track, and print what would be uploaded, but upload nothing",
@@ -165,6 +171,7 @@ def _check(args: argparse.Namespace) -> bool:
             for flag, given in (
                 ("--start-frames", args.start_frames != "first"),
                 ("--dry-run", args.dry_run),
+                ("--replace-start-shapes", args.replace_start_shapes),
                 ("--resume", args.resume),
                 ("--no-journal", args.no_journal),
                 ("--journal-dir", args.journal_dir is not None),
@@ -236,6 +243,7 @@ def run_track(args: argparse.Namespace) -> int:
         "start_frames": args.start_frames,
         "labels": labels,
         "dry_run": args.dry_run,
+        "replace_start_shapes": args.replace_start_shapes,
         "upload_tracks": args.upload_tracks,
         "function_name": name,
         "pbar": pbar,

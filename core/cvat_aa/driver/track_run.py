@@ -135,6 +135,7 @@ def track_on_server(
     journal_key: Any = None,
     resume: bool | None = None,
     retry: RetryPolicy | None = None,
+    replace_start_shapes: bool = False,
     upload_tracks: int = 50,
     prefetch: int = 4,
     function_name: str | None = None,
@@ -148,6 +149,11 @@ def track_on_server(
         raise ValueError(f"start_frames must be 'first' or 'all', not {start_frames!r}")
     if upload_tracks < 1:
         raise ValueError("upload_tracks must be at least 1")
+    if replace_start_shapes and start_shapes is not None:
+        raise ValueError(
+            "replace_start_shapes removes the task's shapes that tracks start from; shapes"
+            " given in a file are not in the task, so there is nothing to replace"
+        )
     selection = FrameSelection.of(frames)
     if isinstance(journal_key, Mapping):
         journal_key = json.dumps(journal_key, sort_keys=True, default=str)
@@ -189,13 +195,14 @@ def track_on_server(
             label_names=labels,
         )
         where = f"on frame {first}" if start_frames == "first" else "on the frames selected"
-    if not starts:
-        kinds = " or ".join(sorted(tracker.spec.supported_shape_types))
-        raise ValueError(
-            f"there is no shape to start tracking from ({kinds} shapes {where} of"
-            f" {target.describe()}{'' if labels is None else ' with the labels given'}); draw"
-            " them in CVAT, choose other frames, or give them in a shapes file"
-        )
+    kinds = " or ".join(sorted(tracker.spec.supported_shape_types))
+    no_start = ValueError(
+        f"there is no shape to start tracking from ({kinds} shapes {where} of"
+        f" {target.describe()}{'' if labels is None else ' with the labels given'}); draw"
+        " them in CVAT, choose other frames, or give them in a shapes file"
+    )
+    if not starts and dry_run:
+        raise no_start
 
     name = function_name or name_of_function(function)
     server = normalize_server_url(client.api_map.host)
@@ -206,6 +213,7 @@ def track_on_server(
         "start_shapes": None
         if start_shapes is None
         else hashlib.sha256(json.dumps(list(start_shapes), sort_keys=True).encode()).hexdigest(),
+        "replace_start_shapes": replace_start_shapes,
     }
     key_parts = {
         "journal": SCHEMA_VERSION,
@@ -228,6 +236,8 @@ def track_on_server(
     uploads = _TrackUploads(None, catalog)
     resumed_tracks = 0
     resumed = False
+    replacing = False
+    replaced = 0
     with contextlib.ExitStack() as cleanup:
         uploader: Uploader | None = None
         journal: Journal | None = None
@@ -248,23 +258,27 @@ def track_on_server(
                     f"there is no interrupted tracking run of this function on"
                     f" {target.describe()} to resume (with these parameters and options)"
                 )
+            if not starts and not resumed:
+                # A resumed run may have replaced its start shapes already: it finishes.
+                journal.close(delete=True)
+                raise no_start
             if persistent:
                 _warn_about_unfinished_runs(directory, journal.path, server, source.task_id)
             if not journal.has_baseline():
-                journal.set_baseline(annotation_extents(existing))
+                # Read again under the lock: a run that ended since must be in the baseline.
+                baseline = retry.call(
+                    target.get, what=f"reading the annotations of {target.describe()}"
+                )
+                journal.set_baseline(annotation_extents(baseline))
             uploader = Uploader(target, journal, retry=retry, piece_tracks=upload_tracks)
             uploads.uploader = uploader
         try:
             if uploader is not None and journal is not None:
                 uploader.resolve_in_doubt()
                 done = journal.uploaded_starts()
-                resumed_tracks = sum(1 for s in starts if s.key in done)
+                resumed_tracks = len(done)
                 if resumed_tracks:
-                    logger.info(
-                        "Resuming: %d of %d tracks were uploaded before",
-                        resumed_tracks,
-                        len(starts),
-                    )
+                    logger.info("Resuming: %d tracks were uploaded before", resumed_tracks)
                 starts = [s for s in starts if s.key not in done]
             frames_to_read = source
             if starts:
@@ -289,9 +303,14 @@ def track_on_server(
                 )
             if uploader is not None:
                 uploader.close()
+            if replace_start_shapes and journal is not None:
+                replacing = True
+                replaced = _replace_start_shapes(target, journal, retry)
         except BaseException as error:
             report = None
-            if uploader is not None:
+            # Once every track is uploaded, a failure to remove the start shapes must not take
+            # the tracks away too; a rerun finishes the replacing.
+            if uploader is not None and not replacing:
                 uploader.abort()
                 report = uploader.rollback()
             with contextlib.suppress(AttributeError, TypeError):
@@ -301,6 +320,7 @@ def track_on_server(
                     left=report.left if report else 0,
                     frames_done=0,
                     journal=journal.path if journal is not None and persistent else None,
+                    clearing=replacing,
                 )
             if journal is not None:
                 journal.close()
@@ -321,8 +341,24 @@ def track_on_server(
         elapsed_s=time.monotonic() - started,
         resumed=resumed,
         tracks_resumed=resumed_tracks,
+        replaced=replaced,
         dry_run=dry_run,
     )
+
+
+def _replace_start_shapes(target: AnnotationTarget, journal: Journal, retry: RetryPolicy) -> int:
+    """Remove the start shapes of the tracks the run uploaded (all of them, by now); return
+    how many were still there. Nothing else is removed: only shapes that started a track."""
+    used = {
+        ("shape", int(start.split(":", 1)[1]))
+        for start in journal.uploaded_starts()
+        if start.startswith("shape:")
+    }
+    removed = retry.call(
+        lambda: target.delete(used), what=f"removing the start shapes of {target.describe()}"
+    )
+    logger.info("Removed the %d start shapes that the tracks replace", len(removed))
+    return len(removed)
 
 
 def track_task(client: Client, task_id: int, function: Any, **options: Any) -> TrackSummary:
@@ -348,6 +384,10 @@ def track_task(client: Client, task_id: int, function: Any, **options: Any) -> T
     * ``start_shapes``, ``start_frames`` (``"first"`` or ``"all"``) as above, and ``labels``
       (names): only start shapes with those labels;
     * ``dry_run``: track, upload nothing (no lock is taken, no journal kept);
+    * ``replace_start_shapes``: once every track is uploaded, remove the task's shapes that
+      the tracks started from (each track begins with its start shape, so nothing is lost);
+      no other shape is removed, and if the removal fails the tracks stay and a rerun with
+      the journal finishes it;
     * ``journal_dir`` and ``journal_key`` (what identifies the function: its name,
       parameters, version): keep a journal there, so that a killed run resumes;
       ``resume=True`` fails when there is nothing to resume;
