@@ -99,6 +99,7 @@ __all__ = [
     "TrackingFunctionShapeContext",
     "TrackingFunctionSpec",
     "attribute_spec",
+    "check_shape_points",
     "checkbox_attribute_spec",
     "function_kind",
     "keypoint",
@@ -380,17 +381,11 @@ def function_kind(spec_or_function: Any) -> FunctionKind:
     return kind
 
 
-def _checked_shape(
-    what: str, shape_type: Any, points: Any, width: int, height: int
-) -> tuple[str, list[float]] | None:
-    """The type and points of a returned shape, fitted to the frame; None to drop it.
-
-    The checks and the fitting are detection's (``pipeline.label_mapping.check_geometry``,
-    ``pipeline.frame_bounds.fit_to_frame``), applied to a ``LabeledShapeRequest`` built from
-    the shape, so that every kind of function obeys the same rules with the same messages.
-    """
+def _checked_request(what: str, shape_type: Any, points: Any) -> models.LabeledShapeRequest:
+    """A ``LabeledShapeRequest`` of the shape, checked with detection's geometry rules
+    (``pipeline.label_mapping.check_geometry``), so that every kind of function obeys the same
+    rules with the same messages."""
     # Imported here: the pipeline imports this module.
-    from .pipeline.frame_bounds import fit_to_frame
     from .pipeline.label_mapping import check_geometry
 
     try:
@@ -401,12 +396,29 @@ def _checked_shape(
             f"function output {what} of type {shape_type!r}, which is not a shape type"
             f" (one of {allowed})"
         ) from None
-    points = _flat_points(points)
     try:
         request = models.LabeledShapeRequest(type=shape_type, points=points, label_id=0, frame=0)
     except (ApiTypeError, ApiValueError, TypeError, ValueError) as ex:
         raise BadFunctionError(f"function output {what} with invalid points: {ex}") from ex
     check_geometry(request)
+    return request
+
+
+def check_shape_points(shape_type: Any, points: Any) -> None:
+    """Raise :class:`BadFunctionError` if ``shape_type`` is not a shape type, or ``points``
+    do not fit it or are not finite numbers (the rules for detection shapes)."""
+    _checked_request("a shape", shape_type, _flat_points(points))
+
+
+def _checked_shape(
+    what: str, shape_type: Any, points: Any, width: int, height: int
+) -> tuple[str, list[float]] | None:
+    """The type and points of a returned shape, checked and fitted into the frame as
+    detection's are (``pipeline.frame_bounds.fit_to_frame``); None to drop it."""
+    from .pipeline.frame_bounds import fit_to_frame
+
+    points = _flat_points(points)
+    request = _checked_request(what, shape_type, points)
     why = fit_to_frame(request, width, height)
     if why is not None:
         return None

@@ -22,7 +22,6 @@ function's calls.
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import threading
 import time
@@ -39,8 +38,8 @@ from .interface import (
     TrackingFunctionContext,
     TrackingFunctionShapeContext,
     TrackingFunctionSpec,
+    check_shape_points,
     function_kind,
-    plain_number,
     validate_trackable_shape,
 )
 from .plugins import call_function, hooks
@@ -220,13 +219,9 @@ def _check_input(shape: Any, spec: TrackingFunctionSpec) -> None:
     shape_type = getattr(shape, "type", None)
     if shape_type not in spec.supported_shape_types:
         raise BadRequestError(f"Unsupported shape type {shape_type!r}")
-    points = [plain_number(p) for p in getattr(shape, "points", None) or []]
-    if not all(isinstance(p, (int, float)) and math.isfinite(p) for p in points):
-        raise BadRequestError(
-            f"a {shape_type} to track has a coordinate that is not a finite number"
-        )
-    # The count rules are those for shapes functions return; a bad one is the caller's here.
+    # The rules for the shapes functions return; a shape that breaks them is the caller's here.
     try:
-        validate_trackable_shape(TrackableShape(type=shape_type, points=points), 2**31, 2**31)
+        check_shape_points(shape_type, getattr(shape, "points", None) or [])
     except BadFunctionError as ex:
-        raise BadRequestError(f"a shape to track is not valid: {ex}") from None
+        reason = str(ex).removeprefix("function output ")
+        raise BadRequestError(f"a shape to track is not valid: {reason}") from None
