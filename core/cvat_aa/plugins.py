@@ -11,7 +11,13 @@ Plugin code never decides how cvat-aa ends. Whatever it raises while being impor
 asked for its spec or called as a hook, ``SystemExit`` (a ``sys.exit()`` at import) and
 ``GeneratorExit`` included, is reported as that plugin's failure: a broken entry in
 ``functions list``, or a ``BadFunctionError``. Only ``KeyboardInterrupt`` passes through.
-Exceptions a function raises on frames are the pipeline's business (see ``pipeline.detection``).
+Exceptions a detection function raises on frames are the pipeline's business (see
+``pipeline.detection``); those of interaction and tracking functions become
+``FunctionFailedError`` in :func:`call_function`.
+
+Functions are of three kinds (detection, interaction, tracking: ``interface.function_kind``).
+Discovery tells each entry's kind without building anything: from the object's spec, or from
+what its factory is annotated to return.
 """
 
 from __future__ import annotations
