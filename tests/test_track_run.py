@@ -404,6 +404,9 @@ def shape_of(server: TestServer, task: int) -> list[tuple]:
     )
 
 
+closed = Journal.close
+
+
 def test_a_killed_run_resumes_to_the_tracks_an_uninterrupted_run_leaves(
     cvat_server, cvat_client, tmp_path, monkeypatch
 ):
@@ -426,7 +429,9 @@ def test_a_killed_run_resumes_to_the_tracks_an_uninterrupted_run_leaves(
 
     with monkeypatch.context() as patch:
         patch.setattr(Journal, "piece_uploaded", piece_uploaded)
+        # A killed run neither rolls back nor drops its journal.
         patch.setattr(Uploader, "rollback", lambda self: RollbackReport("task", 0, 0))
+        patch.setattr(Journal, "close", lambda self, delete=False: closed(self))
         with pytest.raises(Killed):
             cvat_aa.track_task(cvat_client, task, ColourTracker(), **options)
     assert len(tracks(cvat_server, task)) == 1
@@ -461,7 +466,9 @@ def test_a_resumed_run_tracks_only_the_objects_it_had_not_uploaded(
 
     with monkeypatch.context() as patch:
         patch.setattr(Journal, "piece_uploaded", killed_after_the_first)
+        # A killed run neither rolls back nor drops its journal.
         patch.setattr(Uploader, "rollback", lambda self: RollbackReport("task", 0, 0))
+        patch.setattr(Journal, "close", lambda self, delete=False: closed(self))
         with pytest.raises(Killed):
             cvat_aa.track_task(cvat_client, task, ColourTracker(), **options)
 
@@ -624,3 +631,19 @@ def test_a_rerun_after_the_start_shapes_were_replaced_finishes_without_tracking_
     )
     assert len(tracks(cvat_server, task)) == 1
     assert list_journals(tmp_path / "journals") == []
+
+
+def test_a_failed_run_drops_its_journal_and_says_a_rerun_starts_over(
+    cvat_server, cvat_client, tmp_path
+):
+    path = leaves_at(5)
+    task = cvat_server.create_task(
+        "tracking", images=failing_at(7, path)(8), labels=LABELS, chunk_size=4
+    )
+    seed(cvat_server, task, (0, 0, "car"), (1, 0, "person"), path=path)
+    with pytest.raises(RuntimeError, match="ran out of memory") as caught:
+        cvat_aa.track_task(
+            cvat_client, task, ColourTracker(), journal_dir=tmp_path, journal_key="k"
+        )
+    assert caught.value.cvat_aa_stopped.journal is None
+    assert list_journals(tmp_path) == []

@@ -313,17 +313,20 @@ def track_on_server(
             if uploader is not None and not replacing:
                 uploader.abort()
                 report = uploader.rollback()
+            # A rolled-back run leaves nothing a rerun could reuse (its tracks are tracked
+            # again from their start): its journal goes, unless a rerun must finish something.
+            keep = persistent and (replacing or (report is not None and report.left > 0))
             with contextlib.suppress(AttributeError, TypeError):
                 error.cvat_aa_stopped = RunStopped(  # type: ignore[attr-defined]
                     target=target.describe(),
                     removed=report.removed if report else 0,
                     left=report.left if report else 0,
                     frames_done=0,
-                    journal=journal.path if journal is not None and persistent else None,
+                    journal=journal.path if journal is not None and keep else None,
                     clearing=replacing,
                 )
             if journal is not None:
-                journal.close()
+                journal.close(delete=not keep)
             raise
         if journal is not None:
             journal.close(delete=True)
