@@ -207,3 +207,17 @@ def test_a_function_that_fails_exits_6_and_leaves_the_task_as_it_was(cvat_server
     err = capsys.readouterr().err
     assert "the function failed on frame 4" in err and "ran out of memory" in err
     assert cvat_server.annotations(task) == before
+
+
+def test_an_unusable_journal_directory_exits_2_before_the_function_is_loaded(
+    cvat_server, task, tmp_path, capsys
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    marker = tmp_path / "loaded"
+    function = tmp_path / "tracker.py"
+    function.write_text(f"open({str(marker)!r}, 'w')\n" + Path(SCENE).read_text())
+    code = track(cvat_server, str(function), "--task", str(task), "--journal-dir", str(blocker))
+    assert code == 2
+    assert "journal directory" in capsys.readouterr().err
+    assert not marker.exists()

@@ -215,6 +215,10 @@ def run_track(args: argparse.Namespace) -> int:
     labels = None
     if args.labels is not None:
         labels = [name.strip() for name in args.labels.split(",") if name.strip()]
+    journal_dir = None
+    if not on_files and not args.no_journal and not args.dry_run:
+        # Before any work: a journal directory that cannot be used would fail the run late.
+        journal_dir = private_directory(args.journal_dir or default_journal_dir())
     source = args.function
     _use_function_source(args)
     function, name, _ = load_from_args(args)
@@ -248,8 +252,8 @@ def run_track(args: argparse.Namespace) -> int:
         "function_name": name,
         "pbar": pbar,
     }
-    if not args.no_journal and not args.dry_run:
-        options["journal_dir"] = private_directory(args.journal_dir or default_journal_dir())
+    if journal_dir is not None:
+        options["journal_dir"] = journal_dir
         options["journal_key"] = _function_identity(args, source)
         options["resume"] = True if args.resume else None
     client = login.log_in(args)
