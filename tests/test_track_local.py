@@ -13,7 +13,7 @@ import pytest
 from cvat_aa.cli import main
 from cvat_aa.export.cvat_xml import read_cvat_video_xml
 from cvat_aa.local.track_video import labels_of, track_files
-from track_scene import HEIGHT, WIDTH, ColourTracker, box, frame_image, off_by
+from track_scene import HEIGHT, WIDTH, ColourTracker, box, frame_image, off_by, write_video
 
 SCENE = str(Path(__file__).with_name("track_scene.py"))
 
@@ -113,17 +113,9 @@ def test_a_run_that_fails_leaves_no_file(tmp_path, shapes_file):
 
 
 def test_a_video_is_tracked_frame_by_frame(tmp_path, shapes_file, capsys):
-    av = pytest.importorskip("av")
+    pytest.importorskip("av")
     video = tmp_path / "clip.mkv"
-    with av.open(str(video), "w") as container:
-        stream = container.add_stream("ffv1", rate=10)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "bgr0"
-        for n in range(8):
-            frame = av.VideoFrame.from_image(frame_image(n, 2, leaving)).reformat(format="bgr0")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(video, [frame_image(n, 2, leaving) for n in range(8)])
 
     output = tmp_path / "tracks.xml"
     code = main(

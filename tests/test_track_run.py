@@ -18,7 +18,7 @@ from cvat_aa.driver.server_url import normalize_server_url
 from cvat_aa.driver.upload import AnnotationTarget, RollbackReport, Uploader
 from cvat_aa_testing import TestServer
 from cvat_sdk.api_client.exceptions import ApiException
-from track_scene import SIZE, ColourTracker, box, frames, keyframes, off_by
+from track_scene import SIZE, ColourTracker, box, frames, keyframes, off_by, write_video
 
 LABELS = [
     {
@@ -647,3 +647,21 @@ def test_a_failed_run_drops_its_journal_and_says_a_rerun_starts_over(
         )
     assert caught.value.cvat_aa_stopped.journal is None
     assert list_journals(tmp_path) == []
+
+
+def test_a_video_task_is_tracked_past_its_deleted_frames(cvat_server, cvat_client, tmp_path):
+    pytest.importorskip("av")
+    video = tmp_path / "clip.mkv"
+    write_video(video, frames(8))
+    task = cvat_server.create_video_task(
+        "video", video=video, labels=LABELS, chunk_size=4, deleted_frames=[3]
+    )
+    seed(cvat_server, task, (0, 0, "car"))
+
+    cvat_aa.track_task(cvat_client, task, ColourTracker(), frames="0-6")
+
+    [track] = tracks(cvat_server, task)
+    assert keyframes(track) == [(0, False), (1, False), (2, False), (4, False), (5, False),
+                                (6, False), (7, True)]  # fmt: skip
+    # Video frames are served as JPEG: the square's edges blur by a pixel or two.
+    assert follows(track, 0, tolerance=2)

@@ -93,6 +93,22 @@ class ColourTracker:
         )
 
 
+def write_video(path: os.PathLike[str] | str, images: Sequence[PIL.Image.Image]) -> None:
+    """Write ``images`` as a lossless video (FFV1; name the file ``*.mkv``), with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width, stream.height = images[0].size
+        stream.pix_fmt = "bgr0"
+        for image in images:
+            frame = av.VideoFrame.from_image(image).reformat(format="bgr0")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
 def create(delay: float = 0.0) -> ColourTracker:
     """The tracker; ``TRACK_SCENE_DELAY`` in the environment slows it down without changing
     its parameters (and so the run's journal key)."""
