@@ -665,3 +665,41 @@ def test_a_video_task_is_tracked_past_its_deleted_frames(cvat_server, cvat_clien
                                 (6, False), (7, True)]  # fmt: skip
     # Video frames are served as JPEG: the square's edges blur by a pixel or two.
     assert follows(track, 0, tolerance=2)
+
+
+def test_rollback_finds_and_removes_tracks_whose_reply_a_killed_run_never_got(
+    cvat_server, cvat_client, tmp_path, monkeypatch, capsys
+):
+    from cvat_aa.cli import main
+
+    task = make_task(cvat_server, 8, squares=2, segment_size=4)
+    users = seed(cvat_server, task, (0, 0, "car"), (1, 0, "person"))
+    before = cvat_server.annotations(task)
+
+    class Killed(BaseException):
+        pass
+
+    def piece_uploaded(self, piece, keys):
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Journal, "piece_uploaded", piece_uploaded)
+        patch.setattr(Uploader, "rollback", lambda self: RollbackReport("task", 0, 0))
+        patch.setattr(Journal, "close", lambda self, delete=False: closed(self))
+        with pytest.raises(Killed):
+            cvat_aa.track_task(
+                cvat_client, task, ColourTracker(), journal_dir=tmp_path, journal_key="k"
+            )
+    # Both tracks, each cut in two at the job boundary, are on the server; the journal
+    # only says that they were being sent.
+    assert len(tracks(cvat_server, task)) == 4
+    [info] = list_journals(tmp_path)
+    assert info.pieces_in_doubt == 1 and not info.uploaded
+
+    code = main(
+        ["runs", "rollback", info.id, "--journal-dir", str(tmp_path), *cvat_server.cli_args()]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert "Removed the 4 annotations" in capsys.readouterr().out
+    assert cvat_server.annotations(task) == before
+    assert cvat_server.annotations(task)["shapes"] == users
