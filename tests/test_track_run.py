@@ -703,3 +703,10 @@ def test_rollback_finds_and_removes_tracks_whose_reply_a_killed_run_never_got(
     assert "Removed the 4 annotations" in capsys.readouterr().out
     assert cvat_server.annotations(task) == before
     assert cvat_server.annotations(task)["shapes"] == users
+
+
+def test_a_given_start_shape_on_a_frame_not_tracked_is_refused(cvat_server, cvat_client):
+    task = make_task(cvat_server, 6)
+    given = [{"label": "car", "frame": 5, "type": "rectangle", "points": box(0, 5)}]
+    with pytest.raises(ValueError, match="on frame 5 .* is not on a frame tracked .*frames 0-3"):
+        cvat_aa.track_task(cvat_client, task, ColourTracker(), start_shapes=given, frames="0-3")

@@ -155,6 +155,8 @@ def track_on_server(
             " given in a file are not in the task, so there is nothing to replace"
         )
     selection = FrameSelection.of(frames)
+    if labels is not None:
+        labels = [labels] if isinstance(labels, str) else list(labels)
     if isinstance(journal_key, Mapping):
         journal_key = json.dumps(journal_key, sort_keys=True, default=str)
 
@@ -184,6 +186,15 @@ def track_on_server(
         if labels is not None:
             starts = [s for s in starts if catalog.name(s.label_id) in labels]
         check_start_shapes(starts, tracker.spec, catalog)
+        selected = {index for index, _ in source.frames}
+        for start in starts:
+            if start.frame not in selected:
+                raise ValueError(
+                    f"{start.describe(catalog)} ({start.key.replace(':', ' shape ')}) is not on"
+                    f" a frame tracked ({source.describe()}"
+                    f"{'' if selection is None else f', frames {selection}'}, deleted frames"
+                    " left out); change its frame or --frames"
+                )
         where = "given"
     else:
         starts = _start_shapes(
