@@ -20,5 +20,6 @@ fi
     -e plugins/torchvision-classification \
     -e plugins/ultralytics-yolo \
     -e plugins/opencv-tracker \
+    -e plugins/segment-anything \
     -e examples/simple-interactors-trackers \
     -e examples/face-detection
