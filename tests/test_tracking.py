@@ -383,3 +383,9 @@ class Preprocessing(Returning):
 
     def preprocess_image(self, context, image):
         return image
+
+
+def test_annotating_files_with_a_tracking_function_by_name_uses_that_name(tmp_path):
+    frame().save(tmp_path / "a.png")
+    with pytest.raises(cvat_aa.BadFunctionError, match="'cvat-aa serve -f template_tracker'"):
+        cvat_aa.annotate_images("template_tracker", [tmp_path / "a.png"])

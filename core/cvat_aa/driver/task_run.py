@@ -294,7 +294,7 @@ def run_on_server(
         source = TaskFrames.for_task(media, selection=options.frames, retry=retry)
     task_labels = retry.call(media.get_labels, what=f"reading the labels of {kind} {target_id}")
     mapper = LabelMapper(
-        executor.spec(loaded).labels,
+        executor.spec(loaded, options.function_name or function_name(function)).labels,
         task_labels,
         allow_unmatched_labels=options.allow_unmatched_labels,
         conv_mask_to_poly=options.conv_mask_to_poly,

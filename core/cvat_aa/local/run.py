@@ -118,7 +118,7 @@ def run_on_files(function: Any, source: LocalFrames, options: RunOptions) -> Loc
     started = time.monotonic()
     executor = options.executor or LocalExecutor()
     loaded = executor.load(function)
-    spec = executor.spec(loaded)
+    spec = executor.spec(loaded, options.function_name or function_name(function))
     name = options.function_name or function_name(function)
     # With a label map, the output's labels are the spec's under their mapped names.
     labels = spec.labels if options.label_map is None else options.label_map.rename(spec.labels)

@@ -86,9 +86,10 @@ class Executor(Protocol):
         """
         ...
 
-    def spec(self, function: Any) -> DetectionFunctionSpec:
+    def spec(self, function: Any, name: str | None = None) -> DetectionFunctionSpec:
         """The function's spec, validated (through the ``cvat_aa_spec`` hook); a function of
-        another kind is refused with :func:`detection_spec`'s ``BadFunctionError``."""
+        another kind is refused with :func:`detection_spec`'s ``BadFunctionError``, which
+        calls it ``name`` (by default, :func:`function_name`)."""
         ...
 
     def detect(
@@ -110,8 +111,8 @@ class LocalExecutor:
             return load_function(function)
         return function
 
-    def spec(self, function: Any) -> DetectionFunctionSpec:
-        return detection_spec(hooks().spec(function), function_name(function))
+    def spec(self, function: Any, name: str | None = None) -> DetectionFunctionSpec:
+        return detection_spec(hooks().spec(function), name or function_name(function))
 
     def detect(
         self, function: Any, batches: Iterable[list[Frame]], contexts: Contexts

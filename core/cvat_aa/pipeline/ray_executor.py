@@ -256,11 +256,11 @@ class RayExecutor:
         self._start(function)
         return function
 
-    def spec(self, function: Any) -> DetectionFunctionSpec:
+    def spec(self, function: Any, name: str | None = None) -> DetectionFunctionSpec:
         """The function's spec, as an actor's copy of the function declares it."""
         self._start(function)
         return detection_spec(
-            self._get(self._slots[0].actor.spec.remote()), function_name(function)
+            self._get(self._slots[0].actor.spec.remote()), name or function_name(function)
         )
 
     def _get(self, ref: Any) -> Any:
