@@ -439,3 +439,16 @@ def test_a_mask_keeps_the_whole_numbers_cvat_cli_would_send(cvat_cli_worker, ima
     [from_cli] = cli._worker_job_interact("k", image, prompts)
     [ours] = cvat_aa.Interactor(BoxAroundPoint(shape_type="mask")).interact(image, prompts)
     assert _as_sent(ours) == _as_sent(from_cli)
+
+
+def test_annotate_task_refuses_an_interaction_function_and_leaves_the_task_alone(
+    cvat_server, cvat_client
+):
+    task = cvat_server.create_task(
+        "clicks",
+        images=[PIL.Image.new("RGB", (20, 16), "red")],
+        labels=[{"name": "car", "type": "rectangle"}],
+    )
+    with pytest.raises(cvat_aa.BadFunctionError, match="is an interaction function"):
+        cvat_aa.annotate_task(cvat_client, task, BoxAroundPoint())
+    assert cvat_server.annotations(task)["shapes"] == []
