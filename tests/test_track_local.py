@@ -12,6 +12,7 @@ import PIL.Image
 import pytest
 from cvat_aa.cli import main
 from cvat_aa.export.cvat_xml import read_cvat_video_xml
+from cvat_aa.export.tracks_json import read_tracks_json
 from cvat_aa.local.track_video import labels_of, track_files
 from track_scene import HEIGHT, WIDTH, ColourTracker, box, frame_image, off_by, write_video
 
@@ -132,13 +133,36 @@ def test_a_video_is_tracked_frame_by_frame(tmp_path, shapes_file, capsys):
         assert off_by(shape.points, box(0, shape.frame, leaving)) <= 1
 
 
-def test_an_output_that_is_not_xml_exits_2(images, shapes_file, tmp_path, capsys):
+def test_an_output_that_is_neither_xml_nor_json_exits_2(images, shapes_file, tmp_path, capsys):
     code = main(
         ["track", SCENE, "--images", str(images), "--shapes-file", str(shapes_file)]
-        + ["--output", str(tmp_path / "tracks.json")]
+        + ["--output", str(tmp_path / "tracks.csv")]
     )
     assert code == 2
-    assert "name the output *.xml" in capsys.readouterr().err
+    assert "name the output *.xml (CVAT for video 1.1" in capsys.readouterr().err
+
+
+def test_tracks_can_be_written_as_plain_json(images, shapes_file, tmp_path, capsys):
+    output = tmp_path / "tracks.json"
+    code = main(
+        ["track", SCENE, "--images", str(images), "--shapes-file", str(shapes_file)]
+        + ["--output", str(output), "--frames", "0-5"]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert f"Wrote {output} (JSON)" in capsys.readouterr().out
+
+    data = read_tracks_json(output)
+    assert (data["size"], data["width"], data["height"]) == (8, WIDTH, HEIGHT)
+    assert data["labels"] == ["car", "sign"]
+    car, sign = sorted(data["tracks"], key=lambda t: t["label"])
+    assert (car["label"], car["frame"], car["source"]) == ("car", 0, "auto")
+    assert [(s["frame"], s["outside"]) for s in car["shapes"]] == [
+        *((n, False) for n in range(5)),
+        (5, True),
+    ]
+    assert off_by(car["shapes"][2]["points"], box(0, 2, leaving)) <= 1
+    # Followed to the end of the range, closed on the next frame.
+    assert [(s["frame"], s["outside"]) for s in sign["shapes"]][-2:] == [(5, False), (6, True)]
 
 
 def test_a_start_shape_the_function_cannot_track_exits_2(images, tmp_path, capsys):

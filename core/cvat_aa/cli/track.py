@@ -125,7 +125,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--output",
         type=Path,
         metavar="FILE",
-        help="with --video or --images: write the tracks to FILE (CVAT for video 1.1, *.xml)",
+        help="with --video or --images: write the tracks to FILE: *.xml for CVAT for video 1.1"
+        " (CVAT imports it), *.json for plain JSON",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     login.add_server_options(parser)
@@ -285,5 +286,6 @@ def _report(args: argparse.Namespace, summary: Any) -> int:
     else:
         print(summary.format())
         if summary.output is not None:
-            print(f"Wrote {summary.output} (CVAT for video 1.1)")
+            kind = "JSON" if summary.output.suffix.lower() == ".json" else "CVAT for video 1.1"
+            print(f"Wrote {summary.output} ({kind})")
     return ExitCode.OK

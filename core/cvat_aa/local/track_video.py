@@ -3,8 +3,9 @@
 The frames are read as a run over files reads them (:class:`~.inputs.LocalFrames`: one at a
 time, videos through PyAV), the tracks are made as every tracking run makes them
 (:mod:`cvat_aa.tracks`), and each is written as it ends to a "CVAT for video 1.1" file
-(:class:`~cvat_aa.export.cvat_xml.CvatVideoXmlWriter`), which appears whole when the run ends
-and not at all when it fails. The start shapes come from a shapes file: their label names
+(:class:`~cvat_aa.export.cvat_xml.CvatVideoXmlWriter`), or to plain JSON for scripts
+(:class:`~cvat_aa.export.tracks_json.TracksJsonWriter`); the file appears whole when the run
+ends and not at all when it fails. The start shapes come from a shapes file: their label names
 are the file's labels (there is no task to match them to).
 """
 
@@ -22,6 +23,7 @@ from cvat_sdk.core.progress import ProgressReporter
 
 from ..export.cvat_xml import CvatVideoXmlWriter
 from ..export.streaming import check_output_path
+from ..export.tracks_json import TracksJsonWriter
 from ..frames import Frame, FrameSelection
 from ..labels import LabelCatalog, LabelInfo, stable_color
 from ..pipeline.detection import raising_as_the_function_did
@@ -53,15 +55,16 @@ def labels_of(entries: Sequence[Mapping[str, Any]]) -> LabelCatalog:
 
 
 def check_track_output(path: str | os.PathLike[str]) -> Path:
-    """Check, before any work, that tracks can be written to ``path`` (a ``.xml`` file).
+    """Check, before any work, that tracks can be written to ``path``: a ``.xml`` file (CVAT
+    for video 1.1) or a ``.json`` one (plain JSON).
 
     Raises ``ValueError`` saying what to change.
     """
     target = check_output_path(path)
-    if target.suffix.lower() != ".xml":
+    if target.suffix.lower() not in (".xml", ".json"):
         raise ValueError(
-            f"tracks are written as CVAT for video 1.1 XML: name the output *.xml, not"
-            f" {os.fspath(path)!r}"
+            f"name the output *.xml (CVAT for video 1.1, which CVAT imports) or *.json (the"
+            f" tracks as plain JSON), not {os.fspath(path)!r}"
         )
     return target
 
@@ -87,11 +90,11 @@ def _run(
     count = source.count()
     last_frame = None if count is None else count - 1
     per_label: dict[str, int] = {}
-    writer = (
-        None
-        if output is None
-        else CvatVideoXmlWriter(output, labels, task_name=task_name, size=count)
-    )
+    writer: CvatVideoXmlWriter | TracksJsonWriter | None = None
+    if output is not None and output.suffix.lower() == ".json":
+        writer = TracksJsonWriter(output, labels, size=count)
+    elif output is not None:
+        writer = CvatVideoXmlWriter(output, labels, task_name=task_name, size=count)
 
     def on_track(obj: TrackedObject) -> None:
         name = labels.name(obj.start.label_id)
@@ -156,7 +159,8 @@ def track_files(
     """Run a tracking ``function`` over the frames of videos or images on disk (``paths``, as
     ``annotate_images`` takes them, frames numbered from 0 across them) from ``start_shapes``
     (a shapes file's contents: ``[{"label": name, "frame": n, "type": "rectangle",
-    "points": [...]}, ...]``), and write the tracks to ``output`` as "CVAT for video 1.1" XML.
+    "points": [...]}, ...]``), and write the tracks to ``output``: "CVAT for video 1.1" XML
+    for ``*.xml``, plain JSON for ``*.json`` (see ``cvat_aa.export.tracks_json``).
 
     Tracks end as on a task: an ``outside`` keyframe where the object is lost, or on the frame
     after the last one of ``frames`` (unless the media end there). The file appears when the
