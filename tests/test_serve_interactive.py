@@ -742,3 +742,72 @@ def test_through_cvat_the_opencv_tracker_follows_a_square_over_three_frames(tmp_
                 x, y = corners[frame]
                 assert shape["type"] == "rectangle"
                 assert shape["points"] == pytest.approx([x, y, x + 40, y + 40], abs=4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _installed("segment-anything"), reason="segment-anything is not installed")
+def test_through_cvat_segment_anything_answers_a_mask_and_a_polygon_encoding_the_frame_once(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    # Ultralytics offline, its settings out of the user's folder; a random-weight MobileSAM.
+    monkeypatch.setenv("YOLO_OFFLINE", "true")
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics"))
+    from cvat_aa_segment_anything.models import build_model
+
+    torch.manual_seed(0)
+    weights = tmp_path / "mobile_sam-random.pt"
+    torch.save(build_model("mobile_sam").state_dict(), weights)
+    params = {"weights": str(weights), "device": "cpu"}
+    functions = [
+        ServedFunction(FunctionChoice(source="segment-anything", id="sam", params=params)),
+        ServedFunction(
+            FunctionChoice(
+                source="segment-anything",
+                id="sam-polygon",
+                params={**params, "output": "polygon"},
+            )
+        ),
+    ]
+    # A grey picture with a bright, textured square in it (the plugin's own test picture).
+    pixels = np.full((120, 160, 3), 90, dtype=np.uint8)
+    pixels[30:80, 50:110] = np.random.default_rng(0).integers(180, 255, (50, 60, 3))
+    with (
+        Gateway(functions, port=0, direct=False) as gateway,
+        TestServer(data_dir=tmp_path / "server", nuclio_url=gateway.url) as server,
+    ):
+        task = server.create_task("sam", images=[PIL.Image.fromarray(pixels)], image_quality=100)
+        with server.make_client() as client:
+            clicks = [
+                call(client, "sam", task=task, frame=0, pos_points=[[80, 55]], neg_points=[]),
+                call(
+                    client,
+                    "sam",
+                    task=task,
+                    frame=0,
+                    pos_points=[[80, 55], [70, 40]],
+                    neg_points=[[10, 10]],
+                ),
+            ]
+            outlined = call(
+                client,
+                "sam-polygon",
+                task=task,
+                frame=0,
+                pos_points=[[80, 55]],
+                neg_points=[],
+                obj_bbox=[[40, 20], [120, 90]],
+            )
+        metrics = gateway.metrics.as_dict()
+    for status, answer in clicks:
+        assert status == 200, answer
+        (shape,) = answer["shapes"]
+        assert shape["type"] == "mask"
+        assert decode_mask(shape["points"], image_width=160, image_height=120).any()
+        assert [a["spec_id"] for a in shape["attributes"]] == [0]  # the confidence
+    assert metrics["sam"]["image_cache"] == {"hits": 1, "misses": 1}
+    status, answer = outlined
+    assert status == 200, answer
+    (polygon,) = answer["shapes"]
+    assert polygon["type"] == "polygon" and len(polygon["points"]) >= 6
