@@ -256,3 +256,15 @@ def test_a_trackable_shape_past_the_edge_is_clipped_like_a_detected_one():
     shape = sdk_aa.TrackableShape(type="rectangle", points=[-5, 2, np.float32(8), 12])
     checked = validate_trackable_shape(shape, 10, 10, original_type="rectangle")
     assert checked.points == [0, 2, 8, 10]
+
+
+def test_interaction_and_tracked_shapes_take_torch_numbers():
+    torch = pytest.importorskip("torch")
+    from cvat_aa.interface import validate_interaction_shape, validate_trackable_shape
+
+    polygon = sdk_aa.InteractionResultShape(
+        type="polygon", points=torch.tensor([1.0, 1.0, 9.0, 1.0, 9.0, 9.0])
+    )
+    assert validate_interaction_shape(polygon, 10, 10).points == [1, 1, 9, 1, 9, 9]
+    box = sdk_aa.TrackableShape(type="rectangle", points=torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    assert validate_trackable_shape(box, 10, 10).points == [1, 2, 3, 4]
