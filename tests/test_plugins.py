@@ -480,6 +480,8 @@ TRACKING_MODULE = """
 FACTORY_KINDS_MODULE = """
     from __future__ import annotations
 
+    import functools
+
     import cvat_aa
     import cvat_sdk.auto_annotation as cvataa
 
@@ -498,6 +500,14 @@ FACTORY_KINDS_MODULE = """
             return cvataa.InteractionFunctionSpec(min_pos_points=1)
 
         def detect(self, context, pp_image, prompts):
+            return []
+
+    class Cached:
+        @functools.cached_property
+        def spec(self) -> cvataa.DetectionFunctionSpec:
+            return cvataa.DetectionFunctionSpec(labels=[])
+
+        def detect(self, context, image):
             return []
 
     class Annotated:
@@ -564,6 +574,7 @@ def _kinds_distribution(make_distribution):
                 "made_annotated": "kinds_factories_m:make_annotated",
                 "made_unresolvable": "kinds_factories_m:make_unresolvable",
                 "tracker_class": "kinds_factories_m:Tracker",
+                "cached_class": "kinds_factories_m:Cached",
             }
         },
     )
@@ -587,6 +598,7 @@ def test_a_factorys_kind_comes_from_its_return_annotation_without_building_it(
     assert kinds["made_detector"] == "detection"  # cvat-aa's protocol
     assert kinds["tracker_class"] == "tracking"  # the class is its own factory
     assert kinds["made_annotated"] == "tracking"  # a class annotation of spec
+    assert kinds["cached_class"] == "detection"  # a cached_property annotated with its type
     import kinds_factories_m
 
     assert kinds_factories_m.BUILT == []

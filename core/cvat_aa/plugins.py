@@ -22,6 +22,7 @@ what its factory is annotated to return.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -464,6 +465,8 @@ def _kind_of_class(cls: Any) -> FunctionKind | None:
         return function_kind(spec)
     if isinstance(spec, property) and spec.fget is not None:
         annotation = typing.get_type_hints(spec.fget).get("return")
+    elif isinstance(spec, functools.cached_property):
+        annotation = typing.get_type_hints(spec.func).get("return")
     else:
         annotation = typing.get_type_hints(cls).get("spec")
     return kind_of_spec_type(typing.get_origin(annotation) or annotation)
