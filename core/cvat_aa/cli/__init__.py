@@ -10,7 +10,8 @@ Exit codes (also in docs/cli.md):
 3     authentication failed (wrong credentials or token, or no permission), or no
       credentials were given and there is no terminal to ask for a password on
 4     the task or job was not found, or it has no data
-5     the function is bad: a broken plugin, or a function that broke the protocol
+5     the function is bad: a broken plugin, a function that broke the protocol, or a function
+      of another kind than the command runs
 6     the function raised an exception on a frame
 7     another run is annotating the same task (see the message for which)
 130   interrupted (Ctrl-C)
