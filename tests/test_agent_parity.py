@@ -278,6 +278,7 @@ def _register(cvat_cli, cvat_server: TestServer, source: list[str], capsys) -> i
         "function", "create-native", "parity", *source, env={"PYTHONPATH": _pythonpath()}
     )
     function_id = int(theirs.stdout.split()[-1])
+    capsys.readouterr()  # what the test printed before (Ultralytics' greeting, say)
     code = main(
         ["agent", "create", *source, "--display-name", "parity", "--json", *cvat_server.cli_args()]
     )
@@ -530,4 +531,45 @@ def test_the_example_tracker_answers_alike_through_both_agents(
     )
     ours = answers["cvat-aa"]
     assert ours[2][1]["shapes"] == [{"type": "rectangle", "points": [38.0, 40.0, 62.0, 64.0]}]
+    assert answers["cvat-aa"] == answers["cvat-cli"]
+
+
+@pytest.mark.slow
+def test_the_segment_anything_plugin_answers_alike_through_both_agents(
+    cvat_server, cvat_cli, capsys, tmp_path, monkeypatch
+) -> None:
+    pytest.importorskip("cvat_aa_segment_anything")
+    import numpy
+    import torch
+
+    # Ultralytics offline, its settings out of the user's folder (here and in the agents).
+    monkeypatch.setenv("YOLO_OFFLINE", "true")
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics"))
+    from cvat_aa_segment_anything.models import build_model
+
+    torch.manual_seed(0)
+    weights = tmp_path / "mobile_sam-random.pt"
+    torch.save(build_model("mobile_sam").state_dict(), weights)
+    params = ["-p", f"weights=str:{weights}", "-p", "device=str:cpu"]
+    module = ["--function-module", "cvat_aa_segment_anything", *params]
+    function_id = _register(cvat_cli, cvat_server, module, capsys)
+    # A grey picture with a bright, textured square in it (the plugin's own test picture).
+    pixels = numpy.full((120, 160, 3), 90, dtype=numpy.uint8)
+    pixels[30:80, 50:110] = numpy.random.default_rng(0).integers(180, 255, (50, 60, 3))
+    task = cvat_server.create_task(
+        "sam", images=[PIL.Image.fromarray(pixels)], labels=[{"name": "thing"}], image_quality=100
+    )
+
+    def script(call: Call, agent: str) -> Any:
+        click = {"type": "interact", "task": task, "frame": 0}
+        return [
+            call({**click, "pos_points": [[80, 55]]}),
+            call({**click, "pos_points": [[80, 55], [70, 40]], "neg_points": [[10, 10]]}),
+            call({**click, "pos_points": [[80, 55]], "obj_bbox": [[40, 20], [120, 90]]}),
+            call({**click, "pos_points": [[60, 45]], "roi": [20, 10, 140, 100]}),
+        ]
+
+    sources = {"cvat-cli": module, "cvat-aa": ["--function", "segment-anything", *params]}
+    answers = transcripts(cvat_server, function_id, sources, script, tmp_path)
+    assert [code for code, _ in answers["cvat-aa"]] == [200] * 4
     assert answers["cvat-aa"] == answers["cvat-cli"]
