@@ -4,10 +4,9 @@ CVAT Online and Enterprise do not run users' models: a user registers a *native 
 there (a name, its kind, and the labels it detects, the prompts it takes or the shapes it
 tracks) and runs an agent on their own machine, which takes the function's requests from
 CVAT's queue. Detectors, interactors and trackers are served alike; the kind follows from the
-function's spec. cvat-cli calls these ``function create-native``,
-``function delete`` and ``function run-agent``; here they live under ``agent`` (``create``,
-``list``, ``delete``, ``run``), because ``functions`` already means the functions installed
-on this machine:
+function's spec. cvat-cli calls these ``function create-native``, ``function delete`` and
+``function run-agent``; here they live under ``agent`` (``create``, ``list``, ``delete``,
+``run``), because ``functions`` already means the functions installed on this machine:
 
 * ``agent create NAME [-p ...]`` registers a native function from an installed function's
   spec and prints its id;
@@ -100,8 +99,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Take the requests of a native function from the server's queue and serve"
         " them with an installed function (a detector, an interactor or a tracker), loaded"
         " once. Interactive (single-frame) requests are served between the batches of a task"
-        " request. Ctrl-C or SIGTERM stops after"
-        " the request in progress; a second one drops it for another agent.",
+        " request. Ctrl-C or SIGTERM stops after the request in progress; a second one drops"
+        " it for another agent.",
     )
     add_function_options(run, named_option=True)
     which = run.add_mutually_exclusive_group()
