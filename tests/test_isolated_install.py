@@ -121,6 +121,62 @@ PLUGINS = {
 }
 
 
+@attrs.frozen
+class InteractivePlugin:
+    """An interaction or tracking plugin: its function, its kind, and a Python snippet that
+    runs the function on generated images in the plugin's venv and prints JSON."""
+
+    function: str
+    kind: str
+    uses_torch: bool
+    snippet: str
+
+
+#: A MobileSAM with random weights, saved, loaded by name, and asked about one click.
+SAM_SNIPPET = """
+import json, PIL.Image, torch
+from cvat_aa.interaction import Interactor, Prompts
+from cvat_aa.plugins import load_function
+from cvat_aa_segment_anything.models import build_model
+
+torch.manual_seed(0)
+torch.save(build_model("mobile_sam").state_dict(), "mobile_sam-random.pt")
+function = load_function("segment-anything", weights="mobile_sam-random.pt", device="cpu")
+image = PIL.Image.new("RGB", (160, 120), (90, 90, 90))
+image.paste((230, 200, 40), (50, 30, 110, 80))
+shapes = Interactor(function).interact(image, Prompts(pos_points=[(80, 55)]))
+print(json.dumps([{"type": shape.type, "points": shape.points} for shape in shapes]))
+"""
+
+#: A checkered square moving 6 pixels right and 3 down a frame, over a gradient, for 3 frames.
+TRACKER_SNIPPET = """
+import json, numpy, PIL.Image
+from cvat_aa import TrackableShape
+from cvat_aa.plugins import load_function
+from cvat_aa.tracking import Tracker
+
+def frame(x, y):
+    pixels = numpy.tile(numpy.linspace(60, 180, 160, dtype=numpy.uint8)[None, :, None], (120, 1, 3))
+    square = (numpy.indices((30, 30)).sum(axis=0) // 5 % 2 * 200 + 20).astype(numpy.uint8)
+    pixels[y : y + 30, x : x + 30] = square[:, :, None]
+    return PIL.Image.fromarray(pixels)
+
+tracker = Tracker(load_function("opencv-tracker"))
+(state,) = tracker.init_tracking(frame(20, 30), [TrackableShape(type="rectangle", points=[20, 30, 50, 60])])
+moved = [tracker.track(frame(20 + 6 * i, 30 + 3 * i), [state])[0] for i in (1, 2, 3)]
+print(json.dumps([shape.points for shape in moved]))
+"""
+
+INTERACTIVE_PLUGINS = {
+    "cvat-aa-segment-anything": InteractivePlugin(
+        "segment-anything", "interaction", True, SAM_SNIPPET
+    ),
+    "cvat-aa-opencv-tracker": InteractivePlugin(
+        "opencv-tracker", "tracking", False, TRACKER_SNIPPET
+    ),
+}
+
+
 def distributions() -> dict[str, Path]:
     """Every distribution in the repository: its name and its source folder."""
     pyprojects = [
@@ -410,6 +466,32 @@ def serve_once(cvat_aa: Path, function: list[str], function_id: str, photo: Path
     return items
 
 
+def install_plugin(
+    name: str,
+    uses_torch: bool,
+    venv_path: Path,
+    wheels: dict[str, Path],
+    constraints: Path,
+    request: pytest.FixtureRequest,
+) -> Path:
+    """A venv with the core and the plugin ``name`` (and the torch helpers for torch plugins,
+    on a copy of the torch template) installed from their wheels; checks it is isolated."""
+    template = request.getfixturevalue("torch_template") if uses_torch else None
+    venv = make_venv(venv_path, template)
+    helpers = [wheels[TORCH_HELPERS]] if uses_torch else []
+    pip_install(venv, wheels[CORE], *helpers, wheels[name], constraints=constraints)
+    packages = assert_isolated(venv)
+    if template is None:
+        assert not set(TORCH) & set(packages), f"{name} must not need torch"
+    else:
+        # pip kept the template's torch: same files, nothing downloaded or reinstalled.
+        for module in TORCH:
+            here, there = (v / "lib" for v in (venv, template))
+            init = next(here.glob(f"python3*/site-packages/{module}/__init__.py"))
+            assert init.stat().st_ino == (there / init.relative_to(here)).stat().st_ino
+    return venv
+
+
 # Installed from its wheel in an isolated venv and listed by tests/test_example_plugin_install.py
 # (its functions are an interactor and a tracker: nothing here would annotate with them).
 TESTED_ELSEWHERE = {"cvat-aa-simple-interactors-trackers"}
@@ -417,7 +499,7 @@ TESTED_ELSEWHERE = {"cvat-aa-simple-interactors-trackers"}
 
 def test_every_plugin_distribution_is_tested():
     plugins = set(distributions()) - {CORE, TESTING, TORCH_HELPERS} - TESTED_ELSEWHERE
-    assert set(PLUGINS) == plugins
+    assert set(PLUGINS) | set(INTERACTIVE_PLUGINS) == plugins
 
 
 def test_the_core_wheel_runs_alone_with_its_declared_dependencies(
@@ -478,20 +560,7 @@ def test_each_plugin_wheel_runs_with_its_declared_dependencies(
     request: pytest.FixtureRequest,
 ) -> None:
     plugin = PLUGINS[name]
-    template = request.getfixturevalue("torch_template") if plugin.uses_torch else None
-    venv = make_venv(venv_path, template)
-    helpers = [wheels[TORCH_HELPERS]] if plugin.uses_torch else []
-    pip_install(venv, wheels[CORE], *helpers, wheels[name], constraints=constraints)
-    packages = assert_isolated(venv)
-    if template is None:
-        assert not set(TORCH) & set(packages), f"{name} must not need torch"
-    else:
-        # pip kept the template's torch: same files, nothing downloaded or reinstalled.
-        for module in TORCH:
-            here, there = (v / "lib" for v in (venv, template))
-            init = next(here.glob(f"python3*/site-packages/{module}/__init__.py"))
-            assert init.stat().st_ino == (there / init.relative_to(here)).stat().st_ino
-
+    venv = install_plugin(name, plugin.uses_torch, venv_path, wheels, constraints, request)
     cvat_aa = venv / "bin" / "cvat-aa"
     assert run(cvat_aa, "--version").startswith("cvat-aa ")
     listing = {f["name"]: f for f in json.loads(run(cvat_aa, "functions", "list", "--json"))}
@@ -516,3 +585,32 @@ def test_each_plugin_wheel_runs_with_its_declared_dependencies(
 
     served = serve_once(cvat_aa, function, plugin.function, photo)
     assert all(item["label"] for item in served)
+
+
+@pytest.mark.parametrize("name", sorted(INTERACTIVE_PLUGINS))
+def test_each_interactive_plugin_wheel_runs_with_its_declared_dependencies(
+    name: str,
+    venv_path: Path,
+    wheels: dict[str, Path],
+    constraints: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    plugin = INTERACTIVE_PLUGINS[name]
+    venv = install_plugin(name, plugin.uses_torch, venv_path, wheels, constraints, request)
+    cvat_aa = venv / "bin" / "cvat-aa"
+    listing = {f["name"]: f for f in json.loads(run(cvat_aa, "functions", "list", "--json"))}
+    assert list(listing) == [plugin.function]
+    assert listing[plugin.function]["status"] == "ok", listing[plugin.function]["error"]
+    assert listing[plugin.function]["distribution"] == name
+    assert listing[plugin.function]["kind"] == plugin.kind
+
+    # The last line: Ultralytics prints a note on stdout when it makes its settings file.
+    shapes = json.loads(run(venv / "bin" / "python", "-c", plugin.snippet).splitlines()[-1])
+    if plugin.kind == "interaction":
+        (shape,) = shapes
+        assert shape["type"] == "mask"
+        # CVAT's mask encoding: run lengths, then the box, inside the 160x120 image.
+        left, top, right, bottom = shape["points"][-4:]
+        assert 0 <= left <= right < 160 and 0 <= top <= bottom < 120
+    else:
+        assert shapes == [[20 + 6 * i, 30 + 3 * i, 50 + 6 * i, 60 + 3 * i] for i in (1, 2, 3)]

@@ -101,7 +101,9 @@ class TrackingState:
 
 
 class OpenCvTrackerFunction:
-    """Track rectangles, each on its own.
+    """Follow rectangles from frame to frame with classical OpenCV trackers (no weights).
+
+    Each rectangle is tracked on its own.
 
     Parameters (the function's parameters):
 
@@ -241,8 +243,8 @@ class OpenCvTrackerFunction:
         left, top, box_width, box_height = box
         height, width = image_shape[:2]
         first_width, first_height = state.start_size
-        x1 = left + state.offset[0]
-        y1 = top + state.offset[1]
+        x1 = float(left + state.offset[0])
+        y1 = float(top + state.offset[1])
         x2 = x1 + state.size[0] * box_width / first_width
         y2 = y1 + state.size[1] * box_height / first_height
         x1, x2 = max(0.0, x1), min(float(width), x2)

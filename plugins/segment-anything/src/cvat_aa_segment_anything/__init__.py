@@ -216,7 +216,9 @@ def create(
     output: str = "mask",
     device: str = "auto",
 ) -> SegmentAnythingFunction:
-    """The ``segment-anything`` function: ``model`` with the weights in a local file.
+    """Segment the object that clicks and a box point at, as a mask or polygon (Segment Anything).
+
+    Builds ``model`` with the weights in a local file; the parameters:
 
     * ``model``: ``mobile_sam`` (the default), ``sam_b``, ``sam_l``, ``sam_h``, ``sam2_t``,
       ``sam2_s``, ``sam2_b``, ``sam2_l`` or ``sam2.1_t`` ... ``sam2.1_l``.
