@@ -151,8 +151,10 @@ def test_every_distribution_is_checked():
         "cvat-aa-torch",
         "cvat-aa-face-detection",
         "cvat-aa-ultralytics-yolo",
+        "cvat-aa-segment-anything",
+        "cvat-aa-opencv-tracker",
     } <= names
-    assert len(names) == len(PYPROJECTS) >= 9
+    assert len(names) == len(PYPROJECTS) >= 11
 
 
 @pytest.mark.parametrize("pyproject", PYPROJECTS, ids=NAMES)
