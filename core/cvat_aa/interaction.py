@@ -41,7 +41,7 @@ from .interface import (
 )
 from .plugins import call_function, hooks
 
-__all__ = ["Interactor", "Prompts", "check_prompts"]
+__all__ = ["Interactor", "Prompts", "check_prompts", "result_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -227,3 +227,22 @@ def _validated(shapes: Any, size: tuple[int, int]) -> list[InteractionResultShap
         else:
             checked.append(fitted)
     return checked
+
+
+def result_json(shapes: Sequence[InteractionResultShape]) -> dict[str, Any]:
+    """An interactor's answer as CVAT receives it, whether through ``cvat-aa serve`` or the
+    agent: ``{"shapes": [...]}``, each shape as cvat-cli's agent sends it (``attrs.asdict``,
+    the attributes as plain ``spec_id``/``value`` pairs, the numbers as the function gave them).
+    """
+    return {
+        "shapes": [
+            {
+                "type": str(shape.type),
+                "points": list(shape.points),
+                "attributes": [
+                    {"spec_id": int(a.spec_id), "value": a.value} for a in shape.attributes
+                ],
+            }
+            for shape in shapes
+        ]
+    }

@@ -73,6 +73,7 @@ __all__ = [
     "discover_functions",
     "get_plugin_manager",
     "hooks",
+    "kind_before_building",
     "load_command_plugins",
     "load_function",
 ]
@@ -486,6 +487,17 @@ def _kind_of(obj: Any, factory: Callable[..., Any] | None) -> FunctionKind | Non
     except BaseException:  # an annotation that does not resolve says nothing: "unknown"
         logger.debug("cannot tell the kind of %r without building it", obj, exc_info=True)
         return None
+
+
+def kind_before_building(obj: Any) -> FunctionKind | None:
+    """The kind of the function an entry-point object, module or file module stands for, as
+    far as it says without being built (what ``functions list`` shows); None when it does not
+    say, or is no function at all."""
+    try:
+        factory = _factory_of(obj)
+    except BadFunctionError:
+        return None
+    return _kind_of(obj, factory)
 
 
 def check_parameters(obj: Any, params: Mapping[str, Any], *, name: str) -> None:

@@ -44,7 +44,7 @@ from .interface import (
 )
 from .plugins import call_function, hooks
 
-__all__ = ["Tracker"]
+__all__ = ["Tracker", "shape_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -225,3 +225,9 @@ def _check_input(shape: Any, spec: TrackingFunctionSpec) -> None:
     except BadFunctionError as ex:
         reason = str(ex).removeprefix("function output ")
         raise BadRequestError(f"a shape to track is not valid: {reason}") from None
+
+
+def shape_json(shape: TrackableShape | None) -> dict[str, Any] | None:
+    """A tracked shape as CVAT receives it (``null`` where the object was lost), whether
+    through ``cvat-aa serve`` or the agent."""
+    return None if shape is None else {"type": shape.type, "points": list(shape.points)}

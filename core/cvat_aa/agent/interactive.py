@@ -34,9 +34,9 @@ from cvat_sdk import Client
 
 from ..driver.retry import RetryPolicy
 from ..errors import BadRequestError, FunctionFailedError, UnservableRequestError
-from ..interaction import Interactor, Prompts
+from ..interaction import Interactor, Prompts, result_json
 from ..interface import TrackableShape
-from ..tracking import Tracker
+from ..tracking import Tracker, shape_json
 
 __all__ = ["InteractionRunner", "TrackingRunner", "read_frame"]
 
@@ -100,16 +100,6 @@ def _type_of(params: Mapping[str, Any], served: tuple[str, ...]) -> str:
     return str(ar_type)
 
 
-def _shape_dict(shape: Any) -> dict[str, Any]:
-    """A result shape as CVAT's JSON (cvat-cli sends ``attrs.asdict`` of it)."""
-    result: dict[str, Any] = {"type": shape.type, "points": [float(p) for p in shape.points]}
-    if hasattr(shape, "attributes"):
-        result["attributes"] = [
-            {"spec_id": a.spec_id, "value": a.value} for a in shape.attributes or []
-        ]
-    return result
-
-
 class InteractionRunner:
     """Answers an interactor's ``interact`` requests with one loaded function."""
 
@@ -146,7 +136,7 @@ class InteractionRunner:
         cache_key = (params["task"], params["frame"], tuple(roi or ()))
         with _on_frame(task_id, frame):
             shapes = self.interactor.interact(image, prompts, cache_key=cache_key)
-        return {"shapes": [_shape_dict(shape) for shape in shapes]}
+        return result_json(shapes)
 
 
 class TrackingRunner:
@@ -187,5 +177,5 @@ class TrackingRunner:
             tracked = self.tracker.track(image, states, scope=scope)
         return {
             "states": states,
-            "shapes": [None if shape is None else _shape_dict(shape) for shape in tracked],
+            "shapes": [shape_json(shape) for shape in tracked],
         }

@@ -22,12 +22,11 @@ import PIL.ImageDraw
 from cvat_sdk import models
 
 from ..errors import BadRequestError, ImageInputError
-from ..interaction import Interactor, Prompts
+from ..interaction import Interactor, Prompts, result_json
 from ..interface import BadFunctionError, function_kind
 from ..labels import LabelCatalog
 from ..local.inputs import open_image
 from ..preview import draw_annotations
-from ..serve.nuclio import interaction_result
 from .errors import UsageError
 from .options import add_parameter_option, load_from_args
 from .track import _use_function_source
@@ -135,7 +134,7 @@ def run_interact(args: argparse.Namespace) -> int:
         shapes = interactor.interact(image, prompts)
     except BadRequestError as ex:
         raise UsageError(f"the prompts do not fit the function: {ex}") from None
-    text = json.dumps(interaction_result(shapes), indent=2) + "\n"
+    text = json.dumps(result_json(shapes), indent=2) + "\n"
     if args.output is None:
         sys.stdout.write(text)
     else:

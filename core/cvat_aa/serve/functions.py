@@ -50,20 +50,19 @@ from ..errors import (
     ServerBusyError,
 )
 from ..frames import Frame
-from ..interaction import Interactor, Prompts
+from ..interaction import Interactor, Prompts, result_json
 from ..interface import FrameContext, function_kind
 from ..labels import LabelCatalog
 from ..pipeline.detection import UNNUMBERED, run_batch
-from ..pipeline.executors import Outcome
+from ..pipeline.executors import Outcome, function_name
 from ..pipeline.label_mapping import LabelMapper, spec_as_task_labels
 from ..pipeline.ray_executor import RayExecutor
 from ..plugins import (
-    _factory_of,
-    _kind_of,
     check_parameters,
     discover_functions,
     hooks,
     instantiate,
+    kind_before_building,
     resolve_function_source,
 )
 from ..tracking import Tracker
@@ -73,7 +72,6 @@ from .nuclio import (
     InteractorRequest,
     TrackerRequest,
     function_config,
-    interaction_result,
     interactor_annotations,
     interactor_help,
     to_nuclio,
@@ -116,13 +114,9 @@ def kind_before_loading(source: Any) -> str | None:
     None when it does not say, or names no function."""
     try:
         obj, _ = resolve_function_source(source)
-        return _kind_of(obj, _factory_of(obj))
     except CvatAaError:
         return None
-
-
-def function_name(function: Any) -> str:
-    return getattr(function, "__name__", None) or type(function).__name__
+    return kind_before_building(obj)
 
 
 @attrs.frozen(kw_only=True)
@@ -431,7 +425,7 @@ class ServedFunction:
         def run() -> Any:
             return interactor.interact(request.image, prompts, cache_key=request.digest)
 
-        return interaction_result(self._call(run, timeout))
+        return result_json(self._call(run, timeout))
 
     def track(self, request: TrackerRequest, *, timeout: float | None = None) -> dict[str, Any]:
         """The tracker's answer to one call: ``{"shapes": [...], "states": [...]}``.

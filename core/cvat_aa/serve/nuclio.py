@@ -47,6 +47,7 @@ from ..errors import BadRequestError
 from ..interface import InteractionFunctionSpec, TrackableShape, TrackingFunctionSpec
 from ..labels import LabelCatalog, LabelInfo
 from ..sdk_private import fields
+from ..tracking import shape_json
 
 __all__ = [
     "BadRequestError",
@@ -54,7 +55,6 @@ __all__ = [
     "InteractorRequest",
     "TrackerRequest",
     "function_config",
-    "interaction_result",
     "interactor_annotations",
     "interactor_help",
     "labels_spec",
@@ -479,30 +479,8 @@ def to_nuclio(
     return items
 
 
-def interaction_result(shapes: Sequence[Any]) -> dict[str, Any]:
-    """An interactor's validated ``InteractionResultShape`` list as its answer, as cvat-cli's
-    agent sends it (``attrs.asdict``, the attributes as plain ``spec_id``/``value`` pairs)."""
-    return {
-        "shapes": [
-            {
-                "type": _value(shape.type),
-                "points": list(shape.points),
-                "attributes": [
-                    {"spec_id": fields(a)["spec_id"], "value": fields(a)["value"]}
-                    for a in shape.attributes
-                ],
-            }
-            for shape in shapes
-        ]
-    }
-
-
-def _trackable_dict(shape: TrackableShape | None) -> dict[str, Any] | None:
-    return None if shape is None else {"type": shape.type, "points": list(shape.points)}
-
-
 def tracking_result(
     shapes: Sequence[TrackableShape | None], states: Sequence[str]
 ) -> dict[str, Any]:
     """A tracker's answer: a shape (or null where the object was lost) and a state per object."""
-    return {"shapes": [_trackable_dict(s) for s in shapes], "states": list(states)}
+    return {"shapes": [shape_json(s) for s in shapes], "states": list(states)}
