@@ -177,6 +177,19 @@ def test_it_runs_on_the_cpu_when_asked(sam_function):
     assert {p.device.type for p in function.model.parameters()} == {"cpu"}
 
 
+def test_building_a_function_leaves_torchs_thread_count_as_it_was(random_model):
+    from ultralytics.utils import NUM_THREADS
+
+    # Ultralytics' device selection sets its own count, NUM_THREADS: start from another.
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(NUM_THREADS + 1)
+        SegmentAnythingFunction(random_model("mobile_sam"), device="cpu")
+        assert torch.get_num_threads() == NUM_THREADS + 1
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_it_runs_on_cuda_by_default_when_there_is_one(random_model, image):
     function = SegmentAnythingFunction(random_model("mobile_sam"))

@@ -201,10 +201,21 @@ def _predictor_for(sam_model: torch.nn.Module, device: torch.device) -> Any:
             f"sam_model must be a SAM or SAM 2 model that Ultralytics built, not a"
             f" {type(sam_model).__name__}"
         )
+    import torch
+
     predictor = predictor_class(
         overrides={"imgsz": _INPUT_SIZE, "device": str(device), "verbose": False, "save": False}
     )
-    predictor.setup_model(sam_model, verbose=False)
+    # Ultralytics' device selection sets torch's thread count (for its training runs) and the
+    # current CUDA device, for the whole process: put them back, for the other functions there.
+    threads = torch.get_num_threads()
+    cuda_device = torch.cuda.current_device() if torch.cuda.is_available() else None
+    try:
+        predictor.setup_model(sam_model, verbose=False)
+    finally:
+        torch.set_num_threads(threads)
+        if cuda_device is not None:
+            torch.cuda.set_device(cuda_device)
     # What a predictor's own source set-up would set; preprocess() resizes images to it.
     predictor.imgsz = [_INPUT_SIZE, _INPUT_SIZE]
     return predictor
