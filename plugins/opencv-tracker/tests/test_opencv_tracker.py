@@ -187,7 +187,7 @@ def test_a_state_made_on_one_thread_tracks_on_another(scene, algorithm):
 
 def test_unknown_algorithms_are_refused_with_the_valid_ones():
     with pytest.raises(
-        ValueError, match="algorithm must be one of 'template', 'mil', 'kcf', 'csrt', not 'tld'"
+        ValueError, match="algorithm must be one of 'template', 'mil', 'csrt', not 'tld'"
     ):
         OpenCvTrackerFunction(algorithm="tld")
 
@@ -207,7 +207,7 @@ def test_contrib_algorithms_say_what_to_install_when_opencv_lacks_them(algorithm
 
 
 # Not MIL, which drifts now and then (see the module's docstring).
-@pytest.mark.parametrize("algorithm", ["template", "kcf", "csrt"])
+@pytest.mark.parametrize("algorithm", ["template", "csrt"])
 def test_every_steady_algorithm_that_opencv_has_follows_the_square(scene, algorithm):
     if algorithm not in available_algorithms():
         pytest.skip(f"this OpenCV lacks {algorithm} (it is in opencv-contrib)")

@@ -11,11 +11,12 @@ Two kinds of tracker:
 * ``template`` (the default) looks for the object's first appearance near its last place, by
   normalised cross-correlation (``cv2.matchTemplate``), which ignores changes in brightness and
   contrast. It is deterministic: the same frames give the same boxes, in every run.
-* OpenCV's own trackers: MIL, in every OpenCV; KCF and CSRT, in OpenCV's extra modules only.
+* OpenCV's own trackers: MIL, in every OpenCV; CSRT, in OpenCV's extra modules only.
   MIL samples patches at random, and ``cv2.setRNGSeed`` does not make it repeat itself, so its
   boxes differ from run to run; on a textured square moving over a blurred background (the
   tests' scene) it drifted off the square in about one run of five while this plugin was
-  written. KCF and CSRT need opencv-contrib (see the README).
+  written. CSRT follows the square, and changes of size, but needs opencv-contrib (see the
+  README).
   These trackers do not notice losing their object: MIL reports success on every frame, even
   one that no longer shows it. So each of their boxes is also compared with the object's first
   appearance, and a box that no longer looks like it counts as lost.
@@ -48,12 +49,12 @@ logger = logging.getLogger(__name__)
 
 #: The trackers this function runs, by parameter value: the name of OpenCV's tracker class
 #: (None: template matching, done here), and whether OpenCV's main modules (opencv-python,
-#: opencv-python-headless) have it. KCF and CSRT are in the extra modules only
-#: (opencv-contrib-python, opencv-contrib-python-headless).
+#: opencv-python-headless) have it. CSRT is in the extra modules only (opencv-contrib-python,
+#: opencv-contrib-python-headless). Not KCF, also there: in opencv-contrib 4.14 it reported
+#: each object where it had been on the frame before (a frame late, on every frame).
 ALGORITHMS: dict[str, tuple[str | None, bool]] = {
     "template": (None, True),
     "mil": ("TrackerMIL", True),
-    "kcf": ("TrackerKCF", False),
     "csrt": ("TrackerCSRT", False),
 }
 
@@ -95,7 +96,7 @@ class TrackingState:
     start_size: tuple[int, int]
     #: Where the rectangle's top left corner was, less where the pixel box's was.
     offset: tuple[float, float]
-    #: OpenCV's tracker (MIL, KCF, CSRT); None for template matching.
+    #: OpenCV's tracker (MIL, CSRT); None for template matching.
     tracker: Any = None
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
@@ -108,8 +109,7 @@ class OpenCvTrackerFunction:
     Parameters (the function's parameters):
 
     * ``algorithm``: ``template`` (the default: template matching, deterministic), ``mil`` (in
-      every OpenCV), ``kcf`` or ``csrt`` (both need OpenCV's extra modules, opencv-contrib; see
-      the README).
+      every OpenCV) or ``csrt`` (needs OpenCV's extra modules, opencv-contrib; see the README).
     * ``min_similarity``: how much, from 0 to 1, the object's new box must look like its first
       appearance (normalised cross-correlation) to count as found. With OpenCV's trackers, 0
       turns the check off, and the object is lost only when the tracker says so.
