@@ -35,18 +35,19 @@ def frame_number(context) -> int:
 
 
 class Boxes:
-    """One box per frame."""
+    """One box per frame, ``size`` pixels wide."""
 
     spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("car", 0, type="rectangle")])
 
-    def __init__(self, fail_on: int | None = None) -> None:
+    def __init__(self, fail_on: int | None = None, size: int = 5) -> None:
         self.fail_on = fail_on
+        self.size = size
 
     def detect(self, context, image):
         n = frame_number(context)
         if n == self.fail_on:
             raise ValueError(f"cannot read frame {n}")
-        return [cvat_aa.rectangle(0, [n, n, n + 5, n + 5])]
+        return [cvat_aa.rectangle(0, [n, n, n + self.size, n + self.size])]
 
 
 class Tags:
@@ -435,7 +436,10 @@ def test_a_killed_run_is_listed_warned_about_and_rolled_back_without_touching_an
 ):
     task = make_task(cvat_server, 20)
     before = seed(cvat_server, task, tags=range(5), shapes=[19])
-    killed = slow_cli("annotate", str(task), "--conf-threshold", "0.5")
+    # Slow enough that the kill, right after the first upload appears, lands long before the
+    # next piece is sent: the one piece it may catch in doubt is on the server (rolling back
+    # finds it by its boxes, among the same boxes of the run below).
+    killed = slow_cli("annotate", str(task), "--conf-threshold", "0.5", FRAME_DELAY="0.25")
     kill_after_uploads(cvat_server, task, killed)
     left_behind = len(auto(cvat_server, task))
     assert 0 < left_behind < 20
@@ -550,6 +554,189 @@ def test_rollback_finds_and_removes_a_piece_whose_reply_the_killed_run_never_got
     assert auto(cvat_server, task) == []
     assert manual(cvat_server, task) == before
     assert list_journals(journal_dir) == []
+
+
+class Killed(BaseException):
+    """What a SIGKILL does to a run, in the test's process: it stops where it is."""
+
+
+def killed_while_sending(patch: pytest.MonkeyPatch, piece: int, *, applied: bool) -> None:
+    """Make the next run stop as a SIGKILL does while ``piece`` is being sent: the journal
+    says it is being sent, and the server has it (``applied``) or never got it. Nothing is
+    rolled back and the journal stays."""
+    if applied:
+        recorded = Journal.piece_uploaded
+
+        def piece_uploaded(self, number, keys):
+            if number == piece:
+                raise Killed
+            recorded(self, number, keys)
+
+        patch.setattr(Journal, "piece_uploaded", piece_uploaded)
+    else:
+        sending = Journal.piece_sending
+
+        def piece_sending(self, number, frames, annotations):
+            sending(self, number, frames, annotations)
+            if number == piece:
+                raise Killed
+
+        patch.setattr(Journal, "piece_sending", piece_sending)
+    patch.setattr(Uploader, "rollback", lambda self: RollbackReport("task", 0, 0))
+
+
+def auto_boxes(server: TestServer, task: int) -> dict[int, tuple[int, tuple[float, ...]]]:
+    """The runs' boxes: id -> (frame, points)."""
+    return {
+        s["id"]: (s["frame"], tuple(s["points"]))
+        for s in server.annotations(task)["shapes"]
+        if s["source"] == "auto"
+    }
+
+
+def kill_a_run_while_it_sends_frames_2_3(
+    server: TestServer, client, task: int, journal_dir: Path, *, applied: bool
+) -> dict[int, tuple[int, tuple[float, ...]]]:
+    """Run Boxes over the task in pieces of two frames and kill it while it sends frames 2-3;
+    return the boxes it left."""
+    with pytest.MonkeyPatch.context() as patch:
+        killed_while_sending(patch, piece=2, applied=applied)
+        with pytest.raises(Killed):
+            cvat_aa.annotate_task(
+                client, task, Boxes(), batch_size=1, upload_frames=2,
+                journal_dir=journal_dir, journal_key="k",
+            )
+    [info] = list_journals(journal_dir)
+    assert info.pieces_in_doubt == 1
+    left = auto_boxes(server, task)
+    assert sorted(frame for frame, _ in left.values()) == ([0, 1, 2, 3] if applied else [0, 1])
+    return left
+
+
+def roll_back(server: TestServer, journal_dir: Path, capsys) -> str:
+    from cvat_aa.cli import main
+
+    [info] = list_journals(journal_dir)
+    code = main(["runs", "rollback", info.id, "--journal-dir", str(journal_dir),
+                 *server.cli_args()])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+def test_rolling_back_a_killed_run_finds_its_piece_among_a_later_runs_identical_annotations(
+    cvat_server, cvat_client, tmp_path, capsys
+):
+    task = make_task(cvat_server, 6)
+    before = seed(cvat_server, task, tags=[0, 1], shapes=[5])
+    journal_dir = tmp_path / "journals"
+    killed = kill_a_run_while_it_sends_frames_2_3(
+        cvat_server, cvat_client, task, journal_dir, applied=True
+    )
+    # Another run (with no journal kept: not the killed one's) makes the same boxes again.
+    cvat_aa.annotate_task(cvat_client, task, Boxes())
+    later = {i: box for i, box in auto_boxes(cvat_server, task).items() if i not in killed}
+    assert set(killed.values()) < set(later.values()), "the same boxes on frames 0-3"
+
+    out = roll_back(cvat_server, journal_dir, capsys)
+
+    assert "Removed the 4 annotations" in out
+    assert auto_boxes(cvat_server, task) == later
+    assert manual(cvat_server, task) == before
+    assert list_journals(journal_dir) == []
+
+
+def test_rolling_back_a_killed_run_whose_piece_never_arrived_keeps_a_later_runs_annotations(
+    cvat_server, cvat_client, tmp_path, capsys
+):
+    task = make_task(cvat_server, 6)
+    before = seed(cvat_server, task, tags=[0, 1], shapes=[5])
+    journal_dir = tmp_path / "journals"
+    killed = kill_a_run_while_it_sends_frames_2_3(
+        cvat_server, cvat_client, task, journal_dir, applied=False
+    )
+    # As many boxes on frames 2-3 as the piece held, but other ones.
+    cvat_aa.annotate_task(cvat_client, task, Boxes(size=3))
+    later = {i: box for i, box in auto_boxes(cvat_server, task).items() if i not in killed}
+
+    out = roll_back(cvat_server, journal_dir, capsys)
+
+    assert "Removed the 2 annotations" in out
+    assert auto_boxes(cvat_server, task) == later
+    assert manual(cvat_server, task) == before
+
+
+def test_a_resumed_run_records_its_piece_in_doubt_not_a_later_runs_identical_annotations(
+    cvat_server, cvat_client, tmp_path, monkeypatch
+):
+    task = make_task(cvat_server, 6)
+    journal_dir = tmp_path / "journals"
+    killed = kill_a_run_while_it_sends_frames_2_3(
+        cvat_server, cvat_client, task, journal_dir, applied=True
+    )
+    cvat_aa.annotate_task(cvat_client, task, Boxes())
+    recorded = {}
+    record = Journal.piece_uploaded
+
+    def piece_uploaded(self, number, keys):
+        recorded[number] = set(keys)
+        record(self, number, keys)
+
+    monkeypatch.setattr(Journal, "piece_uploaded", piece_uploaded)
+    summary = cvat_aa.annotate_task(
+        cvat_client, task, Boxes(), batch_size=1, upload_frames=2,
+        journal_dir=journal_dir, journal_key="k",
+    )
+
+    assert summary.resumed
+    assert recorded[2] == {("shape", i) for i, (frame, _) in killed.items() if frame in (2, 3)}
+    frames = sorted(frame for frame, _ in auto_boxes(cvat_server, task).values())
+    assert frames == sorted([*range(6), *range(6)]), "each run's box once on every frame"
+
+
+def test_a_resumed_run_sends_again_a_piece_that_never_arrived_though_a_later_run_annotated_there(
+    cvat_server, cvat_client, tmp_path
+):
+    task = make_task(cvat_server, 6)
+    journal_dir = tmp_path / "journals"
+    kill_a_run_while_it_sends_frames_2_3(cvat_server, cvat_client, task, journal_dir, applied=False)
+    cvat_aa.annotate_task(cvat_client, task, Boxes(size=3))
+
+    summary = cvat_aa.annotate_task(
+        cvat_client, task, Boxes(), batch_size=1, upload_frames=2,
+        journal_dir=journal_dir, journal_key="k",
+    )
+
+    assert summary.resumed
+    boxes = sorted(auto_boxes(cvat_server, task).values())
+    assert boxes == sorted((n, (n, n, n + size, n + size)) for n in range(6) for size in (3, 5))
+
+
+def test_rolling_back_a_killed_run_whose_piece_was_partly_removed_stops_and_says_what_to_check(
+    cvat_server, cvat_client, tmp_path, capsys
+):
+    from cvat_aa.cli import main
+    from cvat_aa.driver.upload import AnnotationTarget
+
+    task = make_task(cvat_server, 6)
+    journal_dir = tmp_path / "journals"
+    killed = kill_a_run_while_it_sends_frames_2_3(
+        cvat_server, cvat_client, task, journal_dir, applied=True
+    )
+    [on_frame_3] = [i for i, (frame, _) in killed.items() if frame == 3]
+    AnnotationTarget(cvat_client, "task", task).delete([("shape", on_frame_3)])
+    left = auto_boxes(cvat_server, task)
+
+    [info] = list_journals(journal_dir)
+    code = main(["runs", "rollback", info.id, "--journal-dir", str(journal_dir),
+                 *cvat_server.cli_args()])  # fmt: skip
+
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "frames 2-3 hold 1 of the 2 annotations this run was sending there" in err
+    assert "'cvat-aa runs forget'" in err
+    assert auto_boxes(cvat_server, task) == left, "nothing removed"
+    assert list_journals(journal_dir) == [info]
 
 
 # --- 15. what an interrupted run did, and the rate of a resumed one -------------------------

@@ -705,6 +705,128 @@ def test_rollback_finds_and_removes_tracks_whose_reply_a_killed_run_never_got(
     assert cvat_server.annotations(task)["shapes"] == users
 
 
+def kill_a_tracking_run_while_it_sends(
+    server: TestServer, client, task: int, journal_dir, *, applied: bool
+) -> set[int]:
+    """Track the task (both tracks in one piece) and kill the run as a SIGKILL does while the
+    piece is being sent: the journal says so, and the server has the tracks (``applied``) or
+    never got them. Return the ids of the tracks it left."""
+
+    class Killed(BaseException):
+        pass
+
+    with pytest.MonkeyPatch.context() as patch:
+        if applied:
+
+            def piece_uploaded(self, piece, keys):
+                raise Killed
+
+            patch.setattr(Journal, "piece_uploaded", piece_uploaded)
+        else:
+            sending = Journal.tracks_sending
+
+            def tracks_sending(self, *args, **kwargs):
+                sending(self, *args, **kwargs)
+                raise Killed
+
+            patch.setattr(Journal, "tracks_sending", tracks_sending)
+        patch.setattr(Uploader, "rollback", lambda self: RollbackReport("task", 0, 0))
+        patch.setattr(Journal, "close", lambda self, delete=False: closed(self))
+        with pytest.raises(Killed):
+            cvat_aa.track_task(
+                client, task, ColourTracker(), journal_dir=journal_dir, journal_key="k"
+            )
+    [info] = list_journals(journal_dir)
+    assert info.pieces_in_doubt == 1 and not info.uploaded
+    return {t["id"] for t in tracks(server, task)}
+
+
+@pytest.fixture
+def two_tracks_task(cvat_server):
+    """Two squares, each with the user's box on frame 0, in a task of two jobs: each track is
+    kept as two (one a job)."""
+    task = make_task(cvat_server, 8, squares=2, segment_size=4)
+    seed(cvat_server, task, (0, 0, "car"), (1, 0, "person"))
+    return task
+
+
+def roll_back(server: TestServer, journal_dir, capsys) -> str:
+    from cvat_aa.cli import main
+
+    [info] = list_journals(journal_dir)
+    code = main(["runs", "rollback", info.id, "--journal-dir", str(journal_dir),
+                 *server.cli_args()])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+def test_rolling_back_a_killed_run_removes_its_tracks_not_a_later_runs_identical_ones(
+    cvat_server, cvat_client, two_tracks_task, tmp_path, capsys
+):
+    task = two_tracks_task
+    users = cvat_server.annotations(task)["shapes"]
+    killed = kill_a_tracking_run_while_it_sends(
+        cvat_server, cvat_client, task, tmp_path, applied=True
+    )
+    assert len(killed) == 4
+    # Another run, from the same boxes with the same function: the same tracks again.
+    cvat_aa.track_task(cvat_client, task, ColourTracker())
+    later = [t for t in tracks(cvat_server, task) if t["id"] not in killed]
+    assert len(later) == 4
+    assert len(set(shape_of(cvat_server, task))) == 4, "two copies of each"
+
+    out = roll_back(cvat_server, tmp_path, capsys)
+
+    assert "Removed the 4 annotations" in out
+    assert tracks(cvat_server, task) == later
+    assert cvat_server.annotations(task)["shapes"] == users
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["applied", "never-arrived"])
+def test_rolling_back_a_killed_run_keeps_a_later_runs_other_tracks_from_the_same_boxes(
+    cvat_server, cvat_client, two_tracks_task, tmp_path, capsys, applied
+):
+    task = two_tracks_task
+    killed = kill_a_tracking_run_while_it_sends(
+        cvat_server, cvat_client, task, tmp_path, applied=applied
+    )
+    # From the same boxes, over fewer frames: tracks that begin alike and end on frame 3.
+    cvat_aa.track_task(cvat_client, task, ColourTracker(), frames="0-2")
+    later = [t for t in tracks(cvat_server, task) if t["id"] not in killed]
+    assert len(later) == 2
+
+    out = roll_back(cvat_server, tmp_path, capsys)
+
+    assert f"Removed the {len(killed)} annotations" in out
+    assert tracks(cvat_server, task) == later
+
+
+def test_a_resumed_run_records_its_tracks_in_doubt_not_a_later_runs_identical_ones(
+    cvat_server, cvat_client, two_tracks_task, tmp_path, monkeypatch
+):
+    task = two_tracks_task
+    killed = kill_a_tracking_run_while_it_sends(
+        cvat_server, cvat_client, task, tmp_path, applied=True
+    )
+    cvat_aa.track_task(cvat_client, task, ColourTracker())
+    recorded = []
+    record = Journal.piece_uploaded
+
+    def piece_uploaded(self, piece, keys):
+        recorded.extend(keys)
+        record(self, piece, keys)
+
+    monkeypatch.setattr(Journal, "piece_uploaded", piece_uploaded)
+    summary = cvat_aa.track_task(
+        cvat_client, task, ColourTracker(), journal_dir=tmp_path, journal_key="k"
+    )
+
+    assert summary.resumed and summary.tracks_resumed == 2
+    assert sorted(recorded) == sorted(("track", i) for i in killed)
+    assert len(tracks(cvat_server, task)) == 8
+
+
 def test_a_given_start_shape_on_a_frame_not_tracked_is_refused(cvat_server, cvat_client):
     task = make_task(cvat_server, 6)
     given = [{"label": "car", "frame": 5, "type": "rectangle", "points": box(0, 5)}]

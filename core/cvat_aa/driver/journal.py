@@ -9,9 +9,9 @@ outlives its run (the run was killed, or failed) can be listed, rolled back or f
 (``cvat-aa runs``).
 
 A tracking run (``driver.track_run``) records no frames: its pieces hold whole tracks, each
-journaled by the start shape it began from, with that shape's frame and label (by which a
-piece whose reply was lost is found on the server). A resumed tracking run tracks again only
-the objects whose tracks were not uploaded.
+journaled by the start shape it began from, with its label and keyframes (by which a piece
+whose reply was lost is found on the server, as a piece of frames is by its frames' results).
+A resumed tracking run tracks again only the objects whose tracks were not uploaded.
 
 Annotations are keyed by ``(kind, id)``: CVAT numbers tags, shapes and tracks in separate
 sequences, so tag 7 and shape 7 are different annotations and must never be confused, neither
@@ -88,7 +88,8 @@ CREATE TABLE IF NOT EXISTS tracks (
     start TEXT PRIMARY KEY,         -- a tracking run's start shape, e.g. 'shape:17'
     frame INTEGER NOT NULL,         -- the frame and label the track begins with
     label_id INTEGER NOT NULL,
-    piece INTEGER NOT NULL          -- the upload piece holding its track
+    piece INTEGER NOT NULL,         -- the upload piece holding its track
+    keyframes TEXT NOT NULL         -- JSON: its type, source and [frame, outside, points]s
 );
 CREATE TABLE IF NOT EXISTS created (
     kind TEXT NOT NULL,
@@ -341,6 +342,21 @@ class Journal:
             tags, shapes = _from_json(result)
             yield frame, tags, shapes
 
+    def piece_results(
+        self, piece: int
+    ) -> tuple[list[models.LabeledImageRequest], list[models.LabeledShapeRequest]]:
+        """The tags and shapes of the frames ``piece`` holds, as they were sent."""
+        tags: list[models.LabeledImageRequest] = []
+        shapes: list[models.LabeledShapeRequest] = []
+        for (result,) in self._query(
+            "SELECT result FROM frames WHERE piece = ? AND status = 'done' ORDER BY frame",
+            (piece,),
+        ):
+            frame_tags, frame_shapes = _from_json(result)
+            tags.extend(frame_tags)
+            shapes.extend(frame_shapes)
+        return tags, shapes
+
     def label_counts(self, frames: set[int]) -> tuple[int, Counter[int]]:
         """(frames done, annotations per label id) over ``frames``, without building models."""
         counts: Counter[int] = Counter()
@@ -384,25 +400,35 @@ class Journal:
     # the tracks of a tracking run
 
     def tracks_sending(
-        self, piece: int, starts: Iterable[tuple[str, int, int]], annotations: int
+        self,
+        piece: int,
+        tracks: Iterable[tuple[str, int, int, Mapping[str, Any]]],
+        annotations: int,
     ) -> None:
-        """Record, before it is sent, that ``piece`` holds the tracks of these start shapes:
-        (start key, first frame, label id)."""
+        """Record, before it is sent, that ``piece`` holds these tracks: (start key, first
+        frame, label id, keyframes), the keyframes being what tells the track on the server
+        (JSON-able: the uploader's ``{"type", "source", "keyframes": [[frame, outside,
+        points], ...]}``)."""
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO pieces VALUES (?, 'sending', ?)", (piece, annotations)
             )
             db.executemany(
-                "INSERT OR REPLACE INTO tracks VALUES (?, ?, ?, ?)",
-                ((start, frame, label, piece) for start, frame, label in starts),
+                "INSERT OR REPLACE INTO tracks (start, frame, label_id, piece, keyframes)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    (start, frame, label, piece, json.dumps(keyframes))
+                    for start, frame, label, keyframes in tracks
+                ),
             )
 
-    def track_starts(self, piece: int) -> list[tuple[int, int]]:
-        """(first frame, label id) of each track ``piece`` holds; empty for a piece of frames."""
+    def sent_tracks(self, piece: int) -> list[tuple[int, dict[str, Any]]]:
+        """(label id, keyframes) of each track ``piece`` holds, as :meth:`tracks_sending`
+        took them; empty for a piece of frames."""
         return [
-            (frame, label)
-            for frame, label in self._query(
-                "SELECT frame, label_id FROM tracks WHERE piece = ? ORDER BY start", (piece,)
+            (label, json.loads(keyframes))
+            for label, keyframes in self._query(
+                "SELECT label_id, keyframes FROM tracks WHERE piece = ? ORDER BY start", (piece,)
             )
         ]
 

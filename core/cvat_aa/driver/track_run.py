@@ -8,8 +8,9 @@ server needs, as a detection run (``task_run``) has it:
   beside it;
 * the per-task run lock (``run_lock``): a second run on the task is refused while one is live;
 * the journal and the journaled :class:`~.upload.Uploader`: tracks are uploaded in pieces as
-  they end, each piece journaled (by the start shapes of its tracks) before and after it is
-  sent, so a retried request or a lost reply never makes a track twice;
+  they end, each piece journaled (by the start shapes of its tracks, with their keyframes)
+  before and after it is sent, so a retried request or a lost reply never makes a track
+  twice;
 * a run that fails removes the tracks it uploaded (the exception carries
   :class:`~.task_run.RunStopped`); a run that was killed resumes from its journal, tracking
   again only the objects whose tracks it had not uploaded, each from its start, so it ends

@@ -14,20 +14,37 @@ Annotations are identified by ``(kind, id)`` throughout (see ``journal``): CVAT'
 and tracks have separate id sequences.
 
 A tracking run uploads whole tracks instead of frames (:meth:`Uploader.add_tracks`); a piece
-holds either. A piece of tracks whose reply was lost is known on the server by new tracks
-that begin on the frames, with the labels, of the piece's tracks. CVAT stores a track that
-crosses a job boundary as one track per job, so a track may come back as several, each with
-an id of its own: all of them are the run's, and a rollback removes all of them.
+holds either. CVAT stores a track that crosses a job boundary as one track per job, so a track
+may come back as several, each with an id of its own: all of them are the run's, and a
+rollback removes all of them.
+
+A piece in doubt (its reply was lost, or the run was killed between sending it and recording
+the reply) is looked for on the server by its content, never by counting what is new there:
+by the time a killed run is resumed or rolled back, other runs may have annotated the same
+frames, even with the same function and so the same annotations. Among the annotations that
+are in neither the run's baseline nor what it recorded, a piece of frames is the tags (frame
+and label) and shapes (frame, label, type and points, a skeleton's by its elements) that its
+frames' journaled results hold; a piece of tracks is, for each of its tracks, a track with its
+label that begins on its first keyframe and agrees with its keyframes, and one such part on
+each job boundary it crosses. Either the whole piece is found (it was applied), or none of it
+(it is sent again, or there is nothing to remove); part of it means that someone changed the
+task, and the run stops and says so. Where several annotations fit, the ones with the
+smallest ids are the piece's: runs on a task are serialised by the run lock, so a piece a run
+sent was created before any annotation of a later run, and CVAT's ids only grow. What content
+cannot tell apart is a piece that never arrived from a later run's identical annotations on
+the same frames: those are taken for the piece (as a count would take them).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import logging
+import math
 import queue
 import threading
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -85,6 +102,18 @@ class AnnotationTarget:
             for a in body.get(field, [])
             if "id" in a
         ]
+
+    def job_ranges(self) -> list[tuple[int, int]]:
+        """The (first, last) frames of the jobs CVAT cuts a track sent to the target into, in
+        frame order: a task's annotation jobs; none for a job (its tracks are not cut)."""
+        if self.kind == "job":
+            return []
+        jobs = self.client.tasks.retrieve(self.id).get_jobs()
+        return sorted(
+            (job.start_frame, job.stop_frame)
+            for job in jobs
+            if str(getattr(job.type, "value", job.type)) == "annotation"
+        )
 
     def delete(self, keys: Iterable[AnnotationKey]) -> set[AnnotationKey]:
         """Delete these tags, shapes and tracks, each given as (kind, id); return those that
@@ -156,6 +185,171 @@ class _Piece:
 
 _STOP = object()
 
+_ABS_TOLERANCE = 1e-3
+_REL_TOLERANCE = 1e-6
+"""How far a coordinate the server holds may be from the one sent and still be that one:
+CVAT keeps the numbers it is sent, so this only absorbs a server that stores them with less
+precision."""
+
+
+def _close(a: Sequence[float], b: Sequence[float]) -> bool:
+    return len(a) == len(b) and all(
+        math.isclose(x, y, rel_tol=_REL_TOLERANCE, abs_tol=_ABS_TOLERANCE)
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def _type(shape: Any) -> str:
+    return str(getattr(shape.type, "value", shape.type))
+
+
+def _source(annotation: Any) -> str:
+    # CVAT's default for an annotation sent without one.
+    return str(getattr(annotation, "source", None) or "manual")
+
+
+_Identity = tuple[tuple[Any, ...], tuple[float, ...]]
+
+
+def _identity(kind: str, annotation: Any) -> _Identity:
+    """What tells a tag or shape (sent, or on the server) from others on its frame: what must
+    be equal (kind, frame, label, source; a shape's type, and a skeleton's elements' labels
+    and types), and the points, which must be close (a skeleton's: its elements')."""
+    if kind == "tag":
+        return (kind, annotation.frame, annotation.label_id, _source(annotation)), ()
+    elements = sorted(getattr(annotation, "elements", None) or (), key=lambda e: e.label_id)
+    points = (
+        [p for e in elements for p in (e.points or ())]
+        if elements
+        else (getattr(annotation, "points", None) or ())
+    )
+    exact = (
+        kind,
+        annotation.frame,
+        annotation.label_id,
+        _source(annotation),
+        _type(annotation),
+        tuple((e.label_id, _type(e)) for e in elements),
+    )
+    return exact, tuple(float(p) for p in points)
+
+
+def _match(
+    expected: Sequence[_Identity], candidates: Sequence[tuple[AnnotationKey, _Identity]]
+) -> list[AnnotationKey]:
+    """The candidates that are the expected annotations, each taken once: for each expected
+    one, the candidate with the smallest id among those that fit it."""
+    pool: dict[tuple[Any, ...], list[tuple[AnnotationKey, tuple[float, ...]]]] = {}
+    for key, (exact, points) in sorted(candidates, key=lambda c: c[0][1]):
+        pool.setdefault(exact, []).append((key, points))
+    found = []
+    for exact, points in expected:
+        group = pool.get(exact, [])
+        for place, (key, candidate_points) in enumerate(group):
+            if _close(points, candidate_points):
+                found.append(key)
+                del group[place]
+                break
+    return found
+
+
+def _start(track: Any) -> int | None:
+    """The frame a track on the server is first seen on (None: never)."""
+    return min((s.frame for s in track.shapes if not s.outside), default=None)
+
+
+_Keyframe = tuple[int, bool, tuple[float, ...]]
+
+
+@attrs.frozen
+class _SentTrack:
+    """A track as it was sent: what tells it, and its parts, on the server."""
+
+    label_id: int
+    type: str
+    source: str
+    keyframes: tuple[_Keyframe, ...]
+    """(frame, outside, points), in frame order."""
+    _frames: list[int] = attrs.field(init=False, eq=False, repr=False)
+    _points: dict[int, tuple[float, ...]] = attrs.field(init=False, eq=False, repr=False)
+
+    @_frames.default
+    def _list_frames(self) -> list[int]:
+        return [frame for frame, _, _ in self.keyframes]
+
+    @_points.default
+    def _points_by_frame(self) -> dict[int, tuple[float, ...]]:
+        return {frame: points for frame, _, points in self.keyframes}
+
+    @classmethod
+    def of(cls, track: models.LabeledTrackRequest) -> _SentTrack:
+        shapes = sorted(track.shapes, key=lambda s: s.frame)
+        return cls(
+            track.label_id,
+            _type(shapes[0]),
+            _source(track),
+            tuple(
+                (s.frame, bool(getattr(s, "outside", False)), tuple(float(p) for p in s.points))
+                for s in shapes
+            ),
+        )
+
+    def to_journal(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "source": self.source,
+            "keyframes": [
+                [frame, outside, list(points)] for frame, outside, points in self.keyframes
+            ],
+        }
+
+    @classmethod
+    def from_journal(cls, label_id: int, data: Mapping[str, Any]) -> _SentTrack:
+        return cls(
+            label_id,
+            data["type"],
+            data["source"],
+            tuple(
+                (frame, bool(outside), tuple(points))
+                for frame, outside, points in data["keyframes"]
+            ),
+        )
+
+    @property
+    def first(self) -> int:
+        return self._frames[0]
+
+    def visible_at(self, frame: int) -> bool:
+        """Whether the object is seen on ``frame`` (its last keyframe up to there is not
+        outside)."""
+        place = bisect.bisect_right(self._frames, frame)
+        return place > 0 and not self.keyframes[place - 1][1]
+
+    def agrees(self, part: Any, closings: frozenset[int]) -> bool:
+        """Whether ``part``, a track on the server, can be this track or a part of it: its
+        label, source and type; seen where this track is seen, on its keyframes' points;
+        outside where this track is outside, or on a frame where CVAT closes a part at a job's
+        end (``closings``); and a shape on every keyframe's frame within its frames."""
+        if part.label_id != self.label_id or _source(part) != self.source or not part.shapes:
+            return False
+        shapes = {s.frame: s for s in part.shapes}
+        for frame, shape in shapes.items():
+            if _type(shape) != self.type:
+                return False
+            if shape.outside:
+                if self.visible_at(frame) and frame not in closings:
+                    return False
+                continue
+            if not self.visible_at(frame):
+                return False
+            points = self._points.get(frame)
+            if points is not None and not _close(points, shape.points):
+                return False
+        start, last = _start(part), max(shapes)
+        return start is not None and all(
+            frame in shapes for frame in self._frames if start <= frame <= last
+        )
+
 
 class Uploader:
     """Sends frames' annotations to a target in journaled pieces, from a background thread."""
@@ -186,66 +380,113 @@ class Uploader:
 
     # the server side of a piece
 
-    def _find_applied(self, frames: Sequence[int], count: int) -> list[AnnotationKey] | None:
-        """The (kind, id) of a piece's annotations if the server has them, None if it has none."""
+    def _new(self) -> tuple[set[AnnotationKey], models.LabeledData]:
+        """What the run knows (its baseline and what it created) and what the server holds."""
+        return self.journal.baseline() | self.journal.created(), self.target.get()
+
+    def _find_applied(
+        self,
+        frames: Sequence[int],
+        tags: Sequence[models.LabeledImageRequest],
+        shapes: Sequence[models.LabeledShapeRequest],
+    ) -> list[AnnotationKey] | None:
+        """The (kind, id) of a piece's tags and shapes if the server has them, None if it has
+        none of them (see the module's docstring)."""
         wanted = set(frames)
-        known = self.journal.baseline() | self.journal.created()
-        current = self.target.get()
-        new = [
-            key
-            for key, frame in (
-                *((("tag", a.id), a.frame) for a in current.tags),
-                *((("shape", a.id), a.frame) for a in current.shapes),
-            )
-            if frame in wanted and key not in known
+        known, current = self._new()
+        candidates = [
+            ((kind, a.id), _identity(kind, a))
+            for kind, annotations in (("tag", current.tags), ("shape", current.shapes))
+            for a in annotations
+            if a.frame in wanted and (kind, a.id) not in known
         ]
-        if len(new) == count:
-            return new
-        if not new:
+        expected = [
+            *(_identity("tag", t) for t in tags),
+            *(_identity("shape", s) for s in shapes),
+        ]
+        found = _match(expected, candidates)
+        if len(found) == len(expected):
+            return found
+        if not found:
             return None
+        where = f"frames {min(wanted)}-{max(wanted)}"
         raise RuntimeError(
-            f"{self.target.describe()} changed while cvat-aa was uploading to it: frames"
-            f" {min(wanted)}-{max(wanted)} hold {len(new)} new annotations where {count} or none"
-            " were expected. Check the task, then run again."
+            f"{self.target.describe()} changed while cvat-aa was uploading to it: {where} hold"
+            f" {len(found)} of the {len(expected)} annotations this run was sending there, where"
+            " all or none were expected (an upload arrives whole). Someone changed or removed"
+            f" annotations there meanwhile. Check {where}: remove what is left of this upload"
+            " and run again, or keep it and drop this run's journal with 'cvat-aa runs forget'."
         )
 
-    def _find_applied_tracks(self, starts: Sequence[tuple[int, int]]) -> list[AnnotationKey] | None:
-        """The (kind, id) of a piece of tracks if the server has them, None if it has none.
+    def _find_applied_tracks(self, tracks: Sequence[_SentTrack]) -> list[AnnotationKey] | None:
+        """The (kind, id) of a piece's tracks, every part of each, if the server has them,
+        None if it has none of them (see the module's docstring)."""
+        known, current = self._new()
+        new = sorted(
+            (
+                (t.id, _start(t), t)
+                for t in current.tracks
+                if ("track", t.id) not in known and _start(t) is not None
+            ),
+            key=lambda item: item[0],
+        )
+        ranges = self.target.job_ranges() if new else []
+        closings = frozenset(stop + 1 for _, stop in ranges[:-1])
+        claimed: dict[int, None] = {}
 
-        ``starts`` are the (first frame, label id) of the piece's tracks. Every new track on
-        the server must be one of them, or a later part of one (a track cut at a job
-        boundary): with a label of the piece, beginning no earlier than its first track.
-        """
-        known = self.journal.baseline() | self.journal.created()
-        current = self.target.get()
-        new = [
-            (("track", t.id), t.frame, t.label_id)
-            for t in current.tracks
-            if ("track", t.id) not in known
-        ]
-        if not new:
+        def claim(track: _SentTrack, start: int) -> bool:
+            for track_id, candidate_start, candidate in new:
+                if (
+                    candidate_start == start
+                    and track_id not in claimed
+                    and track.agrees(candidate, closings)
+                ):
+                    claimed[track_id] = None
+                    return True
+            return False
+
+        if not sum(claim(track, track.first) for track in tracks):
             return None
-        found = Counter((frame, label) for _, frame, label in new)
-        first = min(frame for frame, _ in starts)
-        labels = {label for _, label in starts}
-        if all(found[start] >= n for start, n in Counter(starts).items()) and all(
-            label in labels and frame >= first for _, frame, label in new
-        ):
-            return [key for key, _, _ in new]
+        # The other parts begin on the first frame of each job the track is seen on. Where
+        # jobs overlap, CVAT shows the parts that meet in the overlap as one track.
+        overlapping = any(b[0] <= a[1] for a, b in itertools.pairwise(ranges))
+        cuts = [] if overlapping else [start for start, _ in ranges[1:]]
+        parts = [
+            (track, cut)
+            for track in tracks
+            for cut in cuts
+            if cut > track.first and track.visible_at(cut)
+        ]
+        for track, cut in parts:
+            claim(track, cut)
+        expected = len(tracks) + len(parts)
+        if len(claimed) == expected:
+            return [("track", i) for i in claimed]
         raise RuntimeError(
-            f"{self.target.describe()} changed while cvat-aa was uploading tracks to it: it holds"
-            f" {len(new)} new tracks where the {len(starts)} being uploaded, or none, were"
-            " expected. Check the task, then run again."
+            f"{self.target.describe()} changed while cvat-aa was uploading tracks to it:"
+            f" {len(claimed)} of the {expected} tracks this run was sending (CVAT keeps a track"
+            " as one a job) are there, where all or none were expected (an upload arrives"
+            " whole). Someone changed or removed tracks meanwhile. Check the tracks cvat-aa made"
+            f" in {self.target.describe()} (source 'auto'): remove what is left of this upload"
+            " and run again, or keep them and drop this run's journal with 'cvat-aa runs"
+            " forget'."
         )
 
     def _lookup(self, piece: _Piece) -> list[AnnotationKey] | None:
         if piece.tracks:
-            return self._find_applied_tracks([(frame, label) for _, frame, label in piece.starts])
-        return self._find_applied(piece.frames, piece.size)
+            return self._find_applied_tracks([_SentTrack.of(t) for t in piece.tracks])
+        return self._find_applied(piece.frames, piece.tags, piece.shapes)
 
     def _send(self, piece: _Piece) -> None:
         if piece.tracks:
-            self.journal.tracks_sending(piece.number, piece.starts, piece.size)
+            self.journal.tracks_sending(
+                piece.number,
+                [
+                    (*start, _SentTrack.of(track).to_journal())
+                    for start, track in zip(piece.starts, piece.tracks, strict=True)
+                ],
+                piece.size,
+            )
             what = f"uploading {len(piece.tracks)} tracks to {self.target.describe()}"
         else:
             self.journal.piece_sending(piece.number, piece.frames, piece.size)
@@ -262,17 +503,21 @@ class Uploader:
 
     def resolve_in_doubt(self) -> None:
         """Settle the pieces a killed run was sending: uploaded, or to be sent again."""
-        for number, frames, count in self.journal.pieces_in_doubt():
-            starts = self.journal.track_starts(number)
-            if starts:
+        for number, frames, _ in self.journal.pieces_in_doubt():
+            tracks = [
+                _SentTrack.from_journal(label, keyframes)
+                for label, keyframes in self.journal.sent_tracks(number)
+            ]
+            if tracks:
                 found = self.retry.call(
-                    lambda s=starts: self._find_applied_tracks(s) or [],
+                    lambda t=tracks: self._find_applied_tracks(t) or [],
                     what="checking an interrupted upload",
                 )
-                what = f"{len(starts)} tracks"
+                what = f"{len(tracks)} tracks"
             elif frames:
+                tags, shapes = self.journal.piece_results(number)
                 found = self.retry.call(
-                    lambda f=frames, c=count: self._find_applied(f, c) or [],
+                    lambda f=frames, t=tags, s=shapes: self._find_applied(f, t, s) or [],
                     what="checking an interrupted upload",
                 )
                 what = f"frames {frames[0]}-{frames[-1]}"
