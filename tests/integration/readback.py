@@ -232,3 +232,34 @@ def describe_difference(actual: dict[str, list], expected: dict[str, list]) -> s
 
 def assert_annotations(actual: dict[str, list], expected: dict[str, list]) -> None:
     assert actual == expected, describe_difference(actual, expected)
+
+
+def shown_boxes(
+    tracks: Iterable[dict[str, Any]], label_id: int, frame: int, *, last_frame: int | None = None
+) -> list[list[float]]:
+    """The boxes that tracks (answers' dicts) of ``label_id`` show on ``frame``, as CVAT
+    interpolates them: from a visible keyframe, linearly towards the next keyframe (an
+    ``outside`` one included), hidden from an ``outside`` keyframe on, and the last keyframe's
+    box to the end (``last_frame``, when given). A track CVAT cut at a job boundary is
+    several tracks here, as the server gives them."""
+    boxes = []
+    for track in tracks:
+        if track["label_id"] != label_id:
+            continue
+        shapes = sorted(track["shapes"], key=lambda s: s["frame"])
+        before = [s for s in shapes if s["frame"] <= frame]
+        after = [s for s in shapes if s["frame"] > frame]
+        if not before or before[-1]["outside"]:
+            continue
+        if last_frame is not None and frame > last_frame:
+            continue
+        start = before[-1]
+        if start["frame"] == frame or not after:
+            boxes.append([float(p) for p in start["points"]])
+            continue
+        end = after[0]
+        offset = (frame - start["frame"]) / (end["frame"] - start["frame"])
+        boxes.append(
+            [a + (b - a) * offset for a, b in zip(start["points"], end["points"], strict=True)]
+        )
+    return boxes

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import logging
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,10 +172,18 @@ class Workspace:
         project_id: int | None = None,
         segment_size: int | None = None,
         chunk_size: int | None = None,
+        images: Sequence[PIL.Image.Image] | None = None,
     ) -> int:
-        """A task of ``frames`` 64x48 images (or a video of that many frames)."""
+        """A task of ``frames`` 64x48 images (or a video of that many frames), or of
+        ``images`` (lossless PNG files, for scenes whose pixels the tests rely on)."""
         folder = self.media_dir / secrets.token_hex(4)
-        if video:
+        if images is not None:
+            folder.mkdir(parents=True)
+            resources = []
+            for i, image in enumerate(images):
+                image.save(folder / f"frame_{i:06d}.png")
+                resources.append(folder / f"frame_{i:06d}.png")
+        elif video:
             folder.mkdir(parents=True)
             resources = [write_video(folder / "clip.mp4", frames)]
         else:
