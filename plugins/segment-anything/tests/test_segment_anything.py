@@ -1,5 +1,9 @@
 """Segment Anything with random weights: prompts in, CVAT masks and polygons out, offline."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -279,3 +283,25 @@ def test_every_model_name_has_a_builder():
     from ultralytics.models.sam import build
 
     assert {info.builder for info in MODELS.values()} <= set(dir(build))
+
+
+def test_ultralytics_writes_its_console_to_stderr_so_json_output_stays_clean(tmp_path):
+    # A machine where Ultralytics never ran: it writes a settings note when first imported.
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "fresh-settings")}
+    script = (
+        "from cvat_aa_segment_anything import create\n"
+        "try:\n"
+        "    create(weights='/nonexistent/mobile_sam.pt')\n"
+        "except ValueError:\n"
+        "    pass\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert completed.stdout == ""
+    assert "Ultralytics Settings" in completed.stderr

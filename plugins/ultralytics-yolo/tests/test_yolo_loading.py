@@ -143,3 +143,19 @@ def test_bad_parameter_values_are_clear_errors(model_file, params, message):
 def test_cuda_device_without_cuda_is_a_clear_error(model_file):
     with pytest.raises(FunctionParameterError, match="sees no CUDA device"):
         cvat_aa.load_function("ultralytics_yolo", model=model_file("detect"), device="cuda")
+
+
+def test_ultralytics_writes_its_console_to_stderr_so_json_output_stays_clean(model_file, tmp_path):
+    # A machine where Ultralytics never ran: it writes a settings note when first imported.
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "fresh-settings")}
+    script = NO_NETWORK_SCRIPT.replace("print(json.dumps(attempts))", "")
+    completed = subprocess.run(
+        [sys.executable, "-c", script, model_file("detect")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert completed.stdout == ""
+    assert "Ultralytics Settings" in completed.stderr

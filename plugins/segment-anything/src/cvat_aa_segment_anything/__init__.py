@@ -16,6 +16,7 @@ listing the installed functions stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -248,6 +249,11 @@ def create(
     if "ultralytics" not in sys.modules:
         # Before Ultralytics' first import, which reads it: this plugin never needs the network.
         os.environ.setdefault(_OFFLINE_ENV, "true")
+        # Ultralytics logs to the stdout it finds when first imported (a settings note the
+        # first time it runs on a machine, then progress): imported with stdout sent to
+        # stderr, it keeps writing there, and cvat-aa's own output (--json) stays clean.
+        with contextlib.redirect_stdout(sys.stderr):
+            import ultralytics  # noqa: F401
     path = find_weights(model, weights)
     sam_model = build_model(model)
     load_weights(sam_model, path)

@@ -7,6 +7,7 @@ the current directory, and loaded from there afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -51,14 +52,29 @@ def load_model(model: str | os.PathLike[str]) -> YOLO:
     return _load_stock_model(text)
 
 
+def import_ultralytics(*, offline: bool) -> None:
+    """Import Ultralytics for the first time, with its console on stderr.
+
+    Ultralytics logs to the ``sys.stdout`` it finds when first imported (a settings note the
+    first time it runs on a machine, then progress): imported with stdout sent to stderr, it
+    keeps writing there, and cvat-aa's own output (``--json``) stays clean. With ``offline``,
+    ``YOLO_OFFLINE`` is set first, unless the user set it.
+    """
+    if "ultralytics" in sys.modules:
+        return
+    if offline:
+        os.environ.setdefault(_OFFLINE_ENV, "true")
+    with contextlib.redirect_stdout(sys.stderr):
+        import ultralytics  # noqa: F401
+
+
 def _load_file(path: Path) -> YOLO:
     if path.suffix != ".pt":
         raise ValueError(
             f"model {str(path)!r} is not a .pt file; this function runs Ultralytics YOLO models"
             " saved in their PyTorch format (exported formats such as ONNX are not supported)"
         )
-    if "ultralytics" not in sys.modules:
-        os.environ.setdefault(_OFFLINE_ENV, "true")
+    import_ultralytics(offline=True)
     from ultralytics import YOLO
 
     try:
@@ -71,6 +87,7 @@ def _load_file(path: Path) -> YOLO:
 
 
 def _load_stock_model(name: str) -> YOLO:
+    import_ultralytics(offline=False)
     from ultralytics import YOLO
     from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 
