@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import PIL.Image
 import pytest
 
@@ -736,8 +737,77 @@ def test_rolling_back_a_killed_run_whose_piece_was_partly_removed_stops_and_says
     assert "frames 2-3 hold 1 of the 2 annotations this run was sending there" in err
     assert "'cvat-aa runs forget'" in err
     assert auto_boxes(cvat_server, task) == left, "nothing removed"
-    assert list_journals(journal_dir) == [info]
+    [kept] = list_journals(journal_dir)
+    assert (kept.id, kept.pieces_in_doubt) == (info.id, 1)
 
+
+class EveryKind:
+    """A tag, a polygon, a mask and a skeleton on every frame, each placed by the frame's
+    number (so that runs of it make the same annotations)."""
+
+    spec = cvat_aa.DetectionFunctionSpec(
+        labels=[
+            cvat_aa.label_spec("night", 0, type="tag"),
+            cvat_aa.label_spec("thing", 1),
+            cvat_aa.skeleton_label_spec(
+                "person", 2, [cvat_aa.keypoint_spec("head", 0), cvat_aa.keypoint_spec("foot", 1)]
+            ),
+        ]
+    )
+
+    def detect(self, context, image):
+        from cvat_sdk.masks import encode_mask
+
+        n = frame_number(context)
+        bitmap = np.zeros((48, 48), bool)
+        bitmap[n : n + 4, n : n + 6] = True
+        return [
+            cvat_aa.tag(0),
+            cvat_aa.polygon(1, [n, n, n + 7.25, n, n, n + 3.5]),
+            cvat_aa.mask(1, encode_mask(bitmap)),
+            cvat_aa.skeleton(
+                2, [cvat_aa.keypoint(1, [n + 2, n + 9]), cvat_aa.keypoint(0, [n + 0.125, n + 1])]
+            ),
+        ]
+
+
+KINDS = ("tags", "shapes")
+
+
+def test_a_piece_in_doubt_of_tags_polygons_masks_and_skeletons_is_found_by_its_content(
+    cvat_server, cvat_client, tmp_path, capsys
+):
+    labels = [
+        *LABELS,
+        {"name": "thing"},
+        {
+            "name": "person",
+            "type": "skeleton",
+            "sublabels": [{"name": "head", "type": "points"}, {"name": "foot", "type": "points"}],
+        },
+    ]
+    images = [PIL.Image.new("RGB", (48, 48), (i, 0, 0)) for i in range(6)]
+    task = cvat_server.create_task("kinds", images=images, labels=labels, chunk_size=4)
+    journal_dir = tmp_path / "journals"
+    with pytest.MonkeyPatch.context() as patch:
+        killed_while_sending(patch, piece=2, applied=True)
+        with pytest.raises(Killed):
+            cvat_aa.annotate_task(
+                cvat_client, task, EveryKind(), batch_size=1, upload_frames=2,
+                journal_dir=journal_dir, journal_key="k",
+            )
+    killed = {kind: {a["id"] for a in cvat_server.annotations(task)[kind]} for kind in KINDS}
+    assert [len(killed[kind]) for kind in KINDS] == [4, 12]
+    cvat_aa.annotate_task(cvat_client, task, EveryKind())
+    later = {
+        kind: [a for a in cvat_server.annotations(task)[kind] if a["id"] not in killed[kind]]
+        for kind in KINDS
+    }
+
+    out = roll_back(cvat_server, journal_dir, capsys)
+
+    assert "Removed the 16 annotations" in out
+    assert {kind: cvat_server.annotations(task)[kind] for kind in KINDS} == later
 
 # --- 15. what an interrupted run did, and the rate of a resumed one -------------------------
 

@@ -827,6 +827,28 @@ def test_a_resumed_run_records_its_tracks_in_doubt_not_a_later_runs_identical_on
     assert len(tracks(cvat_server, task)) == 8
 
 
+def test_rolling_back_refuses_when_a_later_run_left_tracks_that_are_only_partly_the_killed_runs(
+    cvat_server, cvat_client, two_tracks_task, tmp_path, capsys
+):
+    from cvat_aa.cli import main
+
+    task = two_tracks_task
+    kill_a_tracking_run_while_it_sends(cvat_server, cvat_client, task, tmp_path, applied=False)
+    # Tracks like the killed run's up to the job boundary, which end on frame 6: all of the
+    # piece or none of it would be there had it arrived, never a part.
+    cvat_aa.track_task(cvat_client, task, ColourTracker(), frames="0-5")
+    before = cvat_server.annotations(task)
+
+    [info] = list_journals(tmp_path)
+    code = main(["runs", "rollback", info.id, "--journal-dir", str(tmp_path),
+                 *cvat_server.cli_args()])  # fmt: skip
+
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "2 of the 4 tracks this run was sending" in err and "'cvat-aa runs forget'" in err
+    assert cvat_server.annotations(task) == before, "nothing removed"
+
+
 def test_a_given_start_shape_on_a_frame_not_tracked_is_refused(cvat_server, cvat_client):
     task = make_task(cvat_server, 6)
     given = [{"label": "car", "frame": 5, "type": "rectangle", "points": box(0, 5)}]
