@@ -46,7 +46,7 @@ from cvat_sdk import models
 
 from ..annotations import AnnotationSet, FrameAnnotations
 from ..labels import LabelCatalog, LabelInfo
-from .streaming import AnnotationWriter
+from .streaming import AnnotationWriter, TracksWriter
 
 __all__ = [
     "CvatVideoXmlWriter",
@@ -348,13 +348,10 @@ def _track_element(track: Any, number: int, label: LabelInfo) -> ET.Element:
     return element
 
 
-class CvatVideoXmlWriter(AnnotationWriter):
-    """Writes a "CVAT for video 1.1" file track by track (see :class:`AnnotationWriter`).
+class CvatVideoXmlWriter(TracksWriter):
+    """Writes a "CVAT for video 1.1" file track by track (see :class:`TracksWriter`).
 
-    Tracks (``models.LabeledTrackRequest``, their label ids those of ``labels``) are numbered
-    in the order they are added. ``size`` is the number of frames of the media, and
-    ``original_size`` its (width, height), if known when the writer is made; otherwise set
-    them (or call :meth:`saw_frame`) before :meth:`close`.
+    ``task_name`` is the name the file gives the task it stands for.
     """
 
     def __init__(
@@ -366,34 +363,16 @@ class CvatVideoXmlWriter(AnnotationWriter):
         size: int | None = None,
         original_size: tuple[int, int] | None = None,
     ) -> None:
-        super().__init__(destination)
-        self.labels = labels
+        super().__init__(destination, labels, size=size, original_size=original_size)
         self.task_name = task_name
-        self.size = size
-        self.original_size = original_size
-        self._tracks = self._part()
-        self._count = 0
-        self._last_frame = -1
 
-    def saw_frame(self, index: int, width: int, height: int) -> None:
-        """Note a frame of the media: its size, and how many frames there are at least."""
-        if self.original_size is None:
-            self.original_size = (width, height)
-        self._last_frame = max(self._last_frame, index)
-
-    def add(self, frame: FrameAnnotations) -> None:
-        raise TypeError("a CVAT for video file holds tracks: use add_track")
-
-    def add_track(self, track: Any) -> None:
-        """Write one track."""
-        element = _track_element(track, self._count, _label(self.labels, track.label_id))
+    def _write_track(self, track: Any, number: int) -> None:
+        element = _track_element(track, number, _label(self.labels, track.label_id))
         self._tracks.write(_serialize(element, 1))
-        self._count += 1
-        self._last_frame = max(self._last_frame, *(s.frame for s in track.shapes))
 
     def _assemble(self, stream: IO[str]) -> None:
         now = datetime.datetime.now(datetime.UTC).isoformat()
-        size = self.size if self.size is not None else self._last_frame + 1
+        size = self.frames
         meta = _meta(
             self.labels,
             self.task_name,

@@ -23,11 +23,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 from ..annotations import FrameAnnotations
+from ..labels import LabelCatalog
 
-__all__ = ["AnnotationWriter", "check_output_path"]
+__all__ = ["AnnotationWriter", "TracksWriter", "check_output_path"]
 
 _COPY_BUFFER = 1 << 20
 
@@ -133,6 +134,57 @@ class AnnotationWriter(abc.ABC):
             self.close()
         else:
             self.discard()
+
+
+class TracksWriter(AnnotationWriter):
+    """Writes an annotation file track by track: :meth:`add_track` each track, then
+    :meth:`close`. Subclasses write a track (:meth:`_write_track`) and the whole file.
+
+    Tracks (``models.LabeledTrackRequest``, their label ids those of ``labels``) are numbered
+    in the order they are added. ``size`` is the number of frames of the media, and
+    ``original_size`` its (width, height), if known when the writer is made; otherwise set
+    them (or call :meth:`saw_frame`) before :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        destination: str | os.PathLike[str] | IO[str],
+        labels: LabelCatalog,
+        *,
+        size: int | None = None,
+        original_size: tuple[int, int] | None = None,
+    ) -> None:
+        super().__init__(destination)
+        self.labels = labels
+        self.size = size
+        self.original_size = original_size
+        self._tracks = self._part()
+        self._count = 0
+        self._last_frame = -1
+
+    def saw_frame(self, index: int, width: int, height: int) -> None:
+        """Note a frame of the media: its size, and how many frames there are at least."""
+        if self.original_size is None:
+            self.original_size = (width, height)
+        self._last_frame = max(self._last_frame, index)
+
+    def add(self, frame: FrameAnnotations) -> None:
+        raise TypeError(f"{type(self).__name__} writes tracks: use add_track")
+
+    def add_track(self, track: Any) -> None:
+        """Write one track."""
+        self._write_track(track, self._count)
+        self._count += 1
+        self._last_frame = max(self._last_frame, *(s.frame for s in track.shapes))
+
+    @property
+    def frames(self) -> int:
+        """The number of frames the file says the media has."""
+        return self.size if self.size is not None else self._last_frame + 1
+
+    @abc.abstractmethod
+    def _write_track(self, track: Any, number: int) -> None:
+        """Write ``track``, the ``number``-th, to ``self._tracks``."""
 
 
 def _replace_atomically(path: Path, write: Callable[[IO[str]], None]) -> None:

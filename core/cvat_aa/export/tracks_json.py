@@ -22,9 +22,8 @@ import json
 import os
 from typing import IO, Any
 
-from ..annotations import FrameAnnotations
 from ..labels import LabelCatalog
-from .streaming import AnnotationWriter
+from .streaming import TracksWriter
 
 __all__ = ["TracksJsonWriter", "read_tracks_json"]
 
@@ -38,39 +37,13 @@ def _attributes(annotation: Any, labels: LabelCatalog, label_id: int) -> dict[st
     return values
 
 
-class TracksJsonWriter(AnnotationWriter):
+class TracksJsonWriter(TracksWriter):
     """Writes tracks (``models.LabeledTrackRequest``) as JSON, one by one (see the module
     docstring); the meta as :class:`~.cvat_xml.CvatVideoXmlWriter` takes it."""
 
-    def __init__(
-        self,
-        destination: str | os.PathLike[str] | IO[str],
-        labels: LabelCatalog,
-        *,
-        size: int | None = None,
-        original_size: tuple[int, int] | None = None,
-    ) -> None:
-        super().__init__(destination)
-        self.labels = labels
-        self.size = size
-        self.original_size = original_size
-        self._tracks = self._part()
-        self._count = 0
-        self._last_frame = -1
-
-    def saw_frame(self, index: int, width: int, height: int) -> None:
-        """Note a frame of the media: its size, and how many frames there are at least."""
-        if self.original_size is None:
-            self.original_size = (width, height)
-        self._last_frame = max(self._last_frame, index)
-
-    def add(self, frame: FrameAnnotations) -> None:
-        raise TypeError("a tracks file holds tracks: use add_track")
-
-    def add_track(self, track: Any) -> None:
-        """Write one track."""
+    def _write_track(self, track: Any, number: int) -> None:
         data = {
-            "id": self._count,
+            "id": number,
             "label": self.labels.name(track.label_id),
             "frame": track.frame,
             "source": str(getattr(track, "source", None) or "auto"),
@@ -90,15 +63,13 @@ class TracksJsonWriter(AnnotationWriter):
                 for shape in sorted(track.shapes, key=lambda s: s.frame)
             ],
         }
-        self._tracks.write(("" if self._count == 0 else ",\n") + json.dumps(data))
-        self._count += 1
-        self._last_frame = max(self._last_frame, *(s.frame for s in track.shapes))
+        self._tracks.write(("" if number == 0 else ",\n") + json.dumps(data))
 
     def _assemble(self, stream: IO[str]) -> None:
         width, height = self.original_size if self.original_size is not None else (None, None)
         head = {
             "version": 1,
-            "size": self.size if self.size is not None else self._last_frame + 1,
+            "size": self.frames,
             "width": width,
             "height": height,
             "labels": [label.name for label in self.labels],
