@@ -10,13 +10,10 @@ runs the function on Ray actors (see ``pipeline.ray_executor``), which alone bui
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.util
 import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from cvat_sdk.api_client import exceptions as api_exceptions
@@ -28,11 +25,16 @@ from ..driver.server_url import redact_url
 from ..pipeline.executors import detection_spec
 from ..pipeline.label_mapping import LabelMismatchError
 from ..pipeline.options import Runs
-from ..plugins import find_function, hooks
+from ..plugins import hooks
 from ..preview import check_preview_directory
 from . import annotate_files, login
 from .errors import ExitCode, NotFoundError, UsageError
-from .options import add_executor_options, add_function_options, function_for_run
+from .options import (
+    add_executor_options,
+    add_function_options,
+    function_for_run,
+    function_identity,
+)
 from .run_options import add_run_options, check_refused, options_from_args
 
 __all__ = ["register"]
@@ -122,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     function, name, executor = function_for_run(args)
     if executor is None:  # built here: an interaction or tracking function is refused now
         detection_spec(hooks().spec(function), name)
-    options.update(function_name=name, journal_key=_function_identity(args, name))
+    options.update(function_name=name, journal_key=function_identity(args, name))
     if executor is not None:
         options["executor"] = executor
     try:
@@ -184,20 +186,3 @@ def _run_on_server(
         elif not several and not args.dry_run:
             print(f"See the result in CVAT: {host}/tasks/{summary.task_id}")
     return ExitCode.FUNCTION_FAILED if summary.failed_frames else ExitCode.OK
-
-
-def _function_identity(args: argparse.Namespace, name: str) -> dict[str, object]:
-    """What identifies the function for the run journal: source, parameters, version."""
-    identity: dict[str, object] = {"source": name, "parameters": dict(args.function_parameters)}
-    if args.function is not None:
-        entry = find_function(args.function)
-        identity["distribution"] = [entry.distribution, entry.version]
-    else:
-        # A file's contents are its version; a module's are those of its source file.
-        path = args.function_file
-        if path is None:
-            spec = importlib.util.find_spec(args.function_module)
-            path = spec.origin if spec is not None and spec.has_location else None
-        if path is not None:
-            identity["sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return identity

@@ -28,8 +28,7 @@ from ..labels import LabelCatalog
 from ..local.inputs import open_image
 from ..preview import draw_annotations
 from .errors import UsageError
-from .options import add_parameter_option, load_from_args
-from .track import _use_function_source
+from .options import add_parameter_option, load_from_args, use_function_source
 
 __all__ = ["register"]
 
@@ -120,7 +119,7 @@ def run_interact(args: argparse.Namespace) -> int:
         image = open_image(args.image)
     except ImageInputError as ex:
         raise UsageError(f"IMAGE: {ex}") from None
-    _use_function_source(args)
+    use_function_source(args)
     function, name, _ = load_from_args(args)
     kind = function_kind(function)
     if kind != "interaction":

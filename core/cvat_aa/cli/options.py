@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
 from ..parameters import FunctionParameterError, parse_function_parameter
 from ..pipeline.ray_executor import RayExecutor
-from ..plugins import check_parameters, function_parameters, instantiate, resolve_function_source
+from ..plugins import (
+    UnknownFunctionError,
+    check_parameters,
+    find_function,
+    function_parameters,
+    instantiate,
+    resolve_function_source,
+)
 from .errors import UsageError
 from .run_options import non_negative, positive
 
@@ -55,6 +65,42 @@ def add_parameter_option(parser: argparse.ArgumentParser) -> None:
         help="a parameter for the function's factory; TYPE is str, int, float or bool"
         " (repeat for several)",
     )
+
+
+def use_function_source(args: argparse.Namespace) -> None:
+    """Point the usual function options at a command's FUNCTION argument: an installed
+    function, a file or a module (so that loading, and a journal's identity of it, are
+    annotate's)."""
+    text = args.function
+    args.function = args.function_module = args.function_file = None
+    if text.endswith(".py") or os.sep in text:
+        args.function_file = Path(text)
+        return
+    try:
+        find_function(text)
+    except UnknownFunctionError:
+        if importlib.util.find_spec(text.split(".")[0]) is None:
+            raise  # neither: the message lists the installed functions
+        args.function_module = text
+    else:
+        args.function = text
+
+
+def function_identity(args: argparse.Namespace, name: str) -> dict[str, object]:
+    """What identifies the function for the run journal: source, parameters, version."""
+    identity: dict[str, object] = {"source": name, "parameters": dict(args.function_parameters)}
+    if args.function is not None:
+        entry = find_function(args.function)
+        identity["distribution"] = [entry.distribution, entry.version]
+    else:
+        # A file's contents are its version; a module's are those of its source file.
+        path = args.function_file
+        if path is None:
+            spec = importlib.util.find_spec(args.function_module)
+            path = spec.origin if spec is not None and spec.has_location else None
+        if path is not None:
+            identity["sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return identity
 
 
 def load_from_args(

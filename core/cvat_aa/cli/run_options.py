@@ -41,7 +41,8 @@ def _threshold(text: str) -> float:
     return value
 
 
-def _frames(text: str) -> FrameSelection:
+def frame_selection(text: str) -> FrameSelection:
+    """``--frames SPEC`` parsed, or argparse's error for it."""
     try:
         return FrameSelection.parse(text)
     except ValueError as ex:
@@ -188,7 +189,7 @@ FLAGS: Sequence[Flag | _LabelMapFlags | _JournalFlags] = (
     Flag(
         "frames",
         "--frames",
-        type=_frames,
+        type=frame_selection,
         metavar="SPEC",
         help="only these frames (task frame numbers, or numbers across the files): numbers,"
         " ranges and stepped ranges, e.g. 0-99:5,120,200-210",

@@ -11,9 +11,7 @@ file and the output are checked: a mistake there must not cost a model load.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,13 +23,16 @@ from ..driver.journal import default_journal_dir, private_directory
 from ..driver.server_url import redact_url
 from ..driver.track_run import track_job, track_task
 from ..local.track_video import check_track_output, track_files
-from ..plugins import UnknownFunctionError, find_function
 from ..tracks import read_shapes_file
 from . import login
-from .annotate import _function_identity
 from .errors import ExitCode, NotFoundError, UsageError
-from .options import add_parameter_option, load_from_args
-from .run_options import _frames, positive
+from .options import (
+    add_parameter_option,
+    function_identity,
+    load_from_args,
+    use_function_source,
+)
+from .run_options import frame_selection, positive
 
 __all__ = ["register"]
 
@@ -63,7 +64,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     run = parser.add_argument_group("run options")
     run.add_argument(
         "--frames",
-        type=_frames,
+        type=frame_selection,
         metavar="SPEC",
         help="track over these frames only (task frame numbers, or numbers in the video), e.g."
         " 100-199; each frame is a keyframe",
@@ -131,24 +132,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     login.add_server_options(parser)
     parser.set_defaults(run=run_track)
-
-
-def _use_function_source(args: argparse.Namespace) -> None:
-    """Point the usual function options at FUNCTION: an installed function, a file or a
-    module (so that loading and the journal's identity of it are annotate's)."""
-    text = args.function
-    args.function = args.function_module = args.function_file = None
-    if text.endswith(".py") or os.sep in text:
-        args.function_file = Path(text)
-        return
-    try:
-        find_function(text)
-    except UnknownFunctionError:
-        if importlib.util.find_spec(text.split(".")[0]) is None:
-            raise  # neither: the message lists the installed functions
-        args.function_module = text
-    else:
-        args.function = text
 
 
 def _check(args: argparse.Namespace) -> bool:
@@ -221,7 +204,7 @@ def run_track(args: argparse.Namespace) -> int:
         # Before any work: a journal directory that cannot be used would fail the run late.
         journal_dir = private_directory(args.journal_dir or default_journal_dir())
     source = args.function
-    _use_function_source(args)
+    use_function_source(args)
     function, name, _ = load_from_args(args)
     pbar = DeferredTqdmProgressReporter(
         {"file": sys.stderr, "dynamic_ncols": True, "disable": None}
@@ -255,7 +238,7 @@ def run_track(args: argparse.Namespace) -> int:
     }
     if journal_dir is not None:
         options["journal_dir"] = journal_dir
-        options["journal_key"] = _function_identity(args, source)
+        options["journal_key"] = function_identity(args, source)
         options["resume"] = True if args.resume else None
     client = login.log_in(args)
     with client:
