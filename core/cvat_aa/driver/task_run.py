@@ -67,7 +67,7 @@ AnnotationSummary = RunSummary
 """What a task or job run did (the name cvat-aa's API has always had for it)."""
 
 
-def _identity_without_values(identity: str | None) -> Any:
+def identity_without_values(identity: str | None) -> Any:
     """The function's identity as a journal may show it: parameter names, not their values
     (a parameter may be an API key; values only go into the journal key's hash)."""
     if identity is None:
@@ -81,7 +81,7 @@ def _identity_without_values(identity: str | None) -> Any:
     return data
 
 
-def _warn_about_unfinished_runs(directory: Path, own: Path, server: str, task_id: int) -> None:
+def warn_about_unfinished_runs(directory: Path, own: Path, server: str, task_id: int) -> None:
     """Say so when an earlier, unfinished run with other options left annotations in the task."""
     for info in list_journals(directory):
         if info.path == own or not info.compatible or not info.may_have_uploads:
@@ -316,7 +316,7 @@ def run_on_server(
         "target": [kind, target_id],
         "task_id": source.task_id,
         "function_name": name,
-        "function": _identity_without_values(options.journal_key),
+        "function": identity_without_values(options.journal_key),
         "options": options.key_parts(),
     }
     persistent = (
@@ -342,7 +342,7 @@ def run_on_server(
                 " (with these parameters and options)"
             )
         if persistent:
-            _warn_about_unfinished_runs(journal_dir, journal.path, server, source.task_id)
+            warn_about_unfinished_runs(journal_dir, journal.path, server, source.task_id)
         before = _done_before(journal, source)
         if journal.resumed and journal.finished_frames():
             logger.info(

@@ -57,7 +57,7 @@ from .retry import RetryPolicy
 from .run_lock import RunLock
 from .server_url import normalize_server_url
 from .task_frames import TaskFrames
-from .task_run import RunStopped, _identity_without_values, _warn_about_unfinished_runs
+from .task_run import RunStopped, identity_without_values, warn_about_unfinished_runs
 from .upload import AnnotationTarget, Uploader
 
 __all__ = ["TrackSummary", "track_job", "track_task"]
@@ -240,7 +240,7 @@ def track_on_server(
         "target": [kind, target_id],
         "task_id": source.task_id,
         "function_name": name,
-        "function": _identity_without_values(journal_key),
+        "function": identity_without_values(journal_key),
         "run": "track",
         "options": run_parts,
     }
@@ -275,7 +275,7 @@ def track_on_server(
                 journal.close(delete=True)
                 raise no_start
             if persistent:
-                _warn_about_unfinished_runs(directory, journal.path, server, source.task_id)
+                warn_about_unfinished_runs(directory, journal.path, server, source.task_id)
             if not journal.has_baseline():
                 # Read again under the lock: a run that ended since must be in the baseline.
                 baseline = retry.call(
