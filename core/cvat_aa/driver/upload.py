@@ -22,13 +22,14 @@ A piece in doubt (its reply was lost, or the run was killed between sending it a
 the reply) is looked for on the server by its content, never by counting what is new there:
 by the time a killed run is resumed or rolled back, other runs may have annotated the same
 frames, even with the same function and so the same annotations. Among the annotations that
-are in neither the run's baseline nor what it recorded, a piece of frames is the tags (frame
-and label) and shapes (frame, label, type and points, a skeleton's by its elements) that its
+are in neither the run's baseline nor what it recorded, a piece of frames is the tags (frame,
+label, source) and shapes (the same, type and points; a skeleton's by its elements) that its
 frames' journaled results hold; a piece of tracks is, for each of its tracks, a track with its
 label that begins on its first keyframe and agrees with its keyframes, and one such part on
 each job boundary it crosses. Either the whole piece is found (it was applied), or none of it
-(it is sent again, or there is nothing to remove); part of it means that someone changed the
-task, and the run stops and says so. Where several annotations fit, the ones with the
+(it is sent again, or there is nothing to remove); part of it is a change the run cannot
+judge (someone removed some of it, or another run made some like it), and the run stops and
+says what to check, touching nothing. Where several annotations fit, the ones with the
 smallest ids are the piece's: runs on a task are serialised by the run lock, so a piece a run
 sent was created before any annotation of a later run, and CVAT's ids only grow. What content
 cannot tell apart is a piece that never arrived from a later run's identical annotations on
