@@ -393,7 +393,7 @@ def test_secrets_never_appear_in_output_logs_or_journals(cvat_server, tmp_path):
 def test_editing_a_function_module_starts_a_new_journal(tmp_path, monkeypatch):
     import argparse
 
-    from cvat_aa.cli.annotate import _function_identity
+    from cvat_aa.cli.options import function_identity
 
     module = tmp_path / "my_module_for_identity.py"
     module.write_text("VERSION = 1\n")
@@ -404,6 +404,6 @@ def test_editing_a_function_module_starts_a_new_journal(tmp_path, monkeypatch):
         function_module="my_module_for_identity",
         function_parameters=[("a", 1)],
     )
-    before = _function_identity(args, "my_module_for_identity")
+    before = function_identity(args, "my_module_for_identity")
     module.write_text("VERSION = 2\n")
-    assert _function_identity(args, "my_module_for_identity") != before
+    assert function_identity(args, "my_module_for_identity") != before
