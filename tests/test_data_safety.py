@@ -733,7 +733,9 @@ def test_rolling_back_a_killed_run_whose_piece_was_partly_removed_stops_and_says
                  *cvat_server.cli_args()])  # fmt: skip
 
     err = capsys.readouterr().err
-    assert code != 0
+    assert code == 1
+    assert err.startswith("cvat-aa: error: task ")
+    assert "unexpected" not in err
     assert "frames 2-3 hold 1 of the 2 annotations this run was sending there" in err
     assert "'cvat-aa runs forget'" in err
     assert auto_boxes(cvat_server, task) == left, "nothing removed"

@@ -36,6 +36,7 @@ __all__ = [
     "RequestLostError",
     "RunInProgressError",
     "ServerBusyError",
+    "TargetChangedError",
     "UnknownFunctionError",
     "UnservableRequestError",
     "UsageError",
@@ -184,6 +185,11 @@ class RunInProgressError(CvatAaError, RuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self), self.holder))
+
+
+class TargetChangedError(CvatAaError, RuntimeError):
+    """An upload whose reply was lost is only partly on the task: someone changed the task
+    meanwhile, and cvat-aa cannot tell what is its own there (the message says what to do)."""
 
 
 # --- cvat-aa serve ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from cvat_sdk.core.exceptions import AuthStoreError, InvalidHostException
 from ..driver import NoDataError
 from ..driver.retry import is_refused
 from ..driver.run_lock import RunInProgressError
-from ..errors import NotFoundError, PermissionDeniedError, UsageError
+from ..errors import NotFoundError, PermissionDeniedError, TargetChangedError, UsageError
 from ..parameters import FunctionParameterError
 from ..pipeline.detection import failure_of
 from ..plugins import UnknownFunctionError
@@ -49,6 +49,8 @@ def classify(ex: BaseException) -> tuple[ExitCode, str]:
         return ExitCode.BAD_FUNCTION, f"bad function: {ex}"
     if isinstance(ex, RunInProgressError):
         return ExitCode.BUSY, str(ex)
+    if isinstance(ex, TargetChangedError):
+        return ExitCode.ERROR, str(ex)
     if isinstance(ex, (NotFoundError, NoDataError)):
         return ExitCode.NOT_FOUND, str(ex)
     if isinstance(ex, (AuthStoreError, MissingCredentialsError, PermissionDeniedError)):

@@ -52,6 +52,7 @@ import attrs
 from cvat_sdk import models
 from cvat_sdk.core import Client
 
+from ..errors import TargetChangedError
 from .journal import AnnotationKey, Journal
 from .retry import RetryPolicy
 
@@ -411,7 +412,7 @@ class Uploader:
         if not found:
             return None
         where = f"frames {min(wanted)}-{max(wanted)}"
-        raise RuntimeError(
+        raise TargetChangedError(
             f"{self.target.describe()} changed while cvat-aa was uploading to it: {where} hold"
             f" {len(found)} of the {len(expected)} annotations this run was sending there, where"
             " all or none were expected (an upload arrives whole). Someone changed or removed"
@@ -463,7 +464,7 @@ class Uploader:
         expected = len(tracks) + len(parts)
         if len(claimed) == expected:
             return [("track", i) for i in claimed]
-        raise RuntimeError(
+        raise TargetChangedError(
             f"{self.target.describe()} changed while cvat-aa was uploading tracks to it:"
             f" {len(claimed)} of the {expected} tracks this run was sending (CVAT keeps a track"
             " as one a job) are there, where all or none were expected (an upload arrives"
