@@ -149,18 +149,27 @@ def assert_follows_the_scene(client, task_id: int, *, last: int = FRAMES - 1) ->
     assert {t["source"] for t in tracks} == {"auto"}
 
 
-def assert_each_job_holds_its_part(client, task_id: int) -> None:
-    """Each job's annotations hold the parts of the tracks on its frames, on the true path."""
+def assert_each_job_holds_its_part(
+    client, task_id: int, tracked=range(FRAMES), *, cyclist: bool = True
+) -> None:
+    """Each job's annotations hold the parts of the tracks on its frames (those ``tracked``
+    of them), on the true path (the cyclist's too, unless not ``cyclist``), and show nothing
+    on its other frames."""
     ids = label_ids(client, task_id)
     for job in jobs_of(client, task_id):
         tracks = client.jobs.retrieve(job.id).get_annotations().to_dict()["tracks"]
         for shape in (s for t in tracks for s in t["shapes"]):
             assert job.start_frame <= shape["frame"] <= job.stop_frame + 1, (job.id, shape)
-        frames_of_job = range(job.start_frame, job.stop_frame + 1)
+        frames_of_job = [n for n in range(job.start_frame, job.stop_frame + 1) if n in tracked]
+        for n in range(job.start_frame, job.stop_frame + 1):
+            if n not in tracked:
+                assert shown_boxes(tracks, ids["car"], n) == [], (job.id, n)
         assert shown_error(tracks, ids["car"], 0, frames_of_job, last_frame=job.stop_frame) == []
-        assert (
-            shown_error(tracks, ids["cyclist"], 1, frames_of_job, last_frame=job.stop_frame) == []
-        )
+        if cyclist:
+            on_job = shown_error(
+                tracks, ids["cyclist"], 1, frames_of_job, last_frame=job.stop_frame
+            )
+            assert on_job == []
 
 
 # --- a whole task ----------------------------------------------------------------------------
@@ -217,6 +226,35 @@ def test_a_stepped_range_is_interpolated_by_cvat_onto_the_frames_between(
     # The frames tracked end before the task does: the track ends on the next frame.
     assert shown_boxes(tracks, car, 11) == []
     assert user_shapes(client, task) == users
+
+
+@pytest.mark.parametrize("frames", ["0-4", "0-5", "3-8", "4-11", "1-10:3"])
+def test_a_range_is_shown_on_its_frames_and_nowhere_else(client, workspace, monkeypatch, frames):
+    monkeypatch.setenv("CVAT_AA_LOAD_PLUGINS", "")
+    first, last, step = _range(frames)
+    task = scene_task(workspace, f"track-range-{frames}")
+    users = draw_boxes(client, task, (0, first, "car"), (1, first, "cyclist"))
+
+    summary = cvat_aa.track_task(client, task, ColourTracker(), frames=frames)
+
+    assert summary.tracks == 2
+    ids = label_ids(client, task)
+    tracks = task_tracks(client, task)
+    assert shown_error(tracks, ids["car"], 0, range(first, last + 1)) == []
+    if step == 1:
+        assert shown_error(tracks, ids["cyclist"], 1, range(first, last + 1)) == []
+    for n in [*range(first), *range(last + 1, FRAMES)]:
+        assert shown_boxes(tracks, ids["car"], n) == shown_boxes(tracks, ids["cyclist"], n) == []
+    assert_each_job_holds_its_part(client, task, range(first, last + 1), cyclist=step == 1)
+    assert user_shapes(client, task) == users
+
+
+def _range(spec: str) -> tuple[int, int, int]:
+    """(first, last, step) of the frames a ``first-stop[:step]`` selection selects."""
+    span, _, step = spec.partition(":")
+    first, stop = (int(x) for x in span.split("-"))
+    step_n = int(step or 1)
+    return first, first + (stop - first) // step_n * step_n, step_n
 
 
 def test_a_dry_run_uploads_nothing(cvat_aa_cli, client, workspace):
