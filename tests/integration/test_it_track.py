@@ -59,13 +59,16 @@ def path(k: int, n: int) -> tuple[int, int] | None:
     return None if n >= GONE else (80 - 2 * n, 40)
 
 
-def scene_task(workspace, what: str, *, white: int | None = None) -> int:
-    """A task of the scene, ``SEGMENT`` frames a job; on frame ``white`` the top-left pixel
-    is white, which makes the colour tracker fail there."""
+def scene_task(workspace, what: str, *, white: int | None = None, overlap: int = 0) -> int:
+    """A task of the scene, ``SEGMENT`` frames a job, consecutive jobs sharing ``overlap``
+    frames; on frame ``white`` the top-left pixel is white, which makes the colour tracker
+    fail there."""
     images = frames(FRAMES, 2, path)
     if white is not None:
         images[white].putpixel((0, 0), (255, 255, 255))
-    return workspace.create_task(what, images=images, labels=LABELS, segment_size=SEGMENT)
+    return workspace.create_task(
+        what, images=images, labels=LABELS, segment_size=SEGMENT, overlap=overlap
+    )
 
 
 def label_ids(client, task_id: int) -> dict[str, int]:
@@ -257,6 +260,36 @@ def _range(spec: str) -> tuple[int, int, int]:
     return first, first + (stop - first) // step_n * step_n, step_n
 
 
+def test_with_start_frames_all_a_box_in_a_later_job_starts_its_track_there(
+    cvat_aa_cli, client, workspace
+):
+    task = scene_task(workspace, "track-start-all")
+    users = draw_boxes(client, task, (0, 0, "car"), (1, 5, "cyclist"))
+
+    result = cvat_aa_cli("track", SCENE, "--task", str(task), "--start-frames", "all")
+
+    assert result.returncode == 0, result.stderr
+    ids = label_ids(client, task)
+    tracks = task_tracks(client, task)
+    assert shown_error(tracks, ids["car"], 0, range(FRAMES)) == []
+    assert shown_error(tracks, ids["cyclist"], 1, range(5, FRAMES)) == []
+    for n in range(5):
+        assert shown_boxes(tracks, ids["cyclist"], n) == []
+    assert user_shapes(client, task) == users
+
+
+def test_replacing_the_start_shapes_removes_them_and_nothing_else(cvat_aa_cli, client, workspace):
+    task = scene_task(workspace, "track-replace")
+    users = draw_boxes(client, task, (0, 0, "car"), (1, 0, "cyclist"), (0, 6, "car"))
+
+    result = cvat_aa_cli("track", SCENE, "--task", str(task), "--replace-start-shapes")
+
+    assert result.returncode == 0, result.stderr
+    assert user_shapes(client, task) == [s for s in users if s["frame"] == 6]
+    assert_follows_the_scene(client, task)
+    assert_each_job_holds_its_part(client, task)
+
+
 def test_a_dry_run_uploads_nothing(cvat_aa_cli, client, workspace):
     task = scene_task(workspace, "track-dry-run")
     users = draw_boxes(client, task, (0, 0, "car"), (1, 0, "cyclist"))
@@ -333,6 +366,58 @@ def test_a_job_run_after_a_task_run_adds_tracks_beside_the_task_runs(
     # The task run's parts are all still there, and one more track: the job run's.
     assert all(after.count(part) >= before.count(part) for part in before)
     assert len(after) == len(before) + 1
+
+
+# --- jobs that share frames ------------------------------------------------------------------
+
+#: With ``OVERLAP`` frames shared, the jobs' frames.
+OVERLAP = 2
+OVERLAPPING_JOBS = [(0, 4), (3, 7), (6, 10), (9, 11)]
+
+
+def test_a_task_whose_jobs_share_frames_is_refused_and_its_jobs_are_tracked_one_by_one(
+    cvat_aa_cli, client, workspace
+):
+    # CVAT keeps what is sent to such a task on a shared frame once per job and answers with
+    # one copy: a failed run could not remove the others. Jobs are tracked on their own.
+    task = scene_task(workspace, "track-overlap", overlap=OVERLAP)
+    jobs = jobs_of(client, task)
+    assert [(j.start_frame, j.stop_frame) for j in jobs] == OVERLAPPING_JOBS
+    users = draw_boxes(client, task, *((0, j.start_frame, "car") for j in jobs))
+
+    refused = cvat_aa_cli("track", SCENE, "--task", str(task))
+
+    assert refused.returncode == 2, refused.stderr
+    assert "jobs that share frames" in refused.stderr and "--job" in refused.stderr
+    assert task_tracks(client, task) == []
+    for job in jobs:
+        result = cvat_aa_cli("track", SCENE, "--job", str(job.id))
+        assert result.returncode == 0, result.stderr
+    car = label_ids(client, task)["car"]
+    for job in jobs:
+        in_job = client.jobs.retrieve(job.id).get_annotations().to_dict()["tracks"]
+        frames_of_job = range(job.start_frame, job.stop_frame + 1)
+        assert shown_error(in_job, car, 0, frames_of_job, last_frame=job.stop_frame) == []
+    assert user_shapes(client, task) == users
+
+
+def test_a_failed_job_run_on_jobs_that_share_frames_leaves_the_task_as_it_was(
+    cvat_aa_cli, client, workspace
+):
+    # Job 6-10: the cyclist is lost on frame 7 and its track uploaded (on frames the job
+    # shares with job 3-7), then the tracker fails on frame 9.
+    task = scene_task(workspace, "track-overlap-failed", white=9, overlap=OVERLAP)
+    jobs = jobs_of(client, task)
+    draw_boxes(client, task, (0, 6, "car"), (1, 6, "cyclist"))
+    before = everything(client, task)
+    in_jobs = [client.jobs.retrieve(j.id).get_annotations().to_dict() for j in jobs]
+
+    result = cvat_aa_cli("track", SCENE, "--job", str(jobs[2].id), "--upload-tracks", "1")
+
+    assert result.returncode == 6, result.stderr
+    assert "Removed" in result.stderr or "removed" in result.stderr, result.stderr
+    assert everything(client, task) == before
+    assert [client.jobs.retrieve(j.id).get_annotations().to_dict() for j in jobs] == in_jobs
 
 
 # --- failures, kills, rollback ---------------------------------------------------------------

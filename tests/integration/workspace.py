@@ -171,6 +171,7 @@ class Workspace:
         labels: list[dict[str, Any]] = LABELS,
         project_id: int | None = None,
         segment_size: int | None = None,
+        overlap: int | None = None,
         chunk_size: int | None = None,
         images: Sequence[PIL.Image.Image] | None = None,
     ) -> int:
@@ -195,6 +196,8 @@ class Workspace:
             spec["labels"] = label_requests(labels)
         if segment_size is not None:
             spec["segment_size"] = segment_size
+        if overlap is not None:
+            spec["overlap"] = overlap
         task = self.client.tasks.create_from_data(
             spec=models.TaskWriteRequest(**spec),
             resources=[str(p) for p in resources],
