@@ -440,7 +440,10 @@ def track_task(client: Client, task_id: int, function: Any, **options: Any) -> T
     Tracks are uploaded as they end, with a journal: a retried request or a lost reply never
     makes a track twice; a failed run removes the tracks it uploaded; a killed run that is
     run again resumes, tracking again only the objects it had not uploaded. A run on a task
-    another run is writing to raises ``RunInProgressError``.
+    another run is writing to raises ``RunInProgressError``. A task whose jobs share frames
+    (CVAT's ``overlap``) is refused with ``ValueError`` unless ``dry_run``: CVAT keeps a track
+    there once per job and answers with one copy, so a failed run could not remove the
+    others; track its jobs with :func:`track_job`.
 
     Raises the function's own exception (with a note naming the frame) when it raises,
     ``BadFunctionError`` for a function that is not a tracking function or breaks the
