@@ -332,6 +332,25 @@ def test_a_track_over_overlapping_jobs_is_one_track_of_the_task(overlapping: Tas
     ]
 
 
+def test_the_reply_names_one_copy_of_an_object_in_an_overlap_and_deleting_it_keeps_the_other(
+    overlapping: Task,
+) -> None:
+    # What cvat-aa's uploader meets on such a task (CVAT 2.73 answered the same): the task's
+    # reply and reads show one of the two stored copies, and a delete through the task
+    # removes that one only, after which the other shows.
+    reply = overlapping.send("create", {"shapes": [rect(3, 0, label_id=overlapping.ids["car"])]})
+    (shown,) = reply["shapes"]
+    copies = [overlapping.get(job=job)["shapes"] for job in (0, 1)]
+    assert [len(c) for c in copies] == [1, 1]
+    assert shown["id"] == copies[0][0]["id"] != copies[1][0]["id"]
+
+    overlapping.send("delete", {"shapes": [shown]})
+
+    assert overlapping.get(job=0)["shapes"] == []
+    assert [s["id"] for s in overlapping.get(job=1)["shapes"]] == [copies[1][0]["id"]]
+    assert [s["id"] for s in overlapping.get()["shapes"]] == [copies[1][0]["id"]]
+
+
 def test_a_track_sent_to_a_job_before_its_first_shape_gets_an_outside_shape_there(
     cvat_server: TestServer, tmp_path: Path
 ) -> None:
