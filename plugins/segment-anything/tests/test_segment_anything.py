@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import HEIGHT, WIDTH
 from cvat_aa import InteractionResultAttributes, function_kind
 from cvat_aa.interaction import Interactor, Prompts
 from cvat_aa.plugins import load_function
@@ -16,6 +15,9 @@ from cvat_aa_segment_anything.models import MODELS
 from cvat_sdk.masks import decode_mask
 
 #: The models see the 160x120 image at 1024x768 (letterboxed to 1024x1024): 6.4 times larger.
+# The size of conftest's image (not imported from it: another plugin's tests have a
+# conftest module too, and which one "conftest" names depends on what pytest collected first).
+WIDTH, HEIGHT = 160, 120
 SCALE = 1024 / WIDTH
 CLICK = (80.0, 55.0)
 
@@ -305,3 +307,28 @@ def test_ultralytics_writes_its_console_to_stderr_so_json_output_stays_clean(tmp
     )
     assert completed.stdout == ""
     assert "Ultralytics Settings" in completed.stderr
+
+
+def test_building_a_model_leaves_pils_image_open_as_it_was(tmp_path):
+    # Ultralytics replaces PIL.Image.open process-wide with one that, on a file PIL cannot
+    # read, tries to install pi-heif and raises ModuleNotFoundError.
+    script = (
+        "import sys, PIL.Image\n"
+        "before = PIL.Image.open\n"
+        "from cvat_aa_segment_anything.models import build_model\n"
+        "build_model('mobile_sam')\n"
+        "assert PIL.Image.open is before\n"
+        "open(sys.argv[1], 'w').write('not an image')\n"
+        "try:\n"
+        "    PIL.Image.open(sys.argv[1])\n"
+        "except PIL.UnidentifiedImageError:\n"
+        "    print('unidentified')\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "broken.jpg")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert completed.stdout.strip() == "unidentified"

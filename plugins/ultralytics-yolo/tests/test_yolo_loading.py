@@ -159,3 +159,28 @@ def test_ultralytics_writes_its_console_to_stderr_so_json_output_stays_clean(mod
     )
     assert completed.stdout == ""
     assert "Ultralytics Settings" in completed.stderr
+
+
+def test_loading_a_model_leaves_pils_image_open_as_it_was(model_file, tmp_path):
+    # Ultralytics replaces PIL.Image.open process-wide with one that, on a file PIL cannot
+    # read, tries to install pi-heif and raises ModuleNotFoundError.
+    script = (
+        "import sys, PIL.Image\n"
+        "before = PIL.Image.open\n"
+        "from cvat_aa_ultralytics_yolo import create\n"
+        "create(sys.argv[1], device='cpu')\n"
+        "assert PIL.Image.open is before\n"
+        "open(sys.argv[2], 'w').write('not an image')\n"
+        "try:\n"
+        "    PIL.Image.open(sys.argv[2])\n"
+        "except PIL.UnidentifiedImageError:\n"
+        "    print('unidentified')\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script, model_file("detect"), str(tmp_path / "broken.jpg")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert completed.stdout.strip() == "unidentified"

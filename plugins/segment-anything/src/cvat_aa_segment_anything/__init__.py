@@ -16,11 +16,8 @@ listing the installed functions stays fast.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -33,7 +30,14 @@ from cvat_aa import (
 )
 from cvat_aa_torch.device import resolve_device
 
-from .models import MODELS, build_model, find_weights, load_weights, model_info
+from .models import (
+    MODELS,
+    build_model,
+    find_weights,
+    import_ultralytics,
+    load_weights,
+    model_info,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,8 +55,6 @@ OUTPUTS = ("mask", "polygon")
 _INPUT_SIZE = 1024
 # How far (pixels) a polygon may stray from its mask's outline (cv2.approxPolyDP).
 _POLYGON_TOLERANCE = 1.0
-# Ultralytics' switch for its network use (connectivity probes, analytics, installing packages).
-_OFFLINE_ENV = "YOLO_OFFLINE"
 
 
 @attrs.frozen(eq=False)
@@ -190,6 +192,7 @@ def _predictor_for(sam_model: torch.nn.Module, device: torch.device) -> Any:
 
     Only its stateless steps are used (see the module's docstring).
     """
+    import_ultralytics()
     from ultralytics.models.sam.modules.sam import SAM2Model, SAMModel
     from ultralytics.models.sam.predict import Predictor, SAM2Predictor
 
@@ -246,14 +249,7 @@ def create(
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")
     resolve_device(device)
-    if "ultralytics" not in sys.modules:
-        # Before Ultralytics' first import, which reads it: this plugin never needs the network.
-        os.environ.setdefault(_OFFLINE_ENV, "true")
-        # Ultralytics logs to the stdout it finds when first imported (a settings note the
-        # first time it runs on a machine, then progress): imported with stdout sent to
-        # stderr, it keeps writing there, and cvat-aa's own output (--json) stays clean.
-        with contextlib.redirect_stdout(sys.stderr):
-            import ultralytics  # noqa: F401
+    import_ultralytics()
     path = find_weights(model, weights)
     sam_model = build_model(model)
     load_weights(sam_model, path)

@@ -13,13 +13,16 @@ Ultralytics is imported only when a model is built, so that listing functions st
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import PIL.Image
 from cvat_aa_torch import read_state_dict
 
 if TYPE_CHECKING:
@@ -59,6 +62,34 @@ _VIDEO_ONLY_KEYS = frozenset(
 )
 
 
+# Ultralytics' switch for its network use (a connectivity probe on import, usage analytics,
+# installing missing requirements): this plugin never needs the network.
+_OFFLINE_ENV = "YOLO_OFFLINE"
+
+
+def import_ultralytics() -> None:
+    """Import Ultralytics for the first time without its side effects on the process.
+
+    * ``YOLO_OFFLINE`` is set first (unless the user set it): Ultralytics reads it on import.
+    * Ultralytics logs to the ``sys.stdout`` it finds when first imported (a settings note the
+      first time it runs on a machine, then progress): imported with stdout sent to stderr, it
+      keeps writing there, and cvat-aa's own output (``--json``) stays clean.
+    * Ultralytics replaces ``PIL.Image.open`` for the whole process with a version that, on a
+      file PIL cannot identify, tries to install ``pi-heif`` and then raises
+      ``ModuleNotFoundError``: cvat-aa's reading of unreadable images (and every other
+      function in the process) must keep PIL's own, so it is put back.
+    """
+    if "ultralytics" in sys.modules:
+        return
+    os.environ.setdefault(_OFFLINE_ENV, "true")
+    pil_open = PIL.Image.open
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            import ultralytics  # noqa: F401
+    finally:
+        PIL.Image.open = pil_open
+
+
 def model_info(model: str) -> ModelInfo:
     """The model called ``model``; ``ValueError`` listing the valid names for others."""
     try:
@@ -69,6 +100,7 @@ def model_info(model: str) -> ModelInfo:
 
 def build_model(model: str) -> torch.nn.Module:
     """The architecture of ``model``, with random weights, in evaluation mode."""
+    import_ultralytics()
     from ultralytics.models.sam import build
 
     return getattr(build, model_info(model).builder)(None)
@@ -86,6 +118,7 @@ def find_weights(model: str, weights: str | os.PathLike[str] | None) -> Path:
         if not path.is_file():
             raise ValueError(f"weights file {os.fspath(weights)!r} does not exist")
         return path
+    import_ultralytics()
     from ultralytics.utils import SETTINGS
 
     places = [Path.cwd(), Path(SETTINGS["weights_dir"])]

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import PIL.Image
+
 if TYPE_CHECKING:
     from ultralytics import YOLO
 
@@ -53,19 +55,27 @@ def load_model(model: str | os.PathLike[str]) -> YOLO:
 
 
 def import_ultralytics(*, offline: bool) -> None:
-    """Import Ultralytics for the first time, with its console on stderr.
+    """Import Ultralytics for the first time without its side effects on the process.
 
-    Ultralytics logs to the ``sys.stdout`` it finds when first imported (a settings note the
-    first time it runs on a machine, then progress): imported with stdout sent to stderr, it
-    keeps writing there, and cvat-aa's own output (``--json``) stays clean. With ``offline``,
-    ``YOLO_OFFLINE`` is set first, unless the user set it.
+    * With ``offline``, ``YOLO_OFFLINE`` is set first (unless the user set it).
+    * Ultralytics logs to the ``sys.stdout`` it finds when first imported (a settings note the
+      first time it runs on a machine, then progress): imported with stdout sent to stderr, it
+      keeps writing there, and cvat-aa's own output (``--json``) stays clean.
+    * Ultralytics replaces ``PIL.Image.open`` for the whole process with a version that, on a
+      file PIL cannot identify, tries to install ``pi-heif`` and then raises
+      ``ModuleNotFoundError``: cvat-aa's reading of unreadable images (and every other
+      function in the process) must keep PIL's own, so it is put back.
     """
     if "ultralytics" in sys.modules:
         return
     if offline:
         os.environ.setdefault(_OFFLINE_ENV, "true")
-    with contextlib.redirect_stdout(sys.stderr):
-        import ultralytics  # noqa: F401
+    pil_open = PIL.Image.open
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            import ultralytics  # noqa: F401
+    finally:
+        PIL.Image.open = pil_open
 
 
 def _load_file(path: Path) -> YOLO:
