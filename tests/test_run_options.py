@@ -18,6 +18,7 @@ API_ONLY = {
     "keep_annotations",
     "on_frame",
     "pbar",
+    "plugin_options",  # the flags of hook plugins' run options (cvat_aa_run_options) set it
     "retry",
     "task_name",
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import attrs
 import PIL.Image
@@ -23,6 +24,8 @@ __all__ = [
     "FrameSelection",
     "batches",
 ]
+
+T = TypeVar("T")
 
 
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?(?::(\d+))?$")
@@ -116,9 +119,9 @@ FrameCallback = Callable[
 """Called with each frame and its annotations (tags, shapes), once they are validated."""
 
 
-def batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
-    """Group frames into lists of ``size`` (the last may be shorter)."""
-    batch: list[Frame] = []
+def batches(frames: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Group frames (or anything) into lists of ``size`` (the last may be shorter)."""
+    batch: list[T] = []
     for frame in frames:
         batch.append(frame)
         if len(batch) >= size:

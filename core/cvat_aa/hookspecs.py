@@ -9,7 +9,10 @@ Two kinds of plugin exist:
   know pluggy at all.
 * **Hook plugins** are registered under the entry-point group ``cvat_aa.plugins`` and implement
   any of the hooks below with ``@cvat_aa.hookimpl``. They take part in every run: they can
-  adjust a spec, post-process detections, or observe progress.
+  adjust a spec, post-process detections, observe progress, or add run options
+  (``cvat_aa_run_options``) that turn on a *result stage* (``cvat_aa_result_stage``): what
+  takes a run's results frame by frame, in order, across batches, and makes of them other
+  annotations, such as CVAT tracks (see :mod:`cvat_aa.result_stages`).
 
 The driver runs only the function the user named. It never broadcasts ``detect`` to every
 installed plugin: each hook that calls a function (detection, interaction, tracking)
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
         TrackingFunctionShapeContext,
         TrackingFunctionSpec,
     )
+    from .result_stages import ResultStage, RunOption, StageRun
 
 PROJECT_NAME = "cvat_aa"
 
@@ -236,4 +240,42 @@ def cvat_aa_track(
     non-``None`` result is used, so ``None`` from every implementation means the object is
     lost. The caller validates the shape (its type is the original's, its points fit it and
     are finite) and fits it into the image, raising ``BadFunctionError`` for a violation.
+    """
+
+
+@hookspec
+def cvat_aa_run_options() -> Sequence[RunOption]:
+    """Declare the run options this hook plugin adds.
+
+    :return: ``RunOption`` objects: each becomes a flag of ``cvat-aa annotate`` and
+        ``cvat-aa annotate-files`` (its name with dashes: ``track_min_length`` is
+        ``--track-min-length``) and a keyword of the Python entry points (``annotate_task``,
+        ``annotate_job``, ``annotate_tasks``, ``annotate_project``, ``annotate_images``).
+
+    Called when a command line is built and when a run starts. An option whose name is
+    already taken (by cvat-aa or by another hook plugin) is left out with a warning naming
+    the plugin, as is every option of a plugin whose implementation raises. A value the user
+    gives is converted by the option's ``type`` (which raises ``ValueError`` to refuse it);
+    values that differ from the default are part of the run's journal key, so a run with other
+    values never resumes this one.
+    """
+
+
+@hookspec
+def cvat_aa_result_stage(run: StageRun) -> ResultStage | None:
+    """Take part in a run's results, as a result stage, or not.
+
+    :param run: a ``StageRun``: the target, every run option's value for this run
+        (``run.options``), the labels the results refer to, and the last frame of the task,
+        job or video.
+    :return: a ``ResultStage`` to take the run's results frame by frame, or ``None`` (the
+        run's options do not ask for it).
+
+    Called once per run (per task, in a run over several), after the function's spec was
+    matched to the labels and before any frame is read. Every stage returned takes part, in
+    the order of the plugins' registration: each is given what the one before gave back
+    for the frames; the tracks of all go to the upload (or the output file). A stage's
+    contract (frame order, determinism across batches, what a resumed run replays to it) is
+    in :mod:`cvat_aa.result_stages`. Raise ``ValueError`` with a sentence for options that do
+    not go together: the run ends before it starts, with that message (exit 2).
     """

@@ -61,6 +61,7 @@ from .parameters import (
     check_factory_parameters,
     describe_factory_parameters,
 )
+from .result_stages import RunOption, StageChain, StageRun
 
 __all__ = [
     "COMMANDS_GROUP",
@@ -338,6 +339,61 @@ class Hooks:
             return getattr(_CORE, name)(**kwargs)
         return caller(**kwargs)
 
+    def run_options(self) -> list[RunOption]:
+        """The run options the hook plugins declare (``cvat_aa_run_options``), each with the
+        plugin that declared it. A name cvat-aa or an earlier plugin has, and every option of
+        a plugin whose implementation fails, is left out with a warning."""
+        from .pipeline.options import RunOptions  # it uses this module
+
+        taken = set(RESERVED_RUN_OPTION_NAMES) | {f.name for f in attrs.fields(RunOptions)}
+        declared: list[RunOption] = []
+        for impl in reversed(self.pm.hook.cvat_aa_run_options.get_hookimpls()):
+            try:
+                options = list(impl.function())
+                if not all(isinstance(option, RunOption) for option in options):
+                    raise TypeError("cvat_aa_run_options returned something else than RunOptions")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as ex:  # a broken hook plugin must not break every run
+                logger.warning(
+                    "hook plugin %r failed to declare its run options, which are left out: %s",
+                    impl.plugin_name,
+                    describe_exception(ex),
+                )
+                continue
+            for option in options:
+                if option.name in taken or not option.name.isidentifier():
+                    logger.warning(
+                        "hook plugin %r declares the run option %r, which %s; it is left out",
+                        impl.plugin_name,
+                        option.name,
+                        "is taken" if option.name in taken else "is no Python name",
+                    )
+                    continue
+                taken.add(option.name)
+                declared.append(attrs.evolve(option, plugin=impl.plugin_name))
+        return declared
+
+    def result_stages(self, run: StageRun) -> StageChain:
+        """The result stages the hook plugins take part in ``run`` with
+        (``cvat_aa_result_stage``), in their registration order."""
+        stages = []
+        # pluggy lists implementations in registration order (and calls them the other way).
+        for impl in self.pm.hook.cvat_aa_result_stage.get_hookimpls():
+            try:
+                stage = impl.function(run=run)
+            except (Exception, KeyboardInterrupt):
+                raise
+            except BaseException as ex:
+                raise BadFunctionError(
+                    f"hook plugin {impl.plugin_name!r} raised {describe_exception(ex)} in"
+                    " cvat_aa_result_stage; uninstall it, or disable it with"
+                    f" {DISABLE_ENV}={impl.plugin_name}"
+                ) from ex
+            if stage is not None:
+                stages.append((impl.plugin_name, stage))
+        return StageChain(stages)
+
     def run_started(self, run: Mapping[str, Any]) -> None:
         self._observe("cvat_aa_run_started", run=run)
 
@@ -372,6 +428,13 @@ def _raised_by(caller: pluggy.HookCaller, ex: BaseException) -> str:
         if getattr(impl.function, "__code__", None) in codes:
             return impl.plugin_name
     return "unknown"
+
+
+RESERVED_RUN_OPTION_NAMES = frozenset(
+    {"function", "client", "task_id", "job_id", "task_ids", "project_id", "paths", "options"}
+)
+"""Names a hook plugin's run option cannot have, beside those of ``RunOptions``: the
+arguments of cvat-aa's entry points."""
 
 
 def hooks() -> Hooks:

@@ -8,11 +8,16 @@ that says where they belong, rather than argparse's "unrecognized arguments".
 
 Adding a run option: a field in ``RunOptions``, then a :class:`Flag` in :data:`FLAGS`; the
 commands that should take it take it, and :func:`options_from_args` passes it on.
+
+Hook plugins add run options of their own (``cvat_aa_run_options``): both commands take
+them, each plugin's in a group of its own; a flag that clashes with one the command already
+has is left out with a warning.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,11 +27,22 @@ import attrs
 from ..driver.journal import default_journal_dir
 from ..export import FORMATS
 from ..frames import FrameSelection
-from ..pipeline.options import RunOptions, Runs
+from ..pipeline.options import RunOptions, Runs, plugin_option_values
+from ..plugins import hooks
+from ..result_stages import RunOption
 from . import label_map as label_map_options
 from .errors import UsageError
 
-__all__ = ["FLAGS", "Flag", "add_run_options", "check_refused", "options_from_args"]
+__all__ = [
+    "FLAGS",
+    "Flag",
+    "add_plugin_run_options",
+    "add_run_options",
+    "check_refused",
+    "options_from_args",
+]
+
+logger = logging.getLogger(__name__)
 
 _DEFAULTS = {f.name: f.default for f in attrs.fields(RunOptions)}
 
@@ -303,7 +319,8 @@ def add_run_options(
     parser: argparse.ArgumentParser, runs: Runs, *, first: Callable[[Any], None] | None = None
 ) -> None:
     """Add the flags of the options that runs of the kind ``runs`` take, in a "run options"
-    group (after what ``first`` adds to it), and refuse the others."""
+    group (after what ``first`` adds to it), and refuse the others; then those of hook
+    plugins."""
     group = parser.add_argument_group("run options")
     if first is not None:
         first(group)
@@ -320,6 +337,55 @@ def add_run_options(
                 help=argparse.SUPPRESS,
                 dest=f"refused_{name.lstrip('-').replace('-', '_')}",
             )
+    add_plugin_run_options(parser)
+
+
+def _plugin_option_type(option: RunOption) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return option.convert(text)
+        except ValueError as ex:
+            raise argparse.ArgumentTypeError(str(ex).removeprefix(f"{option.flag}: ")) from None
+
+    return convert
+
+
+def add_plugin_run_options(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of the run options hook plugins declare, a group per plugin."""
+    groups: dict[str, Any] = {}
+    for option in hooks().run_options():
+        group = groups.get(option.plugin)
+        if group is None:
+            group = groups[option.plugin] = parser.add_argument_group(
+                f"run options of hook plugin {option.plugin}"
+            )
+        kwargs: dict[str, Any] = {"dest": f"plugin_option_{option.name}", "default": None}
+        if option.is_switch:
+            kwargs["action"] = "store_true"
+            kwargs["help"] = option.help
+        else:
+            kwargs["type"] = _plugin_option_type(option)
+            kwargs["metavar"] = option.metavar or (
+                "{" + ",".join(map(str, option.choices)) + "}" if option.choices else "X"
+            )
+            kwargs["help"] = f"{option.help} (default {option.default})"
+        try:
+            group.add_argument(option.flag, **kwargs)
+        except argparse.ArgumentError:
+            logger.warning(
+                "hook plugin %r declares %s, which cvat-aa's own options have; it is left out",
+                option.plugin,
+                option.flag,
+            )
+
+
+def plugin_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The hook plugins' run options the command line gave, by name."""
+    return {
+        name.removeprefix("plugin_option_"): value
+        for name, value in vars(args).items()
+        if name.startswith("plugin_option_") and value not in (None, False)
+    }
 
 
 def check_refused(args: argparse.Namespace) -> None:
@@ -337,4 +403,7 @@ def options_from_args(args: argparse.Namespace, runs: Runs) -> dict[str, Any]:
     for flag in FLAGS:
         if _runs(flag) & runs:
             values.update(flag.values(args))
+    given = plugin_options_from_args(args)
+    if given:
+        values["plugin_options"] = plugin_option_values(given, what="cvat-aa")
     return values

@@ -13,6 +13,11 @@ journaled by the start shape it began from, with its label and keyframes (by whi
 whose reply was lost is found on the server, as a piece of frames is by its frames' results).
 A resumed tracking run tracks again only the objects whose tracks were not uploaded.
 
+A detection run with result stages (video tracks from detections, say) records, beside what
+it uploads for each frame, what the function found there: a resumed run gives that to the
+stages again, frame by frame, so that they hold what they held when the run was killed; the
+tracks they finish are journaled by their keys, as a tracking run's are by start shapes.
+
 Annotations are keyed by ``(kind, id)``: CVAT numbers tags, shapes and tracks in separate
 sequences, so tag 7 and shape 7 are different annotations and must never be confused, neither
 when clearing nor when rolling back.
@@ -40,7 +45,9 @@ from typing import Any
 
 import attrs
 from cvat_sdk import models
+
 from ..errors import JournalError
+from ..result_stages import FrameResult
 
 __all__ = [
     "ANNOTATION_KINDS",
@@ -144,11 +151,21 @@ def journal_key(parts: Mapping[str, Any]) -> str:
 
 
 def _to_json(
-    tags: Iterable[models.LabeledImageRequest], shapes: Iterable[models.LabeledShapeRequest]
+    tags: Iterable[models.LabeledImageRequest],
+    shapes: Iterable[models.LabeledShapeRequest],
+    detected: FrameResult | None = None,
 ) -> str:
-    return json.dumps(
-        {"tags": [t.to_dict() for t in tags], "shapes": [s.to_dict() for s in shapes]}
-    )
+    data: dict[str, Any] = {
+        "tags": [t.to_dict() for t in tags],
+        "shapes": [s.to_dict() for s in shapes],
+    }
+    if detected is not None:
+        data["detected"] = {
+            "size": list(detected.size),
+            "tags": [t.to_dict() for t in detected.tags],
+            "shapes": [s.to_dict() for s in detected.shapes],
+        }
+    return json.dumps(data)
 
 
 def _from_json(
@@ -162,15 +179,22 @@ def _from_json(
 
 
 def _track_extent(track: Any) -> tuple[int, int | None]:
-    """The frames a track covers: from its first shape to its last (None: to the end)."""
+    """The frames a track covers: from its first shape to the last frame it is shown on, the
+    one before its closing ``outside`` keyframe (None: it is not closed, and runs to the end).
+
+    The closing keyframe's frame is not covered: the object is not there. So a run over frames
+    0-7 that made a track closed on frame 8 (what a range that ends before the task does)
+    replaces it when it is run again with ``clear_existing``.
+    """
     shapes = [*track.shapes]
     for element in getattr(track, "elements", None) or []:
         shapes.extend(element.shapes)
     if not shapes:
         return track.frame, track.frame
+    first = min(track.frame, *(s.frame for s in shapes))
     last = max(shapes, key=lambda s: s.frame)
     closed = all(s.outside for s in shapes if s.frame == last.frame)
-    return min(track.frame, *(s.frame for s in shapes)), (last.frame if closed else None)
+    return first, (max(first, last.frame - 1) if closed else None)
 
 
 def annotation_extents(
@@ -245,7 +269,11 @@ class Journal:
                 )
             db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('process', ?)",
-                (json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}),),
+                (
+                    json.dumps(
+                        {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
+                    ),
+                ),
             )
 
     @classmethod
@@ -312,14 +340,47 @@ class Journal:
     def record_frames(
         self,
         results: Iterable[
-            tuple[int, list[models.LabeledImageRequest], list[models.LabeledShapeRequest]]
+            tuple[
+                int,
+                list[models.LabeledImageRequest],
+                list[models.LabeledShapeRequest],
+                FrameResult | None,
+            ]
         ],
     ) -> None:
+        """Record frames as done: (frame, the tags and shapes to upload, and, in a run with
+        result stages, what the function found, which a resumed run gives the stages again)."""
         with self._tx() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO frames (frame, status, result) VALUES (?, 'done', ?)",
-                ((frame, _to_json(tags, shapes)) for frame, tags, shapes in results),
+                (
+                    (frame, _to_json(tags, shapes, detected))
+                    for frame, tags, shapes, detected in results
+                ),
             )
+
+    def detected_results(self) -> Iterator[FrameResult]:
+        """What the function found on every done frame of a run with result stages, in frame
+        order (a frame recorded without it, by a run without stages, comes as it was sent)."""
+        rows = self._query("SELECT frame, result FROM frames WHERE status = 'done' ORDER BY frame")
+        for frame, result in rows:
+            data = json.loads(result)
+            detected = data.get("detected", {"size": (0, 0), **data})
+            yield FrameResult(
+                frame,
+                tuple(detected["size"]),
+                [models.LabeledImageRequest(**t) for t in detected["tags"]],
+                [models.LabeledShapeRequest(**s) for s in detected["shapes"]],
+            )
+
+    def unqueued_frames(self) -> set[int]:
+        """Done frames that no piece holds (yet)."""
+        return {
+            f
+            for (f,) in self._query(
+                "SELECT frame FROM frames WHERE status = 'done' AND piece IS NULL"
+            )
+        }
 
     def record_failure(self, frame: int, error: str) -> None:
         with self._tx() as db:
@@ -467,7 +528,9 @@ class Journal:
         """Those annotations were removed from the server (a rollback): re-queue their frames."""
         keys = set(keys)
         pieces = {
-            p for kind, i, p in self._query("SELECT kind, id, piece FROM created") if (kind, i) in keys
+            p
+            for kind, i, p in self._query("SELECT kind, id, piece FROM created")
+            if (kind, i) in keys
         }
         for piece in pieces:
             self.piece_not_sent(piece)

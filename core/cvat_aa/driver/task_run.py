@@ -16,6 +16,7 @@ import json
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,11 @@ from ..pipeline.detection import raising_as_the_function_did
 from ..pipeline.executors import LocalExecutor
 from ..pipeline.label_mapping import LabelMapper
 from ..pipeline.options import RunOptions, Runs
-from ..pipeline.run import MappedFrame, Pipeline, Sink, Tally, function_name
+from ..pipeline.run import MappedFrame, Pipeline, Sink, Tally, function_name, result_stages
 from ..pipeline.sinks import CallbackSink, PreviewSink
 from ..pipeline.summary import RunSummary, Skipped
 from ..plugins import hooks
+from ..result_stages import FrameResult, StageTrack
 from .journal import (
     SCHEMA_VERSION,
     AnnotationKey,
@@ -49,7 +51,7 @@ from .retry import RetryPolicy
 from .run_lock import RunLock
 from .server_url import normalize_server_url
 from .task_frames import TaskFrames
-from .upload import AnnotationTarget, Uploader
+from .upload import AnnotationTarget, Uploader, refuse_overlapping_jobs
 
 __all__ = [
     "AnnotationSummary",
@@ -169,8 +171,13 @@ class UploadSink:
     options: RunOptions
     retry: RetryPolicy
     keep_journal: bool
+    staged: bool = False
+    """The run has result stages: what a killed run had not uploaded comes back through
+    :meth:`replay`, not from the journal's frames."""
     _uploader: Uploader | None = None
     _clearing: bool = False
+    _unqueued: set[int] = attrs.Factory(set)
+    _uploaded_tracks: set[str] = attrs.Factory(set)
 
     def start(self) -> None:
         if self.options.dry_run:
@@ -185,14 +192,34 @@ class UploadSink:
             target, journal, retry=self.retry, piece_frames=self.options.upload_frames
         )
         self._uploader.resolve_in_doubt()
+        if self.staged:
+            self._unqueued = journal.unqueued_frames()
+            self._uploaded_tracks = journal.uploaded_starts()
+            return
         for frame, tags, shapes in journal.unqueued_results():
             self._uploader.add(frame, tags, shapes)
 
     def add(self, frames: Sequence[MappedFrame]) -> None:
-        self.journal.record_frames((m.frame.index, m.tags, m.shapes) for m in frames)
+        self.journal.record_frames((m.frame.index, m.tags, m.shapes, m.detected) for m in frames)
         if self._uploader is not None:
             for mapped in frames:
                 self._uploader.add(mapped.frame.index, mapped.tags, mapped.shapes)
+
+    def add_tracks(self, tracks: Sequence[StageTrack]) -> None:
+        if self._uploader is not None:
+            self._uploader.add_tracks(
+                [((t.key, t.track.frame, t.track.label_id), t.track) for t in tracks]
+            )
+
+    def replay(self, frames: Sequence[FrameResult], tracks: Sequence[StageTrack]) -> None:
+        # What the killed run had uploaded is not sent again: its frames' pieces and its
+        # tracks, by key, are in the journal (pieces in doubt were settled by start()).
+        if self._uploader is None:
+            return
+        for result in frames:
+            if result.frame in self._unqueued:
+                self._uploader.add(result.frame, result.tags, result.shapes)
+        self.add_tracks([t for t in tracks if t.key not in self._uploaded_tracks])
 
     def skip(self, skipped: Skipped) -> None:
         assert skipped.frame is not None  # a server's frames are never skipped unread
@@ -241,15 +268,16 @@ class UploadSink:
         self.journal.close()
 
 
-def _done_before(journal: Journal, source: TaskFrames) -> Tally:
-    """What the interrupted run that ``journal`` continues had done on ``source``."""
+def _done_before(journal: Journal, source: TaskFrames, *, staged: bool) -> Tally:
+    """What the interrupted run that ``journal`` continues had done on ``source`` (with result
+    stages, its annotations are counted as the stages give them again: see ``Pipeline``)."""
     finished = journal.finished_frames()
     done = {i for i, _ in source.frames if finished.get(i) == "done"}
     frames, by_label = journal.label_counts(done)
     names = dict(source.frames)
     return Tally(
         frames=frames,
-        by_label=by_label,
+        by_label=Counter() if staged else by_label,
         skipped=[
             Skipped.function_failed(frame, names.get(frame, str(frame)), why)
             for frame, why in sorted(journal.failed_frames().items())
@@ -303,6 +331,9 @@ def run_on_server(
     labels = LabelCatalog.from_task_labels(task_labels)
     name = options.function_name or function_name(function)
     target = AnnotationTarget(client, kind, target_id)
+    stages = result_stages(options, labels, target=kind, target_id=target_id, stop=source.span[1])
+    if stages and kind == "task" and not options.dry_run:
+        refuse_overlapping_jobs(target, retry)
     server = normalize_server_url(client.api_map.host)
     key_parts = {
         "journal": SCHEMA_VERSION,
@@ -343,7 +374,7 @@ def run_on_server(
             )
         if persistent:
             warn_about_unfinished_runs(journal_dir, journal.path, server, source.task_id)
-        before = _done_before(journal, source)
+        before = _done_before(journal, source, staged=bool(stages))
         if journal.resumed and journal.finished_frames():
             logger.info(
                 "Resuming: %d of %d frames were finished before",
@@ -357,7 +388,17 @@ def run_on_server(
             title = f"{target.describe()}{' (dry run)' if options.dry_run else ''}"
             sinks.append(PreviewSink(options.preview, labels, title))
         # Last: it finishes (uploads the rest, clears) only once every other sink has.
-        sinks.append(UploadSink(target, source, journal, options, retry, keep_journal=persistent))
+        sinks.append(
+            UploadSink(
+                target,
+                source,
+                journal,
+                options,
+                retry,
+                keep_journal=persistent,
+                staged=bool(stages),
+            )
+        )
         pipeline = Pipeline(
             source=source.without(journal.finished_frames()),
             executor=executor,
@@ -370,6 +411,8 @@ def run_on_server(
             hooks=hooks(),
             before=before,
             resumed=journal.resumed,
+            stages=stages,
+            replay=journal.detected_results if journal.resumed else None,
         )
         return pipeline.run(started=started)
 

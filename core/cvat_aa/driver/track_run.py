@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
 import logging
 import tempfile
@@ -59,7 +58,7 @@ from .run_lock import RunLock
 from .server_url import normalize_server_url
 from .task_frames import TaskFrames
 from .task_run import RunStopped, identity_without_values, warn_about_unfinished_runs
-from .upload import AnnotationTarget, Uploader
+from .upload import AnnotationTarget, Uploader, refuse_overlapping_jobs
 
 __all__ = ["TrackSummary", "track_job", "track_task"]
 
@@ -122,26 +121,6 @@ class _TrackUploads:
             )
 
 
-def _refuse_overlapping_jobs(target: AnnotationTarget, retry: RetryPolicy) -> None:
-    """Refuse a task whose jobs share frames (CVAT's ``overlap``).
-
-    CVAT stores what is sent to such a task on a shared frame once per job, and the task's
-    answers show only one of the copies: the uploader records that one, so a failed run,
-    a rollback or a lost reply would leave the other copies of its tracks in the task. A job
-    run writes only to its job, where every copy is seen.
-    """
-    ranges = retry.call(target.job_ranges, what=f"reading the jobs of {target.describe()}")
-    shared = [(a, b) for a, b in itertools.pairwise(ranges) if b[0] <= a[1]]
-    if shared:
-        (_, first_stop), (second_start, _) = shared[0]
-        raise ValueError(
-            f"{target.describe()} has jobs that share frames (frames {second_start}-{first_stop}"
-            " are in two jobs, and CVAT keeps a track there once per job), so cvat-aa could not"
-            " remove every part of the tracks of a run that fails; track it job by job with"
-            " --job (track_job), or make the task without overlap"
-        )
-
-
 def track_on_server(
     client: Client,
     function: Any,
@@ -201,7 +180,7 @@ def track_on_server(
     target = AnnotationTarget(client, kind, target_id)
     _check_label_names(labels, catalog, target.describe())
     if not dry_run:
-        _refuse_overlapping_jobs(target, retry)
+        refuse_overlapping_jobs(target, retry, advice="--job (track_job)")
 
     existing = retry.call(target.get, what=f"reading the annotations of {target.describe()}")
     first = source.frames[0][0]

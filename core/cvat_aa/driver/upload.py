@@ -56,7 +56,7 @@ from ..errors import TargetChangedError
 from .journal import AnnotationKey, Journal
 from .retry import RetryPolicy
 
-__all__ = ["AnnotationTarget", "RollbackReport", "Uploader"]
+__all__ = ["AnnotationTarget", "RollbackReport", "Uploader", "refuse_overlapping_jobs"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +151,28 @@ class AnnotationTarget:
                 "delete", self.id, patched_labeled_data_request=request, _parse_response=False
             )
         return found
+
+
+def refuse_overlapping_jobs(
+    target: AnnotationTarget, retry: RetryPolicy, *, advice: str = "--job (annotate_job)"
+) -> None:
+    """Refuse to send tracks to a task whose jobs share frames (CVAT's ``overlap``).
+
+    CVAT stores what is sent to such a task on a shared frame once per job, and the task's
+    answers show only one of the copies: the uploader records that one, so a failed run,
+    a rollback or a lost reply would leave the other copies of its tracks in the task. A job
+    run writes only to its job, where every copy is seen.
+    """
+    ranges = retry.call(target.job_ranges, what=f"reading the jobs of {target.describe()}")
+    shared = [(a, b) for a, b in itertools.pairwise(ranges) if b[0] <= a[1]]
+    if shared:
+        (_, first_stop), (second_start, _) = shared[0]
+        raise ValueError(
+            f"{target.describe()} has jobs that share frames (frames {second_start}-{first_stop}"
+            " are in two jobs, and CVAT keeps a track there once per job), so cvat-aa could not"
+            f" remove every part of the tracks of a run that fails; make them job by job with"
+            f" {advice}, or make the task without overlap"
+        )
 
 
 @attrs.frozen

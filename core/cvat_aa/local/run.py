@@ -30,7 +30,7 @@ from ..labels import LabelCatalog
 from ..pipeline.executors import LocalExecutor
 from ..pipeline.label_mapping import LabelMapper, spec_as_task_labels
 from ..pipeline.options import DEFAULT_BATCH_SIZE, RunOptions, Runs
-from ..pipeline.run import Pipeline, Sink, function_name
+from ..pipeline.run import Pipeline, Sink, function_name, result_stages
 from ..pipeline.sinks import CallbackSink, ExportSink, KeepSink, PreviewSink
 from ..pipeline.summary import RunSummary, Skipped
 from ..plugins import hooks
@@ -143,6 +143,7 @@ def run_on_files(function: Any, source: LocalFrames, options: RunOptions) -> Loc
     kept = KeepSink(catalog) if keep else None
     if kept is not None:
         sinks.append(kept)
+    stages = result_stages(options, catalog, target="images", target_id=None, stop=None)
     summary = Pipeline(
         source=source,
         executor=executor,
@@ -153,6 +154,7 @@ def run_on_files(function: Any, source: LocalFrames, options: RunOptions) -> Loc
         options=options,
         sinks=sinks,
         hooks=hooks(),
+        stages=stages,
     ).run(started=started)
     return LocalResult(
         summary=summary,

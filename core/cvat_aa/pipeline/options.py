@@ -91,6 +91,31 @@ def _on_error(instance: Any, attribute: attrs.Attribute, value: str) -> None:
         raise ValueError(f"on_error must be 'stop' or 'skip' (got {value!r})")
 
 
+def plugin_option_values(given: Mapping[str, Any], *, what: str) -> dict[str, Any]:
+    """The values of hook plugins' run options among keyword arguments ``given``, converted,
+    without those equal to their defaults.
+
+    Raises ``TypeError`` for a keyword that is no run option of an installed hook plugin (as
+    Python does for an unknown keyword) and ``ValueError`` for a value the option refuses.
+    """
+    from ..plugins import hooks  # the plugin manager imports the pipeline
+
+    declared = {option.name: option for option in hooks().run_options()}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise TypeError(
+            f"{what}() got unexpected keyword arguments: {', '.join(unknown)}"
+            if len(unknown) > 1
+            else f"{what}() got an unexpected keyword argument {unknown[0]!r}"
+        )
+    values = {}
+    for name, value in given.items():
+        converted = declared[name].convert(value)
+        if converted != declared[name].default:
+            values[name] = converted
+    return values
+
+
 def _optional_path(value: Any) -> Path | None:
     return None if value is None else Path(value)
 
@@ -146,6 +171,15 @@ class RunOptions:
     clear_existing: bool = _option(False, runs=Runs.SERVER, changes_results=True)
     """Replace the annotations of the frames the run processed, once all new ones are
     uploaded."""
+    plugin_options: Mapping[str, Any] = _option(
+        runs=Runs.BOTH,
+        changes_results=True,
+        factory=dict,
+        converter=lambda value: dict(sorted(dict(value or {}).items())),
+    )
+    """The values of the run options hook plugins declare (``cvat_aa_run_options``) that
+    differ from their defaults, by name. The entry points take them as keywords of their own
+    (``tracks=True``); :meth:`for_runs` puts them here."""
 
     # --- how the run goes ---------------------------------------------------------------------
 
@@ -207,17 +241,17 @@ class RunOptions:
     def for_runs(cls, runs: Runs, what: str, /, **options: Any) -> RunOptions:
         """Options from an entry point's keyword arguments.
 
-        ``what`` names the entry point, for messages. Raises ``TypeError`` for a keyword that
-        is no option, or one that runs of the kind ``runs`` do not take (as Python does for
-        an unknown keyword), and ``ValueError`` for a value that is out of range.
+        ``what`` names the entry point, for messages. Keywords that are no field are the run
+        options of hook plugins (into ``plugin_options``). Raises ``TypeError`` for a keyword
+        that is no option, or one that runs of the kind ``runs`` do not take (as Python does
+        for an unknown keyword), and ``ValueError`` for a value that is out of range.
         """
         known = {f.name: f for f in attrs.fields(cls)}
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise TypeError(
-                f"{what}() got unexpected keyword arguments: {', '.join(unknown)}"
-                if len(unknown) > 1
-                else f"{what}() got an unexpected keyword argument {unknown[0]!r}"
+        options = dict(options)
+        declared = set(options) - set(known)
+        if declared:
+            options["plugin_options"] = plugin_option_values(
+                {name: options.pop(name) for name in declared}, what=what
             )
         elsewhere = sorted(name for name in options if not known[name].metadata["runs"] & runs)
         if elsewhere:
@@ -235,6 +269,10 @@ class RunOptions:
         for field in attrs.fields(type(self)):
             if field.metadata["changes_results"]:
                 value = getattr(self, field.name)
+                if field.name == "plugin_options" and not value:
+                    # Keys of runs without them stay what they were before hook plugins
+                    # had options: an interrupted run still resumes after an upgrade.
+                    continue
                 journal = field.metadata["journal"]
                 parts[field.name] = journal(value) if journal and value is not None else value
         return parts

@@ -12,6 +12,12 @@ What is the same for every run lives here, once: the observer hooks (``run_start
 again frame by frame to find the frame that fails, the progress bar and the summary. When a
 run fails, every sink is told to undo what it did (remove the uploads, discard the file)
 before the error goes on to the caller.
+
+Between the mapping and the sinks, the *result stages* of hook plugins, when a run's options
+ask for them (:mod:`cvat_aa.result_stages`), take the frames' results in order and give back
+what stays per frame and the tracks they finished; the sinks get both. A resumed run gives
+the stages the results of the frames it had finished first (``replay``), so that what they
+hold across frames is what it was when the run was killed.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -30,13 +36,23 @@ from ..frames import Frame, batches
 from ..interface import FrameContext
 from ..labels import LabelCatalog
 from ..plugins import Hooks
+from ..plugins import hooks as plugin_hooks
+from ..result_stages import FrameResult, StageChain, StageRun, StageTrack
 from .detection import FunctionFailedError
 from .executors import Executor, Outcome, function_name
 from .label_mapping import LabelMapper
 from .options import RunOptions
 from .summary import RunSummary, Skipped
 
-__all__ = ["MappedFrame", "Pipeline", "Sink", "Source", "Tally", "function_name"]
+__all__ = [
+    "MappedFrame",
+    "Pipeline",
+    "Sink",
+    "Source",
+    "Tally",
+    "function_name",
+    "result_stages",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +90,12 @@ class MappedFrame:
     frame: Frame
     tags: list[models.LabeledImageRequest]
     shapes: list[models.LabeledShapeRequest]
+    """What stays on the frame as tags and shapes (after the result stages, if any)."""
+    shown: Sequence[tuple[str, models.LabeledShapeRequest]] = ()
+    """Shapes the result stages took into tracks on this frame, with a caption each."""
+    detected: FrameResult | None = None
+    """With result stages: the frame's results as the function gave them (mapped), which the
+    journal keeps so that a resumed run gives them to the stages again."""
 
     @property
     def count(self) -> int:
@@ -95,6 +117,15 @@ class Sink(Protocol):
         """A frame (or file) left out with ``on_error="skip"``."""
         ...
 
+    def add_tracks(self, tracks: Sequence[StageTrack]) -> None:
+        """Tracks the result stages finished."""
+        ...
+
+    def replay(self, frames: Sequence[FrameResult], tracks: Sequence[StageTrack]) -> None:
+        """What the result stages gave again for frames an interrupted run had finished (a
+        resumed run replays them): a sink sends on what the run had not sent yet."""
+        ...
+
     def finish(self) -> None:
         """The run succeeded: complete what was done (send the last upload, write the file)."""
         ...
@@ -111,13 +142,19 @@ class Tally:
 
     frames: int = 0
     by_label: Counter[int] = attrs.Factory(Counter)
-    """Annotations per output label id."""
+    """Annotations (tags, shapes and tracks) per output label id."""
     skipped: list[Skipped] = attrs.Factory(list)
+    tracks: int = 0
 
-    def add(self, done: Sequence[MappedFrame]) -> None:
-        self.frames += len(done)
+    def add(self, done: Sequence[MappedFrame | FrameResult]) -> None:
+        """Count the annotations of these frames (and, for a :class:`MappedFrame`, the frames)."""
         for mapped in done:
+            self.frames += isinstance(mapped, MappedFrame)
             self.by_label.update(a.label_id for a in (*mapped.tags, *mapped.shapes))
+
+    def add_tracks(self, tracks: Sequence[StageTrack]) -> None:
+        self.tracks += len(tracks)
+        self.by_label.update(t.track.label_id for t in tracks)
 
 
 @attrs.define
@@ -138,6 +175,11 @@ class Pipeline:
     before: Tally = attrs.Factory(Tally)
     """What a resumed run had done before (its frames are not in ``source``)."""
     resumed: bool = False
+    stages: StageChain = attrs.Factory(StageChain)
+    """The result stages hook plugins take part with (none by default)."""
+    replay: Callable[[], Iterable[FrameResult]] | None = None
+    """With stages, on a resumed run: the results of the frames the interrupted run had
+    finished, in frame order, which the stages are given again first."""
 
     def _contexts(self, batch: list[Frame]) -> list[FrameContext]:
         return [
@@ -195,6 +237,36 @@ class Pipeline:
         tags, shapes = self.mapper.map_frame(annotations, frame.index, frame_size=frame.image.size)
         return MappedFrame(frame, tags, shapes)
 
+    def _staged(self, done: list[MappedFrame]) -> tuple[list[MappedFrame], list[StageTrack]]:
+        """``done`` through the result stages, if any: what stays per frame, and tracks."""
+        if not self.stages:
+            return done, []
+        detected = [FrameResult(m.frame.index, m.frame.image.size, m.tags, m.shapes) for m in done]
+        results, tracks = self.stages.add(detected)
+        staged = [
+            MappedFrame(m.frame, list(r.tags), list(r.shapes), shown=tuple(r.shown), detected=d)
+            for m, r, d in zip(done, results, detected, strict=True)
+        ]
+        return staged, tracks
+
+    def _add_tracks(self, tracks: Sequence[StageTrack], tally: Tally) -> None:
+        if tracks:
+            for sink in self.sinks:
+                sink.add_tracks(tracks)
+            tally.add_tracks(tracks)
+
+    def _replay(self) -> None:
+        """Give the stages again what an interrupted run had given them (see ``replay``);
+        what they give back is counted as done before, and sent on where it was not yet."""
+        if self.replay is None or not self.stages:
+            return
+        for batch in batches(self.replay(), 64):
+            results, tracks = self.stages.add(batch)
+            for sink in self.sinks:
+                sink.replay(results, tracks)
+            self.before.add(results)
+            self.before.add_tracks(tracks)
+
     def _process(self, tally: Tally) -> None:
         options = self.options
         pbar = options.pbar
@@ -211,16 +283,23 @@ class Pipeline:
                 self.function, batches(frames, options.batch_size), self._contexts
             )
             for batch, outcome in outcomes:
-                done = [
-                    self._map(frame, annotations)
-                    for frame, annotations in self._detected(batch, outcome, tally)
-                ]
+                done, tracks = self._staged(
+                    [
+                        self._map(frame, annotations)
+                        for frame, annotations in self._detected(batch, outcome, tally)
+                    ]
+                )
                 for sink in self.sinks:
                     sink.add(done)
                 tally.add(done)
-                self.hooks.frames_done([f.index for f in batch], sum(m.count for m in done))
+                self._add_tracks(tracks, tally)
+                self.hooks.frames_done(
+                    [f.index for f in batch], sum(m.count for m in done) + len(tracks)
+                )
                 pbar.advance(len(batch))
         self.source.finished_reading(tally.frames + len(tally.skipped))
+        if self.stages:
+            self._add_tracks(self.stages.finish(), tally)
 
     def run(self, *, started: float | None = None) -> RunSummary:
         """Run, and return the summary (the time counts from ``started``, a
@@ -239,6 +318,7 @@ class Pipeline:
             )
             for sink in self.sinks:
                 sink.start()
+            self._replay()
             self._process(tally)
             for sink in self.sinks:
                 sink.finish()
@@ -258,6 +338,7 @@ class Pipeline:
             frames=self.before.frames + tally.frames,
             annotations=sum(per_label.values()),
             per_label=per_label,
+            tracks=self.before.tracks + tally.tracks,
             elapsed_s=round(time.monotonic() - started, 3),
             skipped=(*self.before.skipped, *tally.skipped),
             resumed=self.resumed,
@@ -268,6 +349,27 @@ class Pipeline:
         )
         self.hooks.run_finished(summary.to_dict())
         return summary
+
+
+def result_stages(
+    options: RunOptions,
+    labels: LabelCatalog,
+    *,
+    target: str,
+    target_id: int | None,
+    stop: int | None,
+) -> StageChain:
+    """The result stages hook plugins take part in a run with, given its options (none when
+    no plugin's options ask for one). ``stop`` is the last frame of the target (None where it
+    is not known before reading). Raises ``ValueError`` for options that do not go together."""
+    hooks = plugin_hooks()
+    declared = hooks.run_options()
+    if not declared:
+        return StageChain()
+    values = {o.name: options.plugin_options.get(o.name, o.default) for o in declared}
+    return hooks.result_stages(
+        StageRun(target=target, target_id=target_id, options=values, labels=labels, stop_frame=stop)
+    )
 
 
 def _total(count: int | None, before: Tally) -> int | None:

@@ -81,10 +81,12 @@ class RunSummary:
     """Frames annotated (including frames a resumed run had finished before; skipped frames
     not included)."""
     annotations: int
-    """Tags and shapes produced (and uploaded, unless ``dry_run``)."""
+    """Tags, shapes and tracks produced (and uploaded, unless ``dry_run``)."""
     per_label: dict[str, int]
     """Annotations per label name (the task's labels; in a run over files, the output's)."""
     elapsed_s: float
+    tracks: int = 0
+    """Tracks among the annotations (a result stage, such as video tracks, made them)."""
     skipped: tuple[Skipped, ...] = attrs.field(default=(), converter=_skipped)
     """Frames and files left out with ``on_error="skip"``, with why, in the order met."""
     resumed: bool = False
@@ -122,6 +124,7 @@ class RunSummary:
             "annotations": self.annotations,
             "per_label": dict(self.per_label),
             "elapsed_s": self.elapsed_s,
+            "tracks": self.tracks,
             "failed_frames": self.failed_frames,
             "skipped": [s.to_dict() for s in self.skipped],
             "resumed": self.resumed,
@@ -141,16 +144,17 @@ class RunSummary:
         """The first line of :meth:`format`."""
         # The rate is this run's: frames a resumed run had finished before took no time now.
         now = self.frames - self.frames_resumed
+        tracks = f" ({self.tracks} of them tracks)" if self.tracks else ""
         rate = f" ({now / self.elapsed_s:.1f} frames/s)" if self.elapsed_s > 0 else ""
         if self.on_files:
             return (
                 f"Ran {self.function} on {self.frames} frames: {self.annotations}"
-                f" annotations in {self.elapsed_s:.1f} s{rate}"
+                f" annotations{tracks} in {self.elapsed_s:.1f} s{rate}"
             )
         verb = "Processed (dry run, nothing uploaded)" if self.dry_run else "Annotated"
         return (
             f"{verb} {self.target} {self.target_id}: {self.frames} frames,"
-            f" {self.annotations} annotations in {self.elapsed_s:.1f} s{rate}"
+            f" {self.annotations} annotations{tracks} in {self.elapsed_s:.1f} s{rate}"
             + (f" (resumed: {self.frames_resumed} frames were done before)" if self.resumed else "")
         )
 
