@@ -13,6 +13,8 @@ import pytest
 from cvat_aa.frames import Frame
 from cvat_aa.labels import LabelCatalog
 from cvat_aa.local import annotate_images
+from cvat_aa.pipeline.run import MappedFrame
+from cvat_aa.pipeline.sinks import PreviewSink
 from cvat_aa.preview import PreviewWriter, check_preview_directory, draw_annotations
 from cvat_sdk import models
 from cvat_sdk.masks import encode_mask
@@ -93,6 +95,18 @@ def test_a_caption_names_the_label_and_score_above_the_shape():
         np.abs(np.asarray(scored.crop(above)).astype(int) - (255, 0, 0)).sum(-1) < 30
     ).sum()
     assert scored_red > plain_red
+
+
+def red_in(image: PIL.Image.Image, area: tuple[int, int, int, int]) -> int:
+    return int((np.abs(np.asarray(image.crop(area)).astype(int) - (255, 0, 0)).sum(-1) < 30).sum())
+
+
+def test_a_shape_of_a_track_is_drawn_with_its_track_after_the_label():
+    plain = draw_annotations(grey(), [], [box([50, 50, 150, 150])], LABELS)
+    tracked = draw_annotations(grey(), [], [], LABELS, shown=[("#3", box([50, 50, 150, 150]))])
+    assert colour_near(tracked, 100, 150, (255, 0, 0))
+    # "car #3" makes a longer caption than "car".
+    assert red_in(tracked, (50, 30, 150, 49)) > red_in(plain, (50, 30, 150, 49))
 
 
 def test_a_mask_is_a_translucent_fill():
@@ -200,6 +214,29 @@ def test_the_gallery_shows_names_escaped_and_counts_per_label(gallery):
     assert "<title>cars &amp; &lt;cats&gt;</title>" in page
     assert "3 annotations: car 2, sunny 1" in page
     assert "3 frames, 3 annotations" in page
+
+
+def test_the_gallery_counts_the_shapes_of_tracks_with_the_frames_shapes(tmp_path):
+    with PreviewWriter(tmp_path / "preview", LABELS) as writer:
+        writer.add(
+            Frame(0, "a.png", grey()),
+            [],
+            [box([0, 0, 9, 9])],
+            shown=[("#1", box([50, 50, 90, 90]))],
+        )
+    assert "2 annotations: car 2" in (tmp_path / "preview" / "index.html").read_text()
+
+
+def test_a_run_previews_the_shapes_its_result_stages_took_into_tracks(tmp_path):
+    sink = PreviewSink(tmp_path / "preview", LABELS, "tracks")
+    sink.start()
+    sink.add(
+        [MappedFrame(Frame(0, "a.png", grey()), [], [], shown=[("#1", box([50, 50, 150, 150]))])]
+    )
+    sink.finish()
+    drawn = PIL.Image.open(tmp_path / "preview" / "frames" / "000000_a.png").convert("RGB")
+    assert colour_near(drawn, 100, 150, (255, 0, 0))
+    assert "1 annotation: car 1" in (tmp_path / "preview" / "index.html").read_text()
 
 
 def test_the_gallery_is_written_even_when_the_run_fails(tmp_path):

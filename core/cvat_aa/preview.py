@@ -4,7 +4,9 @@
 (rotated as CVAT rotates them, clockwise about their centre), polygons and masks with a
 translucent fill, polylines, points, ellipses, cuboids, and skeletons with the edges their
 label's svg defines (points only when it defines none); each shape is captioned with its
-label's name and, where the function gave one, its score. Tags are listed in a banner across
+label's name and, where the function gave one, its score. Shapes that a result stage took into
+tracks (``shown``) are drawn the same way, their caption (the track, ``#3``) after the
+label's name, so that a gallery shows which object is which from frame to frame. Tags are listed in a banner across
 the top. A label's colour is its own (a task's labels have one) or one picked from its name,
 so it is the same in every preview.
 
@@ -147,9 +149,13 @@ class _Canvas:
             else LabelInfo(label_id, str(label_id), color=stable_color(str(label_id)))
         )
 
-    def caption(self, shape: Any, label: LabelInfo, anchor: tuple[float, float]) -> None:
+    def caption(
+        self, shape: Any, label: LabelInfo, anchor: tuple[float, float], track: str | None
+    ) -> None:
         score = getattr(shape, "score", None)
-        text = label.name if score is None else f"{label.name} {float(score):.2f}"
+        text = label.name if track is None else f"{label.name} {track}"
+        if score is not None:
+            text += f" {float(score):.2f}"
         self.captions.append((anchor, text, _rgb(label.color)))
 
     def fill(self, outline: list[tuple[float, float]], color: tuple[int, int, int]) -> None:
@@ -161,7 +167,8 @@ class _Canvas:
         alpha = PIL.Image.fromarray((bitmap * _MASK_ALPHA).astype(np.uint8), "L")
         self.fills.paste(PIL.Image.new("RGBA", self.base.size, (*color, 255)), (0, 0), alpha)
 
-    def shape(self, shape: Any) -> None:
+    def shape(self, shape: Any, track: str | None = None) -> None:
+        """Draw ``shape``, captioned with its label and ``track``, if it is in one."""
         label = self.label(shape.label_id)
         color = _rgb(label.color)
         shape_type = _type(shape)
@@ -197,7 +204,8 @@ class _Canvas:
             logger.debug("no drawing for shape type %r", shape_type)
             return
         if outline:
-            self.caption(shape, label, (min(x for x, _ in outline), min(y for _, y in outline)))
+            anchor = (min(x for x, _ in outline), min(y for _, y in outline))
+            self.caption(shape, label, anchor, track)
 
     def skeleton(
         self, shape: Any, label: LabelInfo, color: tuple[int, int, int]
@@ -271,15 +279,20 @@ def draw_annotations(
     tags: Sequence[models.LabeledImageRequest],
     shapes: Sequence[models.LabeledShapeRequest],
     labels: LabelCatalog,
+    *,
+    shown: Sequence[tuple[str, models.LabeledShapeRequest]] = (),
 ) -> PIL.Image.Image:
-    """A copy of ``image`` (RGB) with ``tags`` and ``shapes`` drawn on it.
+    """A copy of ``image`` (RGB) with ``tags``, ``shapes`` and the shapes of tracks drawn on it.
 
-    Label, sublabel and attribute ids refer to ``labels``. Shapes are drawn in the order given
-    (lower ``z_order`` first), so later ones are on top.
+    ``shown`` are (caption, shape) pairs: shapes of tracks on this frame, each captioned with
+    its caption (``"#3"``) after its label's name. Label, sublabel and attribute ids refer to
+    ``labels``. Shapes are drawn in the order given (lower ``z_order`` first), so later ones
+    are on top.
     """
     canvas = _Canvas(image.convert("RGBA"), labels)
-    for shape in sorted(shapes, key=lambda s: getattr(s, "z_order", None) or 0):
-        canvas.shape(shape)
+    captioned = [(None, shape) for shape in shapes] + list(shown)
+    for track, shape in sorted(captioned, key=lambda p: getattr(p[1], "z_order", None) or 0):
+        canvas.shape(shape, track)
     return canvas.render(tags)
 
 
@@ -363,15 +376,23 @@ class PreviewWriter:
         frame: Frame,
         tags: Sequence[models.LabeledImageRequest],
         shapes: Sequence[models.LabeledShapeRequest],
+        *,
+        shown: Sequence[tuple[str, models.LabeledShapeRequest]] = (),
     ) -> Path:
-        """Draw one frame's annotations and write its PNG and thumbnail; return the PNG's path."""
-        drawn = draw_annotations(frame.image, tags, shapes, self.labels)
+        """Draw one frame's annotations and write its PNG and thumbnail; return the PNG's path.
+
+        ``shown`` are shapes of tracks on the frame, with their captions (see
+        :func:`draw_annotations`); the gallery counts them with the frame's shapes.
+        """
+        drawn = draw_annotations(frame.image, tags, shapes, self.labels, shown=shown)
         file_name = _safe_name(frame.index, frame.name)
         path = self.directory / "frames" / file_name
         drawn.save(path, compress_level=1)
         drawn.thumbnail((self.thumbnail_size, self.thumbnail_size))
         drawn.save(self.directory / "thumbnails" / file_name, compress_level=6)
-        counts = Counter(self.labels.name(a.label_id) for a in (*tags, *shapes))
+        counts = Counter(
+            self.labels.name(a.label_id) for a in (*tags, *shapes, *(s for _, s in shown))
+        )
         self._entries.append(
             _Entry(
                 frame.index,

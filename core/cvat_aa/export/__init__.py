@@ -1,30 +1,43 @@
 """Writing annotations in formats CVAT imports, and reading them back.
 
 * ``cvat``: "CVAT for images 1.1" XML (:mod:`.cvat_xml`): every shape type, tags, attributes;
-* ``coco``: COCO 1.0 JSON (:mod:`.coco`): boxes, polygons, masks, and skeletons as keypoints.
+  for a run that makes tracks, "CVAT for video 1.1", the flavour that holds tracks;
+* ``coco``: COCO 1.0 JSON (:mod:`.coco`): boxes, polygons, masks, and skeletons as keypoints;
+  a track as a shape on every frame where CVAT shows it, with ``track_id`` and ``keyframe``
+  attributes, as CVAT writes tracks in COCO.
 
 The format is chosen by name, or else by the file's extension: ``.xml`` for ``cvat``,
 ``.json`` for ``coco``. :func:`open_writer` writes a file frame by frame, holding one frame in
 memory at a time, and the file appears only when it is complete (see :mod:`.streaming`);
-:func:`write_annotations` writes annotations held in memory the same way.
+:func:`write_annotations` writes annotations held in memory the same way. Tracks come to a
+writer when they end, after the frames they cover were written; which flavour of ``cvat`` a
+file is must be known before its first frame, so a writer for a run that makes tracks is
+opened with ``tracks=True``.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from ..annotations import AnnotationSet
 from ..labels import LabelCatalog
 from .coco import CocoWriter, read_coco, write_coco
-from .cvat_xml import CvatXmlWriter, read_cvat_xml, write_cvat_xml
+from .cvat_xml import (
+    CvatVideoXmlWriter,
+    CvatXmlWriter,
+    is_cvat_video_xml,
+    read_cvat_video_xml,
+    read_cvat_xml,
+    write_cvat_xml,
+)
 from .streaming import AnnotationWriter, check_output_path
 
 __all__ = [
     "FORMATS",
     "AnnotationWriter",
     "CocoWriter",
+    "CvatVideoXmlWriter",
     "CvatXmlWriter",
     "check_output",
     "format_for",
@@ -77,15 +90,20 @@ def open_writer(
     *,
     format: str | None = None,
     task_name: str = "cvat-aa",
+    tracks: bool = False,
 ) -> AnnotationWriter:
     """A writer that writes frames to ``path`` in ``format`` (or the one its extension names).
 
-    ``task_name`` is used where the format names a task. The file appears when the writer is
-    closed; use it as a context manager, so that a failure leaves no file behind.
+    ``task_name`` is used where the format names a task. ``tracks`` says that tracks will be
+    added too (``add_track``): a ``cvat`` file is then "CVAT for video 1.1". The file appears
+    when the writer is closed; use it as a context manager, so that a failure leaves no file
+    behind.
     """
-    if format_for(path, format) == "cvat":
-        return CvatXmlWriter(path, labels, task_name=task_name)
-    return CocoWriter(path, labels)
+    if format_for(path, format) == "coco":
+        return CocoWriter(path, labels)
+    if tracks:
+        return CvatVideoXmlWriter(path, labels, task_name=task_name)
+    return CvatXmlWriter(path, labels, task_name=task_name)
 
 
 def write_annotations(
@@ -97,8 +115,9 @@ def write_annotations(
 ) -> str:
     """Write ``annotations`` to ``path`` in ``format`` (or the one its extension names).
 
-    ``task_name`` is used where the format names a task. Returns the format written. The
-    file is replaced only once it is complete.
+    ``task_name`` is used where the format names a task; ``cvat`` is "CVAT for video 1.1"
+    when the annotations have tracks. Returns the format written. The file is replaced only
+    once it is complete.
     """
     chosen = format_for(path, format)
     if chosen == "cvat":
@@ -111,6 +130,14 @@ def write_annotations(
 def read_annotations(
     path: str | os.PathLike[str], labels: LabelCatalog, *, format: str | None = None
 ) -> AnnotationSet:
-    """Read a file written by :func:`write_annotations` into annotations for ``labels``."""
-    reader: Any = read_cvat_xml if format_for(path, format) == "cvat" else read_coco
-    return reader(path, labels)
+    """Read a file written by :func:`write_annotations` into annotations for ``labels``.
+
+    A "CVAT for video 1.1" file gives tracks and no frames (its shapes are tracks of one
+    keyframe, which CVAT reads as tracks too); a COCO file gives the shapes of tracks as
+    shapes of their frames.
+    """
+    if format_for(path, format) == "coco":
+        return read_coco(path, labels)
+    if is_cvat_video_xml(path):
+        return AnnotationSet(labels, (), read_cvat_video_xml(path, labels))
+    return read_cvat_xml(path, labels)

@@ -28,23 +28,38 @@ The file is one JSON object, laid out as CVAT's COCO exporter writes it:
 COCO has no place for tags, polylines, points, ellipses or cuboids: they are left out, with a
 warning. Import the file into CVAT as "COCO 1.0" (boxes, polygons, masks) or "COCO Keypoints
 1.0" (skeletons).
+
+Tracks (a run whose result stages make them) are written as CVAT's COCO exporter writes them:
+COCO has no tracks, so a track is an annotation on every frame of the file where CVAT shows
+it (computed between keyframes as CVAT computes them, see :mod:`.interpolation`), each with
+two more ``attributes``: ``track_id`` (the track's number in the file, from 0, in the order
+the tracks ended) and ``keyframe`` (whether the track has a keyframe on that frame, or the
+shape was computed). CVAT's COCO exporter writes these two through Datumaro's, and CVAT's COCO
+importers (``import_dm_annotations`` in ``cvat/apps/dataset_manager/bindings.py``) turn
+annotations that have both back into tracks: keyframes, plus those it infers where the object
+appears, disappears or skips frames. A COCO tool that knows nothing of tracks sees the
+object on every frame. A track ends up in the file only when it ended, after the frames it
+covers: COCO does not need annotations in frame order, so its annotations simply follow.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
+import attrs
 import numpy as np
 from cvat_sdk import models
 from cvat_sdk.masks import decode_mask, encode_mask
 
 from ..annotations import AnnotationSet, FrameAnnotations
 from ..labels import AttributeInfo, LabelCatalog, LabelInfo
+from .interpolation import track_shapes
 from .streaming import AnnotationWriter
 
 __all__ = ["UNSUPPORTED", "CocoWriter", "read_coco", "to_coco", "write_coco"]
@@ -54,13 +69,17 @@ logger = logging.getLogger(__name__)
 UNSUPPORTED = ("tag", "polyline", "points", "ellipse", "cuboid")
 """What COCO cannot hold, and :func:`write_coco` leaves out."""
 
-_RESERVED_ATTRIBUTES = {"occluded", "rotation"}
+_RESERVED_ATTRIBUTES = {"occluded", "rotation", "track_id", "keyframe"}
 _PLURALS = {
     "tag": "tag(s)",
     "polyline": "polyline(s)",
     "points": "points shape(s)",
     "ellipse": "ellipse(s)",
     "cuboid": "cuboid(s)",
+    "polyline track": "polyline track(s)",
+    "points track": "points track(s)",
+    "ellipse track": "ellipse track(s)",
+    "cuboid track": "cuboid track(s)",
 }
 
 
@@ -216,6 +235,37 @@ def _image(frame: FrameAnnotations) -> dict[str, Any]:
     }
 
 
+def _annotation(
+    shape: Any,
+    frame: FrameAnnotations,
+    labels: LabelCatalog,
+    category_ids: dict[int, int],
+    number: int,
+    track: tuple[int, bool] | None = None,
+) -> dict[str, Any]:
+    """The COCO annotation ``number`` of ``shape`` on ``frame``; ``track`` is the track's
+    number and whether the frame is one of its keyframes, for a shape of a track."""
+    label = labels.get(shape.label_id)
+    if label is None:
+        raise ValueError(f"a shape refers to label id {shape.label_id}, which is not in the labels")
+    attributes = {"occluded": bool(getattr(shape, "occluded", False))}
+    if _type(shape) == "rectangle":
+        attributes["rotation"] = float(getattr(shape, "rotation", None) or 0)
+    attributes.update(_attributes(shape, label))
+    if track is not None:
+        attributes["track_id"], attributes["keyframe"] = track
+    annotation = {
+        "id": number,
+        "image_id": frame.index + 1,
+        "category_id": category_ids[label.id],
+        **_geometry(shape, frame, label),
+        "attributes": attributes,
+    }
+    if getattr(shape, "score", None) is not None:
+        annotation["score"] = float(shape.score)
+    return annotation
+
+
 def _annotations(
     frame: FrameAnnotations,
     labels: LabelCatalog,
@@ -232,26 +282,82 @@ def _annotations(
         if shape_type in UNSUPPORTED:
             skipped[shape_type] += 1
             continue
-        label = labels.get(shape.label_id)
-        if label is None:
-            raise ValueError(
-                f"a shape refers to label id {shape.label_id}, which is not in the labels"
-            )
-        attributes = {"occluded": bool(getattr(shape, "occluded", False))}
-        if shape_type == "rectangle":
-            attributes["rotation"] = float(getattr(shape, "rotation", None) or 0)
-        attributes.update(_attributes(shape, label))
-        annotation = {
-            "id": first_id + len(annotations),
-            "image_id": frame.index + 1,
-            "category_id": category_ids[label.id],
-            **_geometry(shape, frame, label),
-            "attributes": attributes,
-        }
-        if getattr(shape, "score", None) is not None:
-            annotation["score"] = float(shape.score)
-        annotations.append(annotation)
+        annotations.append(
+            _annotation(shape, frame, labels, category_ids, first_id + len(annotations))
+        )
     return annotations
+
+
+@attrs.define
+class _Frames:
+    """The frames of a file (in increasing order) with their sizes, held as runs of
+    consecutive frames of one size: a video's frames take one run, whatever their number."""
+
+    runs: list[list[int]] = attrs.Factory(list)
+    """[first frame, last frame, width, height] each."""
+
+    def add(self, index: int, width: int, height: int) -> None:
+        last = self.runs[-1] if self.runs else None
+        if last is not None and index == last[1] + 1 and (width, height) == tuple(last[2:]):
+            last[1] = index
+        else:
+            self.runs.append([index, index, width, height])
+
+    @property
+    def last(self) -> int:
+        """The last frame (-1 before the first)."""
+        return self.runs[-1][1] if self.runs else -1
+
+    def indexes(self, start: int) -> Iterator[int]:
+        """The frames from ``start`` on."""
+        for first, last, _, _ in self.runs[self._run(start) :]:
+            yield from range(max(first, start), last + 1)
+
+    def frame(self, index: int) -> FrameAnnotations:
+        """Frame ``index`` (one of the frames), with its size only."""
+        _, _, width, height = self.runs[self._run(index)]
+        return FrameAnnotations(index, "", width, height)
+
+    def _run(self, index: int) -> int:
+        """The first run that ends at or after frame ``index``."""
+        return bisect.bisect_left(self.runs, index, key=lambda run: run[1])
+
+
+def _track_annotations(
+    track: models.LabeledTrackRequest,
+    number: int,
+    frames: _Frames,
+    start: int,
+    labels: LabelCatalog,
+    category_ids: dict[int, int],
+    first_id: int,
+) -> Iterator[dict[str, Any]]:
+    """The COCO annotations of track ``number`` on the frames from ``start`` on, numbered
+    from ``first_id``."""
+    start = max(start, min(shape.frame for shape in track.shapes))
+    for count, computed in enumerate(track_shapes(track, frames.indexes(start))):
+        yield _annotation(
+            computed.shape,
+            frames.frame(computed.shape.frame),
+            labels,
+            category_ids,
+            first_id + count,
+            (number, computed.keyframe),
+        )
+
+
+def _holds(track: models.LabeledTrackRequest, skipped: Counter[str]) -> bool:
+    """Whether COCO can hold the track's shapes; if not, it is counted in ``skipped``."""
+    shape_type = _type(track.shapes[0])
+    if shape_type in UNSUPPORTED:
+        skipped[f"{shape_type} track"] += 1
+        return False
+    return True
+
+
+def _open_ended(track: models.LabeledTrackRequest) -> bool:
+    """Whether CVAT shows the track on every frame after its last keyframe."""
+    return not getattr(max(track.shapes, key=lambda s: s.frame), "outside", False)
 
 
 def _category_ids(labels: LabelCatalog) -> dict[int, int]:
@@ -264,20 +370,28 @@ def to_coco(annotations: AnnotationSet) -> tuple[dict[str, Any], Counter[str]]:
     category_ids = _category_ids(labels)
     document: dict[str, Any] = {**_head(labels), "images": [], "annotations": []}
     skipped: Counter[str] = Counter()
+    frames = _Frames()
     for frame in sorted(annotations.frames, key=lambda f: f.index):
         document["images"].append(_image(frame))
         document["annotations"] += _annotations(
             frame, labels, category_ids, len(document["annotations"]) + 1, skipped
         )
+        frames.add(frame.index, frame.width, frame.height)
+    for number, track in enumerate(annotations.tracks):
+        if _holds(track, skipped):
+            document["annotations"] += _track_annotations(
+                track, number, frames, 0, labels, category_ids, len(document["annotations"]) + 1
+            )
     return document, +skipped
 
 
 class CocoWriter(AnnotationWriter):
-    """Writes a COCO file frame by frame (see :class:`AnnotationWriter`).
+    """Writes a COCO file frame by frame, and track by track (see :class:`AnnotationWriter`).
 
     Images and annotations are streamed into two parts, joined at :meth:`close`; the file is
-    the one :func:`to_coco` describes, byte for byte. What COCO cannot hold is left out and
-    counted in :attr:`skipped`, and :meth:`close` warns about it.
+    the one :func:`to_coco` describes, byte for byte, when the tracks are added after the
+    frames they cover. What COCO cannot hold is left out and counted in :attr:`skipped`, and
+    :meth:`close` warns about it.
     """
 
     def __init__(
@@ -291,6 +405,11 @@ class CocoWriter(AnnotationWriter):
         self._annotations = self._part()
         self._image_count = 0
         self._annotation_count = 0
+        self._frames = _Frames()
+        self._track_count = 0
+        self._open: list[tuple[models.LabeledTrackRequest, int, int]] = []
+        """Tracks shown after their last keyframe, their numbers, and the first frame not
+        yet written for them (which came after them)."""
 
     def add(self, frame: FrameAnnotations) -> None:
         annotations = _annotations(
@@ -298,6 +417,34 @@ class CocoWriter(AnnotationWriter):
         )
         self._images.write((", " if self._image_count else "") + json.dumps(_image(frame)))
         self._image_count += 1
+        self._frames.add(frame.index, frame.width, frame.height)
+        self._write(annotations)
+
+    def add_track(self, track: models.LabeledTrackRequest) -> None:
+        """Write a track (label ids those of ``labels``) on the frames added so far, and on
+        those added later where CVAT shows it there (it has no ``outside`` last keyframe)."""
+        number = self._track_count
+        self._track_count += 1
+        if not _holds(track, self.skipped):
+            return
+        self._write_track(track, number, 0)
+        if _open_ended(track):
+            self._open.append((track, number, self._frames.last + 1))
+
+    def _write_track(self, track: models.LabeledTrackRequest, number: int, start: int) -> None:
+        self._write(
+            _track_annotations(
+                track,
+                number,
+                self._frames,
+                start,
+                self.labels,
+                self._category_ids,
+                self._annotation_count + 1,
+            )
+        )
+
+    def _write(self, annotations: Iterable[dict[str, Any]]) -> None:
         for annotation in annotations:
             self._annotations.write(
                 (", " if self._annotation_count else "") + json.dumps(annotation)
@@ -305,11 +452,14 @@ class CocoWriter(AnnotationWriter):
             self._annotation_count += 1
 
     def _assemble(self, stream: IO[str]) -> None:
+        for track, number, start in self._open:
+            self._write_track(track, number, start)
+        self._open.clear()
         self.skipped = +self.skipped
         if self.skipped:
             logger.warning(
                 "COCO has no place for %s; they were left out (the CVAT for images format"
-                " keeps them)",
+                " keeps them, and CVAT for video tracks)",
                 ", ".join(
                     f"{count} {_PLURALS[kind]}" for kind, count in sorted(self.skipped.items())
                 ),
@@ -334,6 +484,8 @@ def write_coco(
     with CocoWriter(destination, annotations.labels) as writer:
         for frame in sorted(annotations.frames, key=lambda f: f.index):
             writer.add(frame)
+        for track in annotations.tracks:
+            writer.add_track(track)
     return writer.skipped
 
 
@@ -403,7 +555,8 @@ def read_coco(source: str | os.PathLike[str] | IO[str], labels: LabelCatalog) ->
 
     Image ids are frame number + 1 (as :func:`write_coco` writes them). A category, keypoint
     or attribute name the labels lack raises ``ValueError`` (``KeyError`` for a category).
-    Shapes have no ``source``, ``z_order`` or ``group`` (COCO has none).
+    Shapes have no ``source``, ``z_order`` or ``group`` (COCO has none). The shapes of tracks
+    are read as shapes of their frames (their ``track_id`` and ``keyframe`` are not kept).
     """
     if isinstance(source, (str, os.PathLike)):
         with open(source, encoding="utf-8") as stream:

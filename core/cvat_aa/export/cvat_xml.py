@@ -30,14 +30,28 @@ Tracks are written in "CVAT for video 1.1" (:class:`CvatVideoXmlWriter`), the sa
 with the meta's ``<mode>interpolation</mode>`` and an ``<original_size>``, and one ``<track id
 label source>`` per track in place of the images: a child per keyframe (``<box frame
 keyframe outside occluded xtl ytl xbr ybr z_order>``, or another shape's element) with the
-shape's attributes and the track's. CVAT imports it into a task of the same frames, video or
-images.
+shape's attributes and the track's. A skeleton track has a ``<skeleton frame keyframe
+z_order>`` wherever it or one of its points has a keyframe, holding a ``<points label
+keyframe outside occluded points>`` for each point with a keyframe there. CVAT imports it
+into a task of the same frames, video or images, matching frames by number.
+
+Why a run that makes tracks writes "CVAT for video", not "CVAT for images": the images flavour
+has no tracks. CVAT's own exporter of it (``dump_as_cvat_annotation``) writes a track as a
+plain shape on every frame where it is visible, without its identity or keyframes, so a file
+in that flavour brings tracks back into CVAT as unrelated shapes. The video flavour is the one
+CVAT writes tracks in (``dump_as_cvat_interpolation``) and reads them back from. It has no
+images, so a run's frame by frame shapes go in as CVAT's video exporter writes a task's shapes:
+each a track of one keyframe, closed by an ``outside`` keyframe on the next frame unless it is
+on the last frame. It has no tags: they are left out, with a warning. CVAT has no mask tracks
+(its importer keeps only the first mask of a mask track), so a mask track is written as one
+such one-keyframe track per keyframe: CVAT imports each as the mask of its frame.
 """
 
 from __future__ import annotations
 
 import datetime
 import html
+import logging
 import os
 import xml.etree.ElementTree as ET
 from typing import IO, Any
@@ -51,10 +65,13 @@ from .streaming import AnnotationWriter, TracksWriter
 __all__ = [
     "CvatVideoXmlWriter",
     "CvatXmlWriter",
+    "is_cvat_video_xml",
     "read_cvat_video_xml",
     "read_cvat_xml",
     "write_cvat_xml",
 ]
+
+logger = logging.getLogger(__name__)
 
 _SHAPE_ELEMENTS = {
     "rectangle": "box",
@@ -308,14 +325,63 @@ def write_cvat_xml(
     *,
     task_name: str = "cvat-aa",
 ) -> None:
-    """Write ``annotations`` as a "CVAT for images 1.1" file (a path or a text stream).
+    """Write ``annotations`` as a "CVAT for images 1.1" file (a path or a text stream), or as
+    a "CVAT for video 1.1" file when they have tracks (see the module's docstring).
 
-    ``task_name`` goes into the meta's ``<task><name>``. Images are written in frame order; a
+    ``task_name`` goes into the meta's ``<task><name>``. Frames are written in frame order; a
     path is replaced only once the whole file is written.
     """
-    with CvatXmlWriter(destination, annotations.labels, task_name=task_name) as writer:
+    writer: AnnotationWriter
+    if annotations.tracks:
+        writer = CvatVideoXmlWriter(destination, annotations.labels, task_name=task_name)
+    else:
+        writer = CvatXmlWriter(destination, annotations.labels, task_name=task_name)
+    with writer:
         for frame in sorted(annotations.frames, key=lambda f: f.index):
             writer.add(frame)
+        for track in annotations.tracks:
+            writer.add_track(track)
+
+
+def _tracked_fields(shape: Any, shape_type: str) -> dict[str, str]:
+    fields = {
+        "keyframe": "1",
+        "outside": str(int(bool(getattr(shape, "outside", False)))),
+        "occluded": str(int(bool(getattr(shape, "occluded", False)))),
+        **_geometry(shape, shape_type),
+    }
+    rotation = float(getattr(shape, "rotation", None) or 0)
+    if rotation and shape_type in ("rectangle", "ellipse"):
+        fields["rotation"] = _number(rotation)
+    return fields
+
+
+def _skeleton_keyframes(parent: ET.Element, track: Any, label: LabelInfo) -> None:
+    """A skeleton track's ``<skeleton>`` children, as CVAT writes them: one on every frame
+    where the skeleton or one of its points has a keyframe, with the points that have one."""
+    skeletons = {shape.frame: shape for shape in track.shapes}
+    points: dict[int, list[tuple[LabelInfo, Any]]] = {}
+    for element in getattr(track, "elements", None) or []:
+        sublabel = label.sublabel(element.label_id)
+        if sublabel is None:
+            raise ValueError(f"skeleton {label.name!r} has no sublabel with id {element.label_id}")
+        for shape in element.shapes:
+            points.setdefault(shape.frame, []).append((sublabel, shape))
+    for frame in sorted(skeletons.keys() | points.keys()):
+        skeleton = skeletons.get(frame)
+        z_order = getattr(skeleton or track.shapes[0], "z_order", None) or 0
+        fields = {
+            "frame": str(frame),
+            "keyframe": str(int(skeleton is not None)),
+            "z_order": str(int(z_order)),
+        }
+        child = ET.SubElement(parent, "skeleton", fields)
+        for sublabel, point in points.get(frame, []):
+            point_fields = {"label": sublabel.name, **_tracked_fields(point, "points")}
+            _add_attributes(ET.SubElement(child, "points", point_fields), point, sublabel)
+        if skeleton is not None:
+            _add_attributes(child, skeleton, label)
+        _add_attributes(child, track, label)
 
 
 def _track_element(track: Any, number: int, label: LabelInfo) -> ET.Element:
@@ -327,29 +393,66 @@ def _track_element(track: Any, number: int, label: LabelInfo) -> ET.Element:
     if getattr(track, "group", None):
         attributes["group_id"] = str(track.group)
     element = ET.Element("track", attributes)
+    if _type(track.shapes[0]) == "skeleton":
+        _skeleton_keyframes(element, track, label)
+        return element
     for shape in sorted(track.shapes, key=lambda s: s.frame):
         shape_type = _type(shape)
         if shape_type not in _SHAPE_ELEMENTS or shape_type == "skeleton":
             raise ValueError(f"CVAT for video cannot hold a tracked shape of type {shape_type!r}")
         fields = {
             "frame": str(shape.frame),
-            "keyframe": "1",
-            "outside": str(int(bool(getattr(shape, "outside", False)))),
-            "occluded": str(int(bool(getattr(shape, "occluded", False)))),
-            **_geometry(shape, shape_type),
+            **_tracked_fields(shape, shape_type),
             "z_order": str(int(getattr(shape, "z_order", None) or 0)),
         }
-        rotation = float(getattr(shape, "rotation", None) or 0)
-        if rotation and shape_type in ("rectangle", "ellipse"):
-            fields["rotation"] = _number(rotation)
         child = ET.SubElement(element, _SHAPE_ELEMENTS[shape_type], fields)
         _add_attributes(child, shape, label)
         _add_attributes(child, track, label)
     return element
 
 
+def _tracked(shape: Any, frame: int, outside: bool = False) -> models.TrackedShapeRequest:
+    """``shape`` as a keyframe on ``frame``; ``outside`` for the keyframe that closes it."""
+    return models.TrackedShapeRequest(
+        type=_type(shape),
+        frame=frame,
+        points=[float(p) for p in getattr(shape, "points", None) or []],
+        outside=outside or bool(getattr(shape, "outside", False)),
+        occluded=bool(getattr(shape, "occluded", False)),
+        z_order=int(getattr(shape, "z_order", None) or 0),
+        rotation=float(getattr(shape, "rotation", None) or 0),
+        attributes=list(getattr(shape, "attributes", None) or []),
+    )
+
+
+def _one_keyframe_track(shape: Any, closed: bool) -> models.LabeledTrackRequest:
+    """A shape on its frame as CVAT's video exporter writes it: a track with one keyframe,
+    and (``closed``) an ``outside`` keyframe on the next frame."""
+    frames = [shape.frame, shape.frame + 1] if closed else [shape.frame]
+    fields: dict[str, Any] = {}
+    if getattr(shape, "elements", None):
+        fields["elements"] = [
+            models.SubLabeledTrackRequest(
+                label_id=element.label_id,
+                frame=shape.frame,
+                shapes=[_tracked(element, f, outside=f != shape.frame) for f in frames],
+            )
+            for element in shape.elements
+        ]
+    return models.LabeledTrackRequest(
+        label_id=shape.label_id,
+        frame=shape.frame,
+        group=int(getattr(shape, "group", None) or 0),
+        source=str(getattr(shape, "source", None) or "auto"),
+        shapes=[_tracked(shape, f, outside=f != shape.frame) for f in frames],
+        **fields,
+    )
+
+
 class CvatVideoXmlWriter(TracksWriter):
-    """Writes a "CVAT for video 1.1" file track by track (see :class:`TracksWriter`).
+    """Writes a "CVAT for video 1.1" file track by track (see :class:`TracksWriter`), and
+    frame by frame: a frame's shapes are written as tracks of one keyframe, its tags are left
+    out and counted in :attr:`skipped_tags` (see the module's docstring).
 
     ``task_name`` is the name the file gives the task it stands for.
     """
@@ -365,12 +468,59 @@ class CvatVideoXmlWriter(TracksWriter):
     ) -> None:
         super().__init__(destination, labels, size=size, original_size=original_size)
         self.task_name = task_name
+        self.skipped_tags = 0
+        """Tags of the frames added, which the format has no place for."""
+        self._waiting: FrameAnnotations | None = None
+        """The last frame added, whose shapes are written once it is known whether a frame
+        follows (their tracks are closed on the next frame, which must be in the task)."""
+
+    def add(self, frame: FrameAnnotations) -> None:
+        """Write a frame's shapes, each as a track of one keyframe."""
+        self.saw_frame(frame.index, frame.width, frame.height)
+        self._write_waiting(closed=True)
+        self._waiting = frame
+        self.skipped_tags += len(frame.tags)
+
+    def add_track(self, track: Any) -> None:
+        if _type(track.shapes[0]) != "mask":
+            super().add_track(track)
+            return
+        for shape in track.shapes:
+            if not getattr(shape, "outside", False):
+                mask = models.LabeledShapeRequest(
+                    type="mask",
+                    label_id=track.label_id,
+                    frame=shape.frame,
+                    points=list(shape.points),
+                    occluded=bool(getattr(shape, "occluded", False)),
+                    z_order=int(getattr(shape, "z_order", None) or 0),
+                    group=int(getattr(track, "group", None) or 0),
+                    source=str(getattr(track, "source", None) or "auto"),
+                    attributes=[
+                        *(getattr(shape, "attributes", None) or []),
+                        *(getattr(track, "attributes", None) or []),
+                    ],
+                )
+                super().add_track(_one_keyframe_track(mask, closed=False))
+
+    def _write_waiting(self, closed: bool) -> None:
+        if self._waiting is not None:
+            for shape in self._waiting.shapes:
+                super().add_track(_one_keyframe_track(shape, closed))
+            self._waiting = None
 
     def _write_track(self, track: Any, number: int) -> None:
         element = _track_element(track, number, _label(self.labels, track.label_id))
         self._tracks.write(_serialize(element, 1))
 
     def _assemble(self, stream: IO[str]) -> None:
+        if self._waiting is not None:
+            self._write_waiting(closed=self._waiting.index + 1 < self.frames)
+        if self.skipped_tags:
+            logger.warning(
+                "CVAT for video has no place for tags; %d tag(s) were left out",
+                self.skipped_tags,
+            )
         now = datetime.datetime.now(datetime.UTC).isoformat()
         size = self.frames
         meta = _meta(
@@ -501,6 +651,17 @@ def read_cvat_xml(
         raise ValueError("not a 'CVAT for images 1.1' file: expected <annotations><version>1.1")
     frames = [_read_image(image, labels) for image in root.findall("image")]
     return AnnotationSet(labels, frames)
+
+
+def is_cvat_video_xml(source: str | os.PathLike[str]) -> bool:
+    """Whether the CVAT XML file ``source`` is "CVAT for video" (its meta's mode says so),
+    read only up to its meta."""
+    for _, element in ET.iterparse(source, events=("end",)):
+        if element.tag == "mode":
+            return element.text == "interpolation"
+        if element.tag in ("image", "track"):
+            return element.tag == "track"
+    return False
 
 
 def read_cvat_video_xml(

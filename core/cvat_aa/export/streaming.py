@@ -95,6 +95,14 @@ class AnnotationWriter(abc.ABC):
     def add(self, frame: FrameAnnotations) -> None:
         """Write one frame with its annotations."""
 
+    def add_track(self, track: Any) -> None:
+        """Write a track (``models.LabeledTrackRequest``), after the frames it covers.
+
+        Raises ``TypeError`` where the file's format has no place for tracks (open the
+        writer with ``tracks=True``: see :func:`~cvat_aa.export.open_writer`).
+        """
+        raise TypeError(f"{type(self).__name__} writes no tracks; open the writer with tracks=True")
+
     @abc.abstractmethod
     def _assemble(self, stream: IO[str]) -> None:
         """Write the whole file into ``stream``, copying the parts."""

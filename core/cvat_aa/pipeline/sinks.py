@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
+from cvat_sdk import models
 
 from ..annotations import AnnotationSet, FrameAnnotations
 from ..export import AnnotationWriter, open_writer
 from ..frames import FrameCallback
 from ..labels import LabelCatalog
 from ..preview import PreviewWriter
+from ..result_stages import FrameResult, StageTrack
 from .run import MappedFrame
 from .summary import Skipped
 
@@ -33,6 +35,12 @@ class _Sink:
         pass
 
     def skip(self, skipped: Skipped) -> None:
+        pass
+
+    def add_tracks(self, tracks: Sequence[StageTrack]) -> None:
+        pass
+
+    def replay(self, frames: Sequence[FrameResult], tracks: Sequence[StageTrack]) -> None:
         pass
 
     def finish(self) -> None:
@@ -55,8 +63,9 @@ class CallbackSink(_Sink):
 
 @attrs.define
 class PreviewSink(_Sink):
-    """Draws every frame into a gallery; the gallery is written whether the run succeeds or
-    not (a failed run's gallery shows what it did)."""
+    """Draws every frame into a gallery, with the shapes the result stages took into tracks
+    captioned with their track; the gallery is written whether the run succeeds or not (a
+    failed run's gallery shows what it did)."""
 
     directory: Path
     labels: LabelCatalog
@@ -69,7 +78,7 @@ class PreviewSink(_Sink):
     def add(self, frames: Sequence[MappedFrame]) -> None:
         assert self._writer is not None
         for mapped in frames:
-            self._writer.add(mapped.frame, mapped.tags, mapped.shapes)
+            self._writer.add(mapped.frame, mapped.tags, mapped.shapes, shown=mapped.shown)
 
     def finish(self) -> None:
         if self._writer is not None:
@@ -81,23 +90,36 @@ class PreviewSink(_Sink):
 
 @attrs.define
 class ExportSink(_Sink):
-    """Writes every frame to an annotation file, which appears only when the run succeeds."""
+    """Writes every frame, and every track, to an annotation file, which appears only when
+    the run succeeds."""
 
     path: Path
     labels: LabelCatalog
     format: str
     task_name: str
+    tracks: bool = False
+    """The run makes tracks (it has result stages): the file is of a kind that holds them,
+    chosen before the first frame (see :func:`~cvat_aa.export.open_writer`)."""
     _writer: AnnotationWriter | None = None
 
     def start(self) -> None:
         self._writer = open_writer(
-            self.path, self.labels, format=self.format, task_name=self.task_name
+            self.path,
+            self.labels,
+            format=self.format,
+            task_name=self.task_name,
+            tracks=self.tracks,
         )
 
     def add(self, frames: Sequence[MappedFrame]) -> None:
         assert self._writer is not None
         for mapped in frames:
             self._writer.add(_frame_annotations(mapped))
+
+    def add_tracks(self, tracks: Sequence[StageTrack]) -> None:
+        assert self._writer is not None
+        for stage_track in tracks:
+            self._writer.add_track(stage_track.track)
 
     def finish(self) -> None:
         if self._writer is not None:
@@ -110,16 +132,20 @@ class ExportSink(_Sink):
 
 @attrs.define
 class KeepSink(_Sink):
-    """Keeps every frame's annotations in memory."""
+    """Keeps every frame's annotations, and every track, in memory."""
 
     labels: LabelCatalog
     frames: list[FrameAnnotations] = attrs.Factory(list)
+    tracks: list[models.LabeledTrackRequest] = attrs.Factory(list)
 
     def add(self, frames: Sequence[MappedFrame]) -> None:
         self.frames.extend(_frame_annotations(mapped) for mapped in frames)
 
+    def add_tracks(self, tracks: Sequence[StageTrack]) -> None:
+        self.tracks.extend(stage_track.track for stage_track in tracks)
+
     def annotations(self) -> AnnotationSet:
-        return AnnotationSet(self.labels, self.frames)
+        return AnnotationSet(self.labels, self.frames, self.tracks)
 
 
 def _frame_annotations(mapped: MappedFrame) -> FrameAnnotations:
