@@ -3,10 +3,14 @@ it gives, read the way CVAT reads them."""
 
 from __future__ import annotations
 
+import json
 import math
 from importlib import metadata
 
+import cvat_aa
+import cvat_sdk.auto_annotation as cvataa
 import numpy as np
+import PIL.Image
 import pytest
 from cvat_aa.result_stages import StageRun
 from cvat_aa_video_tracks import OPTIONS, cvat_aa_result_stage, cvat_aa_run_options
@@ -444,6 +448,12 @@ def test_the_same_frames_in_any_batches_give_the_same_tracks_with_the_same_keys(
     assert as_data(batched) == as_data(whole)
 
 
+def as_read_back(result):
+    """A frame as the journal stores it (models as JSON) and reads it back."""
+    data = json.loads(json.dumps([s.to_dict() for s in result.shapes]))
+    return frame_result(result.frame, [models.LabeledShapeRequest(**s) for s in data])
+
+
 def test_a_resumed_run_gives_the_same_tracks_with_the_same_keys():
     frames = scene(CROSSING).frames
     options = {"stop_frame": 99, "track_lost_frames": 10}
@@ -453,9 +463,10 @@ def test_a_resumed_run_gives_the_same_tracks_with_the_same_keys():
     before_kill = []
     for start in range(0, 84, 7):
         before_kill.extend(killed.add(frames[start : start + 7]).tracks)
-    # The resumed run replays the 84 frames the killed one finished, then goes on.
+    # The resumed run replays the 84 frames the killed one finished, read back from the
+    # journal (as JSON), then goes on.
     resumed = stage_for(**options)
-    replayed = resumed.add(frames[:84]).tracks
+    replayed = resumed.add([as_read_back(f) for f in frames[:84]]).tracks
     _, rest = run_stage(resumed, frames[84:], batch=5)
 
     assert before_kill, "the scene should end some tracks before the kill"
@@ -473,3 +484,30 @@ def test_two_runs_in_one_process_number_their_objects_alike():
     first_tracks.extend(first.finish())
     second_tracks.extend(second.finish())
     assert as_data(first_tracks) == as_data(second_tracks)
+
+
+# Through cvat-aa's pipeline
+
+
+class _OneCar:
+    """A detection function that finds one car, 5 pixels further right on each frame, on the
+    frames whose red level says they are among the first 20."""
+
+    spec = cvataa.DetectionFunctionSpec(labels=[cvataa.label_spec("car", 0, type="rectangle")])
+
+    def detect(self, context, image):
+        index = image.getpixel((0, 0))[0] // 5
+        if index >= 20:
+            return []
+        return [cvataa.rectangle(0, [10 + 5 * index, 50, 50 + 5 * index, 90])]
+
+
+def test_a_run_over_files_with_tracks_gives_tracks_instead_of_shapes(tmp_path):
+    for index in range(30):
+        PIL.Image.new("RGB", (160, 120), (5 * index, 0, 0)).save(tmp_path / f"{index:03d}.png")
+    result = cvat_aa.annotate_images(
+        _OneCar(), [tmp_path], tracks=True, batch_size=7, track_lost_frames=3
+    )
+    assert sum(len(frame.shapes) for frame in result.annotations.frames) == 0
+    (track,) = result.annotations.tracks
+    assert (track.frame, keyframe_frames(track)[-1], outside_frames(track)) == (0, 19, [20])
