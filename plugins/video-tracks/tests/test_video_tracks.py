@@ -13,9 +13,17 @@ import numpy as np
 import PIL.Image
 import pytest
 from cvat_aa.result_stages import StageRun
+from cvat_sdk import models
+
+# Skipped, with the way to install it, where the plugin is not installed (a clone set up before
+# scripts/setup.sh listed it): an import error would stop the collection of the whole suite.
+pytest.importorskip(
+    "cvat_aa_video_tracks",
+    reason="cvat-aa-video-tracks is not installed: pip install -e plugins/video-tracks",
+)
+
 from cvat_aa_video_tracks import OPTIONS, cvat_aa_result_stage, cvat_aa_run_options
 from cvat_aa_video_tracks.options import TRACKERS
-from cvat_sdk import models
 from video_tracks_scene import (
     APART,
     CAR,

@@ -102,7 +102,8 @@ OPTIONS: tuple[RunOption, ...] = (
         metavar="CONFIDENCE",
         help=(
             "The confidence (0 to 1) a detection needs to start a track; weaker ones only"
-            " continue tracks. A shape without a score counts as confidence 1."
+            " continue tracks (ocsort leaves them out). A shape without a score counts as"
+            " confidence 1."
         ),
     ),
     RunOption(
