@@ -351,6 +351,13 @@ def test_tracks_detected_on_fewer_frames_than_the_minimum_are_left_out():
     assert sorted(keyframe_frames(t.track)[0] for t in tracks) == [0, 3]
 
 
+def test_with_a_minimum_of_one_frame_a_single_detection_is_a_track_of_one_keyframe():
+    frames = [frame_result(0, [rectangle(0, (400, 300, 430, 330))])]
+    frames += [frame_result(f) for f in range(1, 10)]
+    _, (track,) = run_stage(stage_for(stop_frame=9, track_min_length=1), frames)
+    assert (keyframe_frames(track.track), outside_frames(track.track)) == ([0], [1])
+
+
 def test_tags_and_shapes_that_are_not_tracked_pass_through_and_tracked_ones_are_shown_numbered():
     tag = models.LabeledImageRequest(label_id=PERSON, frame=0, source="auto")
     others = [
@@ -376,6 +383,25 @@ def test_each_label_has_its_own_tracks():
     assert sorted((t.key, t.track.label_id) for t in tracks) == [
         ("1:1", CAR),
         ("2:1", PERSON),
+    ]
+
+
+def test_a_labels_shapes_of_two_types_make_separate_tracks_numbered_together():
+    # A CVAT track has one shape type; a label of type "any" can have several.
+    frames = [
+        frame_result(
+            f,
+            [
+                *walk([f])[0].shapes,
+                shape("polygon", CAR, f, [300 + f, 300, 340 + f, 300, 320 + f, 340]),
+            ],
+        )
+        for f in range(10)
+    ]
+    _, tracks = run_stage(stage_for(stop_frame=9), frames)
+    assert sorted((t.key, t.track.shapes[0].type.value) for t in tracks) == [
+        ("1:1", "polygon"),
+        ("1:2", "rectangle"),
     ]
 
 

@@ -105,23 +105,22 @@ class Follower:
         result = self._tracker.update(detections)
         indices = [int(i) for i in result.data.get("index", ())]
         tracker_ids = [int(i) for i in result.tracker_id]
-        confirmed = dict(zip(tracker_ids, indices, strict=True))
-        unnumbered = [index for index, tid in zip(indices, tracker_ids, strict=True) if tid == -1]
+        pairs = list(zip(tracker_ids, indices, strict=True))
+        confirmed = {tid: index for tid, index in pairs if tid != -1}
+        unnumbered = [index for tid, index in pairs if tid == -1]
 
         numbers: list[int | None] = [None] * count
         alive: dict[int, tuple[Any, int]] = {}
         for tracklet in self._tracker.tracks:
             known = self._alive.get(id(tracklet))
-            number = known[1] if known is not None else None
-            if tracklet.tracker_id != -1 and tracklet.tracker_id in confirmed:
+            if tracklet.tracker_id in confirmed:
                 index = confirmed[tracklet.tracker_id]
             elif known is None:
                 index = _started_by(tracklet, boxes, unnumbered)
                 unnumbered.remove(index)
             else:
                 index = None
-            if number is None:
-                number = self._number()
+            number = known[1] if known is not None else self._number()
             alive[id(tracklet)] = (tracklet, number)
             if index is not None:
                 numbers[index] = number

@@ -58,25 +58,30 @@ def _followed_points(shape: models.LabeledShapeRequest) -> list[float]:
     return [p for element in getattr(shape, "elements", None) or () for p in element.points]
 
 
+def _mutable(label: LabelInfo | None, spec_id: int) -> bool:
+    """Whether an attribute may change along a track (one the label does not know may)."""
+    info = label.attribute(spec_id) if label is not None else None
+    return info is None or info.mutable
+
+
 def _split_attributes(
     label: LabelInfo | None, attributes: Sequence[models.AttributeValRequest]
 ) -> tuple[list[models.AttributeValRequest], list[models.AttributeValRequest]]:
-    """(immutable, mutable): CVAT keeps a track's immutable attributes on the track and its
-    mutable ones on the keyframes. An attribute the label does not know counts as mutable."""
+    """(immutable, mutable), as copies: CVAT keeps a track's immutable attributes on the track
+    and its mutable ones on the keyframes."""
     immutable, mutable = [], []
     for attribute in attributes:
-        info = label.attribute(attribute.spec_id) if label is not None else None
         copy = models.AttributeValRequest(spec_id=attribute.spec_id, value=attribute.value)
-        (immutable if info is not None and not info.mutable else mutable).append(copy)
+        (mutable if _mutable(label, attribute.spec_id) else immutable).append(copy)
     return immutable, mutable
 
 
-def _attribute_key(label: LabelInfo | None, shape: Any) -> tuple[Any, ...]:
+def _carried(label: LabelInfo | None, shape: Any) -> tuple[Any, ...]:
     """What a keyframe carries that CVAT's interpolation copies rather than interpolates."""
-    _, mutable = _split_attributes(label, getattr(shape, "attributes", None) or ())
+    attributes = getattr(shape, "attributes", None) or ()
     return (
         getattr(shape, "z_order", 0) or 0,
-        tuple(sorted((a.spec_id, a.value) for a in mutable)),
+        sorted((a.spec_id, a.value) for a in attributes if _mutable(label, a.spec_id)),
     )
 
 
@@ -249,7 +254,7 @@ class TrackStage:
         sightings = followed.sightings
         if self._options.keyframes == "all" or followed.shape_type not in THINNED_TYPES:
             return list(range(len(sightings)))
-        keys = [_attribute_key(label, s.shape) for s in sightings]
+        keys = [_carried(label, s.shape) for s in sightings]
         changed = [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]]
         return motion_keyframes(
             followed.shape_type,
