@@ -21,5 +21,6 @@ fi
     -e plugins/ultralytics-yolo \
     -e plugins/opencv-tracker \
     -e plugins/segment-anything \
+    -e plugins/video-tracks \
     -e examples/simple-interactors-trackers \
     -e examples/face-detection

@@ -492,6 +492,25 @@ def install_plugin(
     return venv
 
 
+#: Hook plugins: no function of their own; each is run with SQUARES_FUNCTION over SQUARE_FRAMES
+#: frames of a moving red square, with these options, and must make one track of it.
+HOOK_PLUGINS = {"cvat-aa-video-tracks": ["--tracks", "--track-min-length", "2"]}
+SQUARE_FRAMES = 8
+SQUARES_FUNCTION = """
+import cvat_aa
+import numpy as np
+
+spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("car", 0, type="rectangle")])
+
+
+def detect(context, image):
+    ys, xs = np.nonzero(np.asarray(image)[..., 0] > 128)
+    if not len(xs):
+        return []
+    return [cvat_aa.rectangle(0, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], score=0.9)]
+"""
+
+
 # Installed from its wheel in an isolated venv and listed by tests/test_example_plugin_install.py
 # (its functions are an interactor and a tracker: nothing here would annotate with them).
 TESTED_ELSEWHERE = {"cvat-aa-simple-interactors-trackers"}
@@ -499,7 +518,7 @@ TESTED_ELSEWHERE = {"cvat-aa-simple-interactors-trackers"}
 
 def test_every_plugin_distribution_is_tested():
     plugins = set(distributions()) - {CORE, TESTING, TORCH_HELPERS} - TESTED_ELSEWHERE
-    assert set(PLUGINS) | set(INTERACTIVE_PLUGINS) == plugins
+    assert set(PLUGINS) | set(INTERACTIVE_PLUGINS) | set(HOOK_PLUGINS) == plugins
 
 
 def test_the_core_wheel_runs_alone_with_its_declared_dependencies(
@@ -614,3 +633,43 @@ def test_each_interactive_plugin_wheel_runs_with_its_declared_dependencies(
         assert 0 <= left <= right < 160 and 0 <= top <= bottom < 120
     else:
         assert shapes == [[20 + 6 * i, 30 + 3 * i, 50 + 6 * i, 60 + 3 * i] for i in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("name", sorted(HOOK_PLUGINS))
+def test_each_hook_plugin_wheel_runs_with_its_declared_dependencies(
+    name: str,
+    tmp_path: Path,
+    venv_path: Path,
+    wheels: dict[str, Path],
+    constraints: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    venv = install_plugin(name, False, venv_path, wheels, constraints, request)
+    cvat_aa = venv / "bin" / "cvat-aa"
+    assert json.loads(run(cvat_aa, "functions", "list", "--json")) == []
+    assert "run options of hook plugin video-tracks" in run(cvat_aa, "annotate-files", "--help")
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for n in range(SQUARE_FRAMES):
+        image = PIL.Image.new("RGB", (64, 48))
+        image.paste((255, 0, 0), (4 + 3 * n, 10, 12 + 3 * n, 18))
+        image.save(frames / f"frame_{n:02d}.png")
+    function_file = tmp_path / "squares.py"
+    function_file.write_text(SQUARES_FUNCTION)
+    output = tmp_path / "annotations.xml"
+    summary = json.loads(
+        run(
+            cvat_aa,
+            "annotate-files",
+            str(frames),
+            "--function-file",
+            str(function_file),
+            *HOOK_PLUGINS[name],
+            "--output",
+            str(output),
+            "--json",
+        )
+    )
+    assert (summary["frames"], summary["tracks"]) == (SQUARE_FRAMES, 1)
+    assert output.read_text().count("<track ") == 1

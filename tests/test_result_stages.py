@@ -128,7 +128,7 @@ class FollowPlugin:
     def cvat_aa_run_options(self):
         return [
             RunOption(name="follow", help="follow each label's square as a track", default=False),
-            RunOption(name="follow_gap", help="unused", default=0, type=int),
+            RunOption(name="follow_gap", help="unused", default=1, type=int),
         ]
 
     @cvat_aa.hookimpl
@@ -197,7 +197,7 @@ def test_a_run_options_switch_turns_the_stage_on_and_tracks_are_uploaded(
     assert summary.per_label == {"scene": 10, "car": 2, "person": 1}
     [run] = plugin.runs
     assert (run.target, run.target_id, run.stop_frame) == ("task", task, 9)
-    assert (run.options["follow"], run.options["follow_gap"]) == (True, 0)
+    assert (run.options["follow"], run.options["follow_gap"]) == (True, 1)
 
 
 def test_without_the_option_the_run_is_what_it_always_was(plugin, cvat_server, cvat_client):
@@ -484,6 +484,8 @@ def test_the_command_line_passes_the_plugins_options_on(plugin, cvat_server, tmp
             "--function-file",
             str(function),
             "--follow",
+            "--follow-gap",
+            "0",
             "--no-journal",
             "--json",
             *cvat_server.cli_args(),
@@ -492,4 +494,6 @@ def test_the_command_line_passes_the_plugins_options_on(plugin, cvat_server, tmp
 
     assert code == 0
     assert json.loads(capsys.readouterr().out)["tracks"] == 3
+    # 0 is a value given (it equals False, which a switch not given is).
+    assert plugin.runs[-1].options["follow_gap"] == 0
     assert len(cvat_server.annotations(task)["tracks"]) == 3

@@ -55,7 +55,8 @@ class RunOption:
     name with dashes (``--track-min-length``). An option whose ``default`` is ``False`` is a
     flag; otherwise ``type`` turns the command line's text into the value (and checks it:
     raise ``ValueError`` with a sentence). Values given in Python are converted the same way
-    when they are strings.
+    when they are strings; others (``track_activation=2``) reach the stage as they are, and
+    ``choices`` are checked: check the rest where the stage is made.
     """
 
     name: str

@@ -368,7 +368,8 @@ def add_plugin_run_options(parser: argparse.ArgumentParser) -> None:
             kwargs["metavar"] = option.metavar or (
                 "{" + ",".join(map(str, option.choices)) + "}" if option.choices else "X"
             )
-            kwargs["help"] = f"{option.help} (default {option.default})"
+            default = "" if option.default is None else f" (default {option.default})"
+            kwargs["help"] = option.help + default
         try:
             group.add_argument(option.flag, **kwargs)
         except argparse.ArgumentError:
@@ -384,7 +385,8 @@ def plugin_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {
         name.removeprefix("plugin_option_"): value
         for name, value in vars(args).items()
-        if name.startswith("plugin_option_") and value not in (None, False)
+        # 0 == False: a number option given as 0 is given.
+        if name.startswith("plugin_option_") and value is not None and value is not False
     }
 
 

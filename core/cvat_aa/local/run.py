@@ -131,6 +131,7 @@ def run_on_files(function: Any, source: LocalFrames, options: RunOptions) -> Loc
         label_map=options.label_map,
     )
 
+    stages = result_stages(options, catalog, target="images", target_id=None, stop=None)
     sinks: list[Sink] = []
     if options.on_frame is not None:
         sinks.append(CallbackSink(options.on_frame))
@@ -138,12 +139,19 @@ def run_on_files(function: Any, source: LocalFrames, options: RunOptions) -> Loc
         sinks.append(PreviewSink(options.preview, catalog, f"{name} on {len(source.media)} files"))
     if options.output is not None:
         output_format = format_for(options.output, options.format)
-        sinks.append(ExportSink(options.output, catalog, output_format, options.task_name or name))
+        sinks.append(
+            ExportSink(
+                options.output,
+                catalog,
+                output_format,
+                options.task_name or name,
+                tracks=bool(stages),
+            )
+        )
     keep = options.output is None if options.keep_annotations is None else options.keep_annotations
     kept = KeepSink(catalog) if keep else None
     if kept is not None:
         sinks.append(kept)
-    stages = result_stages(options, catalog, target="images", target_id=None, stop=None)
     summary = Pipeline(
         source=source,
         executor=executor,

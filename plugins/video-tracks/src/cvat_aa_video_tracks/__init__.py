@@ -19,9 +19,8 @@ import cvat_aa
 from cvat_aa.result_stages import ResultStage, RunOption, StageRun
 
 from .options import OPTIONS, TrackOptions
-from .stage import TrackStage
 
-__all__ = ["OPTIONS", "TrackOptions", "TrackStage", "cvat_aa_result_stage", "cvat_aa_run_options"]
+__all__ = ["OPTIONS", "TrackOptions", "cvat_aa_result_stage", "cvat_aa_run_options"]
 
 
 @cvat_aa.hookimpl
@@ -35,4 +34,9 @@ def cvat_aa_result_stage(run: StageRun) -> ResultStage | None:
     """A stage that makes tracks, when the run asks for them; ``ValueError`` for a bad option."""
     if not run.options.get("tracks"):
         return None
-    return TrackStage(run, TrackOptions.from_run(run.options))
+    options = TrackOptions.from_run(run.options)
+    # Here, not at the top: every cvat-aa command imports hook plugins to list their options,
+    # and the trackers (with supervision, scipy and OpenCV) take most of a second to import.
+    from .stage import TrackStage
+
+    return TrackStage(run, options)
