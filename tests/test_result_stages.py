@@ -497,3 +497,66 @@ def test_the_command_line_passes_the_plugins_options_on(plugin, cvat_server, tmp
     # 0 is a value given (it equals False, which a switch not given is).
     assert plugin.runs[-1].options["follow_gap"] == 0
     assert len(cvat_server.annotations(task)["tracks"]) == 3
+
+
+def test_rolling_back_a_killed_run_removes_its_tracks_and_tags_and_nothing_else(
+    plugin, cvat_server, cvat_client, tmp_path, monkeypatch, capsys
+):
+    from cvat_aa.cli import main
+
+    task = make_task(cvat_server, 12, path=leaves_at(3))
+    car = cvat_server.label_id(task, "car")
+    users = {
+        "tags": [{"frame": 1, "label_id": cvat_server.label_id(task, "scene")}],
+        "shapes": [{"type": "rectangle", "frame": 1, "label_id": car, "points": [1, 1, 5, 5]}],
+        "tracks": [
+            {
+                "label_id": car,
+                "frame": 2,
+                "shapes": [{"type": "rectangle", "frame": 2, "points": [1, 1, 5, 5]}],
+            }
+        ],
+    }
+    cvat_server.set_annotations(task, users)
+    before = cvat_server.annotations(task)
+    journals = tmp_path / "journals"
+    with monkeypatch.context() as patch:
+        kill_after(3, patch)
+        with pytest.raises(Killed):
+            cvat_aa.annotate_task(
+                cvat_client,
+                task,
+                SquareDetector(),
+                follow=True,
+                journal_dir=journals,
+                journal_key="k",
+                batch_size=2,
+                upload_frames=2,
+            )
+    assert cvat_server.annotations(task)["tracks"] != before["tracks"], "the run uploaded tracks"
+    [info] = list_journals(journals)
+
+    code = main(["runs", "rollback", info.id, "--journal-dir", str(journals),
+                 *cvat_server.cli_args()])  # fmt: skip
+
+    assert code == 0, capsys.readouterr().err
+    assert cvat_server.annotations(task) == before
+    assert list_journals(journals) == []
+
+
+def test_every_task_of_a_project_gets_its_own_stage_and_tracks(plugin, cvat_server, cvat_client):
+    project = cvat_server.create_project("stages", labels=LABELS)
+    tasks = [
+        cvat_server.create_task(
+            "stages", images=frames(6, 2, leaves_at(3)), project_id=project, chunk_size=4
+        )
+        for _ in range(2)
+    ]
+
+    summary = cvat_aa.annotate_project(cvat_client, project, SquareDetector(), follow=True)
+
+    assert summary.tracks == 6 and summary.to_dict()["tracks"] == 6
+    assert "(6 of them tracks)" in summary.format()
+    for task in tasks:
+        assert len(cvat_server.annotations(task)["tracks"]) == 3
+    assert [run.target_id for run in plugin.runs] == tasks

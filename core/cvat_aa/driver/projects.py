@@ -59,6 +59,11 @@ class TasksSummary:
         return sum(t.annotations for t in self.tasks)
 
     @property
+    def tracks(self) -> int:
+        """Tracks among the annotations (made by a result stage, such as video tracks)."""
+        return sum(t.tracks for t in self.tasks)
+
+    @property
     def per_label(self) -> dict[str, int]:
         total: Counter[str] = Counter()
         for task in self.tasks:
@@ -75,6 +80,7 @@ class TasksSummary:
             "project_id": self.project_id,
             "frames": self.frames,
             "annotations": self.annotations,
+            "tracks": self.tracks,
             "per_label": self.per_label,
             "elapsed_s": self.elapsed_s,
             "failed_frames": self.failed_frames,
@@ -88,12 +94,15 @@ class TasksSummary:
         what = f"project {self.project_id}" if self.project_id is not None else "tasks"
         lines = [
             f"{verb} {what}: {len(self.tasks)} tasks, {self.frames} frames,"
-            f" {self.annotations} annotations in {self.elapsed_s:.1f} s"
+            f" {self.annotations} annotations"
+            + (f" ({self.tracks} of them tracks)" if self.tracks else "")
+            + f" in {self.elapsed_s:.1f} s"
             + (f" ({self.frames / self.elapsed_s:.1f} frames/s)" if self.elapsed_s > 0 else "")
         ]
         for task in self.tasks:
             lines.append(
                 f"  task {task.task_id}: {task.frames} frames, {task.annotations} annotations"
+                + (f" ({task.tracks} of them tracks)" if task.tracks else "")
                 + (" (resumed)" if task.resumed else "")
                 + (f", failed on {len(task.failed_frames)} frames" if task.failed_frames else "")
             )
