@@ -560,3 +560,16 @@ def test_every_task_of_a_project_gets_its_own_stage_and_tracks(plugin, cvat_serv
     for task in tasks:
         assert len(cvat_server.annotations(task)["tracks"]) == 3
     assert [run.target_id for run in plugin.runs] == tasks
+
+
+def test_the_journal_gives_back_every_detected_frame_in_order_a_page_at_a_time(tmp_path):
+    journal = Journal.open(tmp_path, "k", describe={})
+    tag = models.LabeledImageRequest(frame=0, label_id=1)
+    frames_done = range(1200, 0, -1)  # recorded out of order, in several transactions
+    for chunk in (frames_done[:700], frames_done[700:]):
+        journal.record_frames((n, [], [], FrameResult(n, (4, 3), [tag], [])) for n in chunk)
+
+    given = list(journal.detected_results())
+
+    assert [r.frame for r in given] == list(range(1, 1201))
+    assert {(r.size, len(r.tags)) for r in given} == {((4, 3), 1)}

@@ -362,16 +362,26 @@ class Journal:
     def detected_results(self) -> Iterator[FrameResult]:
         """What the function found on every done frame of a run with result stages, in frame
         order (a frame recorded without it, by a run without stages, comes as it was sent)."""
-        rows = self._query("SELECT frame, result FROM frames WHERE status = 'done' ORDER BY frame")
-        for frame, result in rows:
-            data = json.loads(result)
-            detected = data.get("detected", {"size": (0, 0), **data})
-            yield FrameResult(
-                frame,
-                tuple(detected["size"]),
-                [models.LabeledImageRequest(**t) for t in detected["tags"]],
-                [models.LabeledShapeRequest(**s) for s in detected["shapes"]],
+        last = -1
+        while True:
+            # A page at a time: a long video's results need not all be in memory at once.
+            rows = self._query(
+                "SELECT frame, result FROM frames WHERE status = 'done' AND frame > ?"
+                " ORDER BY frame LIMIT 500",
+                (last,),
             )
+            if not rows:
+                return
+            for frame, result in rows:
+                data = json.loads(result)
+                detected = data.get("detected", {"size": (0, 0), **data})
+                yield FrameResult(
+                    frame,
+                    tuple(detected["size"]),
+                    [models.LabeledImageRequest(**t) for t in detected["tags"]],
+                    [models.LabeledShapeRequest(**s) for s in detected["shapes"]],
+                )
+            last = rows[-1][0]
 
     def unqueued_frames(self) -> set[int]:
         """Done frames that no piece holds (yet)."""
