@@ -279,3 +279,26 @@ def cvat_aa_result_stage(run: StageRun) -> ResultStage | None:
     in :mod:`cvat_aa.result_stages`. Raise ``ValueError`` with a sentence for options that do
     not go together: the run ends before it starts, with that message (exit 2).
     """
+
+
+@hookspec
+def cvat_aa_wrap_function(function: Any, options: Mapping[str, Any]) -> Any:
+    """Wrap a detection function for a run, or not.
+
+    :param function: the detection function (an object with ``spec`` and ``detect`` or
+        ``detect_batch``), built with its parameters; or what an earlier hook plugin's
+        implementation returned for it.
+    :param options: every declared run option (``cvat_aa_run_options``, of every hook
+        plugin) by name, with its value for this run (the default where the user gave none).
+    :return: a detection function to use instead (it may call ``function``, for example on
+        tiles of each frame), or ``None`` to leave it as it is.
+
+    Called once per loaded detection function, where it is loaded: for ``cvat-aa annotate``
+    and ``annotate-files`` runs (in each Ray actor with ``--executor ray``), and for
+    ``cvat-aa serve`` and ``cvat-aa agent run`` with the options they were started with (a
+    run option is an option of those commands when it is declared with ``serve=True``). Every
+    implementation is called, in the order of the plugins' registration, each on what the one
+    before returned. What comes back is checked as a function is (``BadFunctionError``
+    otherwise) and its results are validated as the function's are; the journal key holds the
+    options, so a run with other values never resumes this one.
+    """

@@ -394,6 +394,33 @@ class Hooks:
                 stages.append((impl.plugin_name, stage))
         return StageChain(stages)
 
+    def option_values(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Every declared run option's value: ``given`` (converted values by name) where it
+        has one, the default elsewhere."""
+        return {o.name: given.get(o.name, o.default) for o in self.run_options()}
+
+    def wrap_function(self, function: Any, given: Mapping[str, Any]) -> Any:
+        """``function`` as the hook plugins wrap it for a run whose plugin options are
+        ``given`` (``cvat_aa_wrap_function``); ``function`` itself when none does."""
+        impls = self.pm.hook.cvat_aa_wrap_function.get_hookimpls()
+        if not impls or function_kind(function) != "detection":
+            return function
+        values = self.option_values(given)
+        for impl in impls:
+            try:
+                wrapped = impl.function(function=function, options=values)
+            except (Exception, KeyboardInterrupt):
+                raise
+            except BaseException as ex:
+                raise BadFunctionError(
+                    f"hook plugin {impl.plugin_name!r} raised {describe_exception(ex)} in"
+                    " cvat_aa_wrap_function; uninstall it, or disable it with"
+                    f" {DISABLE_ENV}={impl.plugin_name}"
+                ) from ex
+            if wrapped is not None:
+                function = check_function(wrapped, name=f"{impl.plugin_name}'s wrapper")
+        return function
+
     def run_started(self, run: Mapping[str, Any]) -> None:
         self._observe("cvat_aa_run_started", run=run)
 

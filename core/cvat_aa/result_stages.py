@@ -65,6 +65,9 @@ class RunOption:
     type: Callable[[str], Any] = str
     choices: tuple[Any, ...] | None = None
     metavar: str | None = None
+    serve: bool = False
+    """Also an option of ``cvat-aa serve`` and ``cvat-aa agent run``, for what it changes in
+    the functions they serve (``cvat_aa_wrap_function``); result stages take no part there."""
     plugin: str = ""
     """The hook plugin that declared it (set by cvat-aa)."""
 

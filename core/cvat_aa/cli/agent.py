@@ -51,7 +51,7 @@ from ..tracking import Tracker
 from .errors import UsageError
 from .login import add_server_options, log_in
 from .options import add_executor_options, add_function_options, function_for_run, load_from_args
-from .run_options import positive
+from .run_options import add_plugin_run_options, plugin_options_for_serving, positive
 
 __all__ = ["register"]
 
@@ -116,6 +116,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="create the native function if the server has none of that name that fits",
     )
     _add_display_options(run)
+    add_plugin_run_options(run, serving=True)
     run.add_argument(
         "--burst", action="store_true", help="serve the requests in the queue, then exit"
     )
@@ -258,7 +259,7 @@ def run_agent(args: argparse.Namespace) -> int:
         agent_log.setLevel(logging.INFO)
     executor: Executor = ray if ray is not None else LocalExecutor()
     try:
-        loaded = executor.load(function)
+        loaded = executor.load(function, plugin_options_for_serving(args))
         client = log_in(args)
         # The agent's requests are told apart from other cvat-aa requests, as cvat-cli's are.
         headers = client.api_client.default_headers

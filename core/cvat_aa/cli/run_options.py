@@ -40,6 +40,7 @@ __all__ = [
     "add_run_options",
     "check_refused",
     "options_from_args",
+    "plugin_options_for_serving",
 ]
 
 logger = logging.getLogger(__name__)
@@ -350,10 +351,13 @@ def _plugin_option_type(option: RunOption) -> Callable[[str], Any]:
     return convert
 
 
-def add_plugin_run_options(parser: argparse.ArgumentParser) -> None:
-    """Add the flags of the run options hook plugins declare, a group per plugin."""
+def add_plugin_run_options(parser: argparse.ArgumentParser, *, serving: bool = False) -> None:
+    """Add the flags of the run options hook plugins declare, a group per plugin (with
+    ``serving``, for ``serve`` and ``agent run``: only those declared with ``serve=True``)."""
     groups: dict[str, Any] = {}
     for option in hooks().run_options():
+        if serving and not option.serve:
+            continue
         group = groups.get(option.plugin)
         if group is None:
             group = groups[option.plugin] = parser.add_argument_group(
@@ -388,6 +392,15 @@ def plugin_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         # 0 == False: a number option given as 0 is given.
         if name.startswith("plugin_option_") and value is not None and value is not False
     }
+
+
+def plugin_options_for_serving(args: argparse.Namespace) -> dict[str, Any]:
+    """The values of the hook plugins' options ``serve`` and ``agent run`` were given, as
+    :meth:`~cvat_aa.plugins.Hooks.wrap_function` takes them; ``UsageError`` for a bad one."""
+    try:
+        return plugin_option_values(plugin_options_from_args(args), what="cvat-aa")
+    except (TypeError, ValueError) as ex:
+        raise UsageError(str(ex)) from None
 
 
 def check_refused(args: argparse.Namespace) -> None:

@@ -24,7 +24,7 @@ from ..serve import FunctionChoice, Gateway, ServedFunction, is_loopback
 from ..serve.functions import kind_before_loading
 from .errors import UsageError
 from .options import add_executor_options, check_executor_options, parameter_argument
-from .run_options import positive
+from .run_options import add_plugin_run_options, plugin_options_for_serving, positive
 
 __all__ = ["register"]
 
@@ -154,6 +154,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         " --no-direct",
     )
 
+    add_plugin_run_options(parser, serving=True)
+
     batching = parser.add_argument_group("batching")
     batching.add_argument(
         "--batch-size",
@@ -247,6 +249,7 @@ def run_serve(args: argparse.Namespace) -> int:
     direct = not args.no_direct and token is None
     if args.direct_port_start is not None and not direct:
         raise UsageError("--direct-port-start cannot go with --no-direct or a token")
+    plugin_options = plugin_options_for_serving(args)
     choices = [
         FunctionChoice(
             source=c["source"],
@@ -255,6 +258,7 @@ def run_serve(args: argparse.Namespace) -> int:
             display_name=c.get("display_name"),
             description=c.get("description"),
             help_message=c.get("help_message"),
+            plugin_options=plugin_options,
         )
         for c in getattr(args, CHOSEN)
     ]

@@ -176,7 +176,7 @@ def _run(
             check_may_annotate(client, "task", task_id, retry=retry)
     # One executor, with the function loaded once, for every task.
     executor = options.executor or LocalExecutor()
-    loaded = executor.load(function)
+    loaded = executor.load(function, options.plugin_options)
     # A task that had not started has no journal: resuming is the progress file's job.
     per_task = attrs.evolve(
         options,
@@ -222,6 +222,7 @@ def _run(
                 target_id=task_id,
                 options=per_task,
                 permission_checked=True,
+                loaded=True,
             )
         except EmptySelectionError as ex:
             # Tasks differ in length: a selection need only match frames of some of them.

@@ -293,9 +293,13 @@ def run_on_server(
     target_id: int,
     options: RunOptions,
     permission_checked: bool = False,
+    loaded: bool = False,
 ) -> RunSummary:
     """Run ``function`` on a task or job (``kind``), with ``options``; raise what failed it
     (a failure of the function as a ``FunctionFailedError``).
+
+    ``loaded``: ``function`` is what ``options.executor`` loaded for these options already (a
+    run over several tasks loads it once for all).
 
     Unless ``permission_checked`` (a run over several tasks checks them all first), a run that
     uploads first makes sure the user may change the annotations (:mod:`.permission_check`).
@@ -315,14 +319,14 @@ def run_on_server(
         )
     if not options.dry_run and not permission_checked:
         check_may_annotate(client, kind, target_id, retry=retry)
-    loaded = executor.load(function)
+    function_loaded = function if loaded else executor.load(function, options.plugin_options)
     if isinstance(media, Job):
         source = TaskFrames.for_job(media, selection=options.frames, retry=retry)
     else:
         source = TaskFrames.for_task(media, selection=options.frames, retry=retry)
     task_labels = retry.call(media.get_labels, what=f"reading the labels of {kind} {target_id}")
     mapper = LabelMapper(
-        executor.spec(loaded, options.function_name or function_name(function)).labels,
+        executor.spec(function_loaded, options.function_name or function_name(function)).labels,
         task_labels,
         allow_unmatched_labels=options.allow_unmatched_labels,
         conv_mask_to_poly=options.conv_mask_to_poly,
@@ -402,7 +406,7 @@ def run_on_server(
         pipeline = Pipeline(
             source=source.without(journal.finished_frames()),
             executor=executor,
-            function=loaded,
+            function=function_loaded,
             name=name,
             mapper=mapper,
             labels=labels,

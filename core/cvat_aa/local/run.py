@@ -117,7 +117,7 @@ def run_on_files(function: Any, source: LocalFrames, options: RunOptions) -> Loc
     ``check_selection`` have passed."""
     started = time.monotonic()
     executor = options.executor or LocalExecutor()
-    loaded = executor.load(function)
+    loaded = executor.load(function, options.plugin_options)
     spec = executor.spec(loaded, options.function_name or function_name(function))
     name = options.function_name or function_name(function)
     # With a label map, the output's labels are the spec's under their mapped names.

@@ -16,7 +16,7 @@ read.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from cvat_sdk.auto_annotation import DetectionFunctionSpec
@@ -77,12 +77,16 @@ def detection_spec(spec: Any, name: str) -> DetectionFunctionSpec:
 class Executor(Protocol):
     """Where the function runs."""
 
-    def load(self, function: Any) -> Any:
+    def load(self, function: Any, plugin_options: Mapping[str, Any] | None = None) -> Any:
         """Get ready to run ``function`` (an object, or the name of an installed function, a
         module name or a ``.py`` path); return what :meth:`spec` and :meth:`detect` take.
 
-        Called once per run, after every check that needs no function. An executor that
-        runs the function elsewhere need not load it here.
+        With ``plugin_options`` (even empty), the function runs as the hook plugins wrap it for
+        a run with those options (``Hooks.wrap_function``), wherever it is loaded; without,
+        as it is (a run over several tasks loads it once, then each task's run wraps it).
+        Called once per run, after every
+        check that needs no function. An executor that runs the function elsewhere need not
+        load it here.
         """
         ...
 
@@ -106,10 +110,12 @@ class Executor(Protocol):
 class LocalExecutor:
     """Runs the function in this process, one batch after another."""
 
-    def load(self, function: Any) -> Any:
+    def load(self, function: Any, plugin_options: Mapping[str, Any] | None = None) -> Any:
         if isinstance(function, (str, os.PathLike)):
-            return load_function(function)
-        return function
+            function = load_function(function)
+        if plugin_options is None:
+            return function
+        return hooks().wrap_function(function, plugin_options)
 
     def spec(self, function: Any, name: str | None = None) -> DetectionFunctionSpec:
         return detection_spec(hooks().spec(function), name or function_name(function))

@@ -54,10 +54,14 @@ class _FunctionActor:
     def __init__(self) -> None:
         self._function: Any = None
 
-    def load(self, source: Any, params: Mapping[str, Any]) -> int:
-        from ..plugins import load_function
+    def load(
+        self, source: Any, params: Mapping[str, Any], plugin_options: Mapping[str, Any] | None
+    ) -> int:
+        from ..plugins import hooks, load_function
 
         self._function = load_function(source, **params)
+        if plugin_options is not None:
+            self._function = hooks().wrap_function(self._function, plugin_options)
         return os.getpid()
 
     def spec(self) -> DetectionFunctionSpec:
@@ -165,6 +169,7 @@ class RayExecutor:
         self._ray = import_ray()
         self._source = None if function_source is None else _portable(function_source)
         self._params = dict(params or {})
+        self._plugin_options: dict[str, Any] | None = None
         self.actors = actors
         self.gpus_per_actor = gpus_per_actor
         self.cpus_per_actor = cpus_per_actor
@@ -212,7 +217,7 @@ class RayExecutor:
         self._stop_actors()
         source = self._source if self._source is not None else _portable(function)
         actors = [self._new_actor() for _ in range(self.actors)]
-        loads = [actor.load.remote(source, self._params) for actor in actors]
+        loads = [actor.load.remote(source, self._params, self._plugin_options) for actor in actors]
         try:
             pids = [self._get(ref) for ref in loads]
         except BaseException:
@@ -251,10 +256,20 @@ class RayExecutor:
 
     # --- running ------------------------------------------------------------------------------
 
-    def load(self, function: Any) -> Any:
-        """Start the actors, each loading the function; ``function`` is returned as it is."""
+    def load(self, function: Any, plugin_options: Mapping[str, Any] | None = None) -> Any:
+        """Start the actors, each loading the function (as hook plugins wrap it for
+        ``plugin_options``); ``function`` is returned as it is."""
+        self.use_plugin_options(plugin_options)
         self._start(function)
         return function
+
+    def use_plugin_options(self, plugin_options: Mapping[str, Any] | None) -> None:
+        """From now on, actors load the function as hook plugins wrap it for
+        ``plugin_options`` (None: as it is); actors that loaded it otherwise are stopped."""
+        wanted = None if plugin_options is None else dict(plugin_options)
+        if wanted != self._plugin_options:
+            self._stop_actors()
+            self._plugin_options = wanted
 
     def spec(self, function: Any, name: str | None = None) -> DetectionFunctionSpec:
         """The function's spec, as an actor's copy of the function declares it."""
@@ -292,7 +307,7 @@ class RayExecutor:
         source = self._source if self._source is not None else _portable(self._loaded_for)
         actor = self._new_actor()
         self._slots[self._slots.index(dead)] = _Slot(
-            actor, self._get(actor.load.remote(source, self._params))
+            actor, self._get(actor.load.remote(source, self._params, self._plugin_options))
         )
 
     def run_one(self, function: Any, batch: list[Frame], contexts: list[FrameContext]) -> Outcome:

@@ -136,6 +136,9 @@ class FunctionChoice:
     help_message: str | None = None
     """For an interactor: what CVAT's AI Tools panel shows about its prompts; by default
     what its spec asks for."""
+    plugin_options: Mapping[str, Any] = attrs.field(factory=dict)
+    """Values of hook plugins' run options (declared with ``serve=True``) that change the
+    function served: a detection function is served as the hook plugins wrap it for them."""
 
     @property
     def function_id(self) -> str:
@@ -279,12 +282,16 @@ class ServedFunction:
         self.description = choice.description or _summary(choice.source, obj)
         if executor is None:
             self._runner: _Runner = _LocalRunner(
-                lambda: instantiate(obj, dict(choice.params), name=self.source_name)
+                lambda: hooks().wrap_function(
+                    instantiate(obj, dict(choice.params), name=self.source_name),
+                    choice.plugin_options,
+                )
             )
         else:
             # Only the actors build the model; here the parameters are checked against the
             # factory, so that a typo fails now rather than in every actor.
             check_parameters(obj, dict(choice.params), name=self.source_name)
+            executor.use_plugin_options(choice.plugin_options)
             self._runner = _RayRunner(executor, choice.source)
         self.batch_size = batch_size
         self.batch_wait = batch_wait
