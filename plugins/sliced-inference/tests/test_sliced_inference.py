@@ -394,6 +394,10 @@ def test_the_plugin_declares_its_options_with_their_defaults():
     }
 
 
+def test_every_option_is_also_an_option_of_serve_and_agent():
+    assert all(option.serve for option in cvat_aa_run_options())
+
+
 def test_without_tile_the_function_is_left_as_it_is():
     assert cvat_aa_wrap_function(SquareDetector(), _run_options()) is None
 
@@ -461,16 +465,21 @@ def test_cvat_aa_accepts_what_a_sliced_run_gives(tmp_path):
     draw((500, 400), [(100, 100, 30)]).save(tmp_path / "small.png")
     result = cvat_aa.annotate_images(SlicedDetection(SquareDetector(), tile=TILE), [tmp_path])
     frames = {f.name: f for f in result.annotations.frames}
-    large = [s.points for s in frames["large.png"].shapes]
-    assert (
-        _score(
-            [
-                models.LabeledShapeRequest(type="rectangle", points=p, label_id=0, frame=0)
-                for p in large
-            ]
-        )["recall"]
-        == 1.0
-    )
+    large = list(frames["large.png"].shapes)
+    assert _score(large)["recall"] == 1.0
     assert len(large) == len(squares)
     assert [s.points for s in frames["small.png"].shapes] == [[100, 100, 130, 130]]
     assert {s.source for f in frames.values() for s in f.shapes} == {"auto"}
+
+
+def test_a_run_with_tile_finds_the_small_objects(tmp_path):
+    draw(FRAME, scene_squares()).save(tmp_path / "large.png")
+    plain = cvat_aa.annotate_images(SquareDetector(), [tmp_path])
+    tiled = cvat_aa.annotate_images(SquareDetector(), [tmp_path], tile=TILE)
+    assert _score(list(plain.annotations.frames[0].shapes))["recall"] < 0.2
+    assert _score(list(tiled.annotations.frames[0].shapes)) == {
+        "recall": 1.0,
+        "duplicates": 0,
+        "unmatched": 0,
+        "worst_corner_px": 0.0,
+    }

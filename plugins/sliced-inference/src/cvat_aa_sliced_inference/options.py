@@ -74,8 +74,11 @@ def tile_count(value: Any) -> int:
     return int(number)
 
 
+# serve=True: tiling changes what a function finds wherever it runs, so cvat-aa serve and
+# cvat-aa agent run take these options too.
 OPTIONS: tuple[RunOption, ...] = (
     RunOption(
+        serve=True,
         name="tile",
         default=None,
         type=tile_size,
@@ -88,6 +91,7 @@ OPTIONS: tuple[RunOption, ...] = (
         ),
     ),
     RunOption(
+        serve=True,
         name="tile_overlap",
         default=0.2,
         type=overlap_fraction,
@@ -98,6 +102,7 @@ OPTIONS: tuple[RunOption, ...] = (
         ),
     ),
     RunOption(
+        serve=True,
         name="tile_whole_frame",
         default=False,
         help=(
@@ -106,6 +111,7 @@ OPTIONS: tuple[RunOption, ...] = (
         ),
     ),
     RunOption(
+        serve=True,
         name="tile_merge",
         default="nms",
         choices=MERGES,
@@ -115,6 +121,7 @@ OPTIONS: tuple[RunOption, ...] = (
         ),
     ),
     RunOption(
+        serve=True,
         name="tile_match",
         default=0.5,
         type=match_fraction,
@@ -125,6 +132,7 @@ OPTIONS: tuple[RunOption, ...] = (
         ),
     ),
     RunOption(
+        serve=True,
         name="tile_match_metric",
         default="ios",
         choices=METRICS,
@@ -135,11 +143,13 @@ OPTIONS: tuple[RunOption, ...] = (
         ),
     ),
     RunOption(
+        serve=True,
         name="tile_class_agnostic",
         default=False,
         help="With --tile: shapes of different labels may also be taken as one object.",
     ),
     RunOption(
+        serve=True,
         name="tile_batch_size",
         default=DEFAULT_BATCH_SIZE,
         type=tile_count,
