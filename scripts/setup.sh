@@ -22,5 +22,6 @@ fi
     -e plugins/opencv-tracker \
     -e plugins/segment-anything \
     -e plugins/video-tracks \
+    -e plugins/sliced-inference \
     -e examples/simple-interactors-trackers \
     -e examples/face-detection

@@ -492,9 +492,36 @@ def install_plugin(
     return venv
 
 
-#: Hook plugins: no function of their own; each is run with SQUARES_FUNCTION over SQUARE_FRAMES
-#: frames of a moving red square, with these options, and must make one track of it.
-HOOK_PLUGINS = {"cvat-aa-video-tracks": ["--tracks", "--track-min-length", "2"]}
+@attrs.frozen
+class HookPlugin:
+    """A hook plugin has no function of its own: it is run with SQUARES_FUNCTION over
+    SQUARE_FRAMES frames of a moving red square, with ``options``, and ``check`` reads the
+    summary and the CVAT XML output."""
+
+    entry_point: str
+    options: list[str]
+    check: Callable[[dict, str], None]
+
+
+def one_track(summary: dict, output: str) -> None:
+    assert (summary["frames"], summary["tracks"]) == (SQUARE_FRAMES, 1)
+    assert output.count("<track ") == 1
+
+
+def one_box_a_frame(summary: dict, output: str) -> None:
+    # Tiles of 32 pixels overlap; the square found on two of them is one box.
+    assert summary["per_label"] == {"car": SQUARE_FRAMES}
+    assert output.count("<box ") == SQUARE_FRAMES
+
+
+HOOK_PLUGINS = {
+    "cvat-aa-video-tracks": HookPlugin(
+        "video-tracks", ["--tracks", "--track-min-length", "2"], one_track
+    ),
+    "cvat-aa-sliced-inference": HookPlugin(
+        "sliced-inference", ["--tile", "32", "--tile-overlap", "0.5"], one_box_a_frame
+    ),
+}
 SQUARE_FRAMES = 8
 SQUARES_FUNCTION = """
 import cvat_aa
@@ -644,10 +671,12 @@ def test_each_hook_plugin_wheel_runs_with_its_declared_dependencies(
     constraints: Path,
     request: pytest.FixtureRequest,
 ) -> None:
+    plugin = HOOK_PLUGINS[name]
     venv = install_plugin(name, False, venv_path, wheels, constraints, request)
     cvat_aa = venv / "bin" / "cvat-aa"
     assert json.loads(run(cvat_aa, "functions", "list", "--json")) == []
-    assert "run options of hook plugin video-tracks" in run(cvat_aa, "annotate-files", "--help")
+    group = f"run options of hook plugin {plugin.entry_point}"
+    assert group in run(cvat_aa, "annotate-files", "--help")
 
     frames = tmp_path / "frames"
     frames.mkdir()
@@ -665,11 +694,10 @@ def test_each_hook_plugin_wheel_runs_with_its_declared_dependencies(
             str(frames),
             "--function-file",
             str(function_file),
-            *HOOK_PLUGINS[name],
+            *plugin.options,
             "--output",
             str(output),
             "--json",
         )
     )
-    assert (summary["frames"], summary["tracks"]) == (SQUARE_FRAMES, 1)
-    assert output.read_text().count("<track ") == 1
+    plugin.check(summary, output.read_text())

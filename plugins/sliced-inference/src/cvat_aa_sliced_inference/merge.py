@@ -19,8 +19,10 @@ cover them where it is an unrotated rectangle and they are too (other types have
 grow: the kept shape stays as it is). Between equal scores the larger box goes first: a part
 of an object cut off by a tile's edge must not take the whole object.
 
-The overlaps are supervision's (``box_iou_batch``, with its IoU and IoS); its own NMS and NMM
-compare every pair of boxes and order equal scores arbitrarily, so the greedy loop is here.
+The overlaps are supervision's (``box_iou_batch``, with its IoU and IoS), measured only
+between boxes that touch (found by a sweep along x); its own NMS and NMM compare every pair of
+boxes (a matrix of all pairs: hundreds of MB for the thousands of shapes of a large frame) and
+order equal scores arbitrarily, so the greedy loop is here.
 """
 
 from __future__ import annotations
@@ -77,6 +79,24 @@ def _joined(kept: Found, taken: Sequence[Found]) -> models.LabeledShapeRequest:
     return shape
 
 
+def _neighbours(boxes: np.ndarray) -> list[np.ndarray]:
+    """For each box, the others it intersects: a sweep along x, so that the cost grows with
+    the pairs that touch, not with the square of the shapes (6,000 shapes on a large frame
+    would need a 288 MB matrix of all pairs)."""
+    order = np.argsort(boxes[:, 0], kind="stable")
+    starts = boxes[order, 0]
+    # In x order, box k can only touch the boxes that start before it ends.
+    ends = np.searchsorted(starts, boxes[order, 2], side="left")
+    touching: list[list[int]] = [[] for _ in range(len(boxes))]
+    for k, i in enumerate(order):
+        later = order[k + 1 : ends[k]]
+        hit = later[(boxes[later, 1] < boxes[i, 3]) & (boxes[later, 3] > boxes[i, 1])]
+        for j in hit:
+            touching[i].append(int(j))
+            touching[int(j)].append(int(i))
+    return [np.array(sorted(t), dtype=int) for t in touching]
+
+
 def _greedy(
     found: Sequence[Found],
     *,
@@ -86,23 +106,26 @@ def _greedy(
 ) -> list[tuple[int, models.LabeledShapeRequest]]:
     import supervision as sv
 
-    boxes = np.array([f.box for f in found], dtype=np.float64)
-    overlaps = sv.box_iou_batch(
-        boxes,
-        boxes,
-        overlap_metric=sv.OverlapMetric.IOS if metric == "ios" else sv.OverlapMetric.IOU,
-    )
+    overlap_metric = sv.OverlapMetric.IOS if metric == "ios" else sv.OverlapMetric.IOU
+    boxes = np.array([f.box for f in found], dtype=np.float64).reshape(-1, 4)
     tiles = np.array([f.tile for f in found])
-    matches = (overlaps > threshold) & (tiles[:, None] != tiles[None, :])
+    neighbours = _neighbours(boxes)
     order = sorted(range(len(found)), key=lambda i: (-found[i].score, -found[i].area, i))
     done = np.zeros(len(found), dtype=bool)
     kept: list[tuple[int, models.LabeledShapeRequest]] = []
     for i in order:
         if done[i]:
             continue
-        taken = np.flatnonzero(matches[i] & ~done)
         done[i] = True
-        done[taken] = True
+        others = neighbours[i]
+        others = others[(tiles[others] != tiles[i]) & ~done[others]]
+        taken = others
+        if len(others):
+            overlaps = sv.box_iou_batch(
+                boxes[i : i + 1], boxes[others], overlap_metric=overlap_metric
+            )[0]
+            taken = others[overlaps > threshold]
+            done[taken] = True
         shape = found[i].shape
         if merge == "nmm" and found[i].growable and len(taken):
             shape = _joined(found[i], [found[j] for j in taken])
