@@ -191,3 +191,46 @@ def test_the_agent_serves_the_wrapped_function(plugin, cvat_server, cvat_client,
 
     assert code == 0, capsys.readouterr().err
     assert xs(cvat_server, task) == [14, 14]
+
+
+def test_serve_with_tile_finds_the_small_objects_the_whole_frame_misses():
+    pytest.importorskip("cvat_aa_sliced_inference", reason="scripts/setup.sh installs it")
+    import base64
+    import io
+
+    import numpy as np
+    import PIL.Image
+
+    class Shrinking:
+        """Sees its input shrunk to 64 pixels across: a 6-pixel square in a 640-pixel frame
+        becomes less than one pixel, and is not found."""
+
+        spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("car", 0)])
+
+        def detect(self, context, image):
+            scale = image.width / 64
+            small = np.asarray(image.resize((64, round(image.height / scale))))[..., 0]
+            ys, xs = np.nonzero(small > 100)
+            if not len(xs):
+                return []
+            box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+            return [cvat_aa.rectangle(0, [float(v * scale) for v in box])]
+
+    image = PIL.Image.new("RGB", (640, 480))
+    image.paste((255, 255, 255), (300, 200, 306, 206))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    payload = {"image": base64.b64encode(buffer.getvalue()).decode()}
+
+    found = {}
+    for tile in (None, 64):
+        options = {} if tile is None else {"tile": tile, "tile_overlap": 0.25}
+        choice = FunctionChoice(source=Shrinking(), id="cars", plugin_options=options)
+        with Gateway([ServedFunction(choice)], port=0) as gateway:
+            reply = invoke(gateway, "cars", payload)
+        assert reply.status == 200, reply.data
+        found[tile] = reply.json()
+
+    assert found[None] == []
+    [car] = found[64]
+    assert car["label"] == "car" and [round(p) for p in car["points"]] == [300, 200, 306, 206]
