@@ -403,7 +403,14 @@ class Hooks:
         """``function`` as the hook plugins wrap it for a run whose plugin options are
         ``given`` (``cvat_aa_wrap_function``); ``function`` itself when none does."""
         impls = self.pm.hook.cvat_aa_wrap_function.get_hookimpls()
-        if not impls or function_kind(function) != "detection":
+        if not impls:
+            return function
+        try:
+            kind = function_kind(self.spec(function))
+        except BadFunctionError:
+            # Left as it is: the run reports the broken spec where it asks for it.
+            return function
+        if kind != "detection":
             return function
         values = self.option_values(given)
         for impl in impls:
