@@ -363,10 +363,9 @@ def result_stages(
     no plugin's options ask for one). ``stop`` is the last frame of the target (None where it
     is not known before reading). Raises ``ValueError`` for options that do not go together."""
     hooks = plugin_hooks()
-    declared = hooks.run_options()
-    if not declared:
+    values = hooks.option_values(options.plugin_options)
+    if not values:
         return StageChain()
-    values = {o.name: options.plugin_options.get(o.name, o.default) for o in declared}
     return hooks.result_stages(
         StageRun(target=target, target_id=target_id, options=values, labels=labels, stop_frame=stop)
     )
