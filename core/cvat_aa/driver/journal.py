@@ -178,36 +178,38 @@ def _from_json(
     )
 
 
-def _track_extent(track: Any) -> tuple[int, int | None]:
-    """The frames a track covers: from its first shape to the last frame it is shown on, the
-    one before its closing ``outside`` keyframe (None: it is not closed, and runs to the end).
+def _track_extent(track: Mapping[str, Any]) -> tuple[int, int | None]:
+    """The frames a track (as the server sends it, JSON) covers: from its first shape to the
+    last frame it is shown on, the one before its closing ``outside`` keyframe (None: it is
+    not closed, and runs to the end).
 
     The closing keyframe's frame is not covered: the object is not there. So a run over frames
     0-7 that made a track closed on frame 8 (what a range that ends before the task does)
     replaces it when it is run again with ``clear_existing``.
     """
-    shapes = [*track.shapes]
-    for element in getattr(track, "elements", None) or []:
-        shapes.extend(element.shapes)
+    shapes = [*(track.get("shapes") or ())]
+    for element in track.get("elements") or ():
+        shapes.extend(element.get("shapes") or ())
     if not shapes:
-        return track.frame, track.frame
-    first = min(track.frame, *(s.frame for s in shapes))
-    last = max(shapes, key=lambda s: s.frame)
-    closed = all(s.outside for s in shapes if s.frame == last.frame)
-    return first, (max(first, last.frame - 1) if closed else None)
+        return track["frame"], track["frame"]
+    first = min(track["frame"], *(s["frame"] for s in shapes))
+    last = max(s["frame"] for s in shapes)
+    closed = all(s.get("outside") for s in shapes if s["frame"] == last)
+    return first, (max(first, last - 1) if closed else None)
 
 
 def annotation_extents(
-    data: models.LabeledData,
+    data: Mapping[str, Any],
 ) -> Iterator[tuple[AnnotationKey, int, int | None]]:
-    """Every annotation of ``data`` with the first and last frame it covers."""
-    for tag in data.tags:
-        yield ("tag", tag.id), tag.frame, tag.frame
-    for shape in data.shapes:
-        yield ("shape", shape.id), shape.frame, shape.frame
-    for track in data.tracks:
+    """Every annotation of ``data`` (a task's or job's annotations as the server sends them,
+    JSON: see ``AnnotationTarget.get_raw``) with the first and last frame it covers."""
+    for tag in data.get("tags") or ():
+        yield ("tag", tag["id"]), tag["frame"], tag["frame"]
+    for shape in data.get("shapes") or ():
+        yield ("shape", shape["id"]), shape["frame"], shape["frame"]
+    for track in data.get("tracks") or ():
         first, last = _track_extent(track)
-        yield ("track", track.id), first, last
+        yield ("track", track["id"]), first, last
 
 
 def _now() -> str:

@@ -185,7 +185,7 @@ class UploadSink:
         journal, target = self.journal, self.target
         if not journal.has_baseline():
             existing = self.retry.call(
-                target.get, what=f"reading the annotations of {target.describe()}"
+                target.get_raw, what=f"reading the annotations of {target.describe()}"
             )
             journal.set_baseline(annotation_extents(existing))
         self._uploader = Uploader(

@@ -281,7 +281,7 @@ def track_on_server(
             if not journal.has_baseline():
                 # Read again under the lock: a run that ended since must be in the baseline.
                 baseline = retry.call(
-                    target.get, what=f"reading the annotations of {target.describe()}"
+                    target.get_raw, what=f"reading the annotations of {target.describe()}"
                 )
                 journal.set_baseline(annotation_extents(baseline))
             uploader = Uploader(target, journal, retry=retry, piece_tracks=upload_tracks)
