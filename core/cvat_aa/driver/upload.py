@@ -53,6 +53,7 @@ from cvat_sdk import models
 from cvat_sdk.core import Client
 
 from ..errors import TargetChangedError
+from ..pipeline.threads import yield_to_the_model
 from .journal import AnnotationKey, Journal
 from .retry import RetryPolicy
 
@@ -558,6 +559,7 @@ class Uploader:
     # the producer side
 
     def _work(self) -> None:
+        yield_to_the_model()
         while True:
             item = self._queue.get()
             if item is _STOP:
