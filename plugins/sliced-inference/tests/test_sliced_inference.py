@@ -4,6 +4,9 @@ coordinates; the run options are checked with sentences; cvat-aa accepts what co
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from cvat_sdk import masks, models
@@ -483,3 +486,36 @@ def test_a_run_with_tile_finds_the_small_objects(tmp_path):
         "unmatched": 0,
         "worst_corner_px": 0.0,
     }
+
+
+_RUN_IN_A_FRESH_PROCESS = """
+import sys
+import PIL.Image
+import cvat_aa
+
+class Nothing:
+    spec = cvat_aa.DetectionFunctionSpec(labels=[cvat_aa.label_spec("thing", 0)])
+
+    def detect(self, context, image):
+        return []
+
+PIL.Image.new("RGB", (64, 48)).save(sys.argv[1])
+cvat_aa.annotate_images(Nothing(), [sys.argv[1]], **eval(sys.argv[2]))
+print(sorted(m for m in sys.modules if m.startswith("cvat_aa_sliced_inference")))
+"""
+
+
+@pytest.mark.parametrize(("options", "slicing_imported"), [("{}", False), ("{'tile': 32}", True)])
+def test_only_a_run_with_tile_imports_the_slicing_code(tmp_path, options, slicing_imported):
+    # Every run imports the hook plugin to learn its options; the slicing code (and what it
+    # imports) is for the runs that ask for tiles.
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN_IN_A_FRESH_PROCESS, str(tmp_path / "f.png"), options],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = done.stdout.strip().splitlines()[-1]
+    assert "'cvat_aa_sliced_inference'" in loaded
+    assert ("'cvat_aa_sliced_inference.sliced'" in loaded) is slicing_imported
+    assert ("'cvat_aa_sliced_inference.merge'" in loaded) is slicing_imported
