@@ -15,11 +15,13 @@ import contextlib
 import json
 import logging
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 from cvat_sdk.core import Client
@@ -64,6 +66,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 AnnotationSummary = RunSummary
 """What a task or job run did (the name cvat-aa's API has always had for it)."""
@@ -155,6 +159,21 @@ class RunStopped:
     ones (``clear_existing``), which a rerun finishes."""
 
 
+def _in_background(call: Callable[[], T]) -> Future[T]:
+    """``call()`` in a thread of its own; its result or exception in the future."""
+    future: Future[T] = Future()
+
+    def work() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(call())
+            except BaseException as ex:  # handed to the thread that asks for the result
+                future.set_exception(ex)
+
+    threading.Thread(target=work, name="cvat-aa-baseline", daemon=True).start()
+    return future
+
+
 @attrs.define
 class UploadSink:
     """Journals every frame's results and uploads them to the task or job.
@@ -175,6 +194,8 @@ class UploadSink:
     """The run has result stages: what a killed run had not uploaded comes back through
     :meth:`replay`, not from the journal's frames."""
     _uploader: Uploader | None = None
+    _baseline: Future[dict[str, Any]] | None = None
+    """The baseline being read, until the uploader starts."""
     _clearing: bool = False
     _unqueued: set[int] = attrs.Factory(set)
     _uploaded_tracks: set[str] = attrs.Factory(set)
@@ -182,14 +203,28 @@ class UploadSink:
     def start(self) -> None:
         if self.options.dry_run:
             return
-        journal, target = self.journal, self.target
-        if not journal.has_baseline():
-            existing = self.retry.call(
+        if self.journal.has_baseline():
+            self._start_uploader()
+            return
+        # The baseline is read while the first frames are downloaded and detected: the run
+        # needs it only before its first upload (see _start_uploader). It is read here, inside
+        # the run lock, so no other run of this machine uploads to the task meanwhile.
+        target = self.target
+        self._baseline = _in_background(
+            lambda: self.retry.call(
                 target.get_raw, what=f"reading the annotations of {target.describe()}"
             )
+        )
+
+    def _start_uploader(self) -> None:
+        """Record the baseline if it was being read, then start uploading (and settle what a
+        killed run left in doubt)."""
+        journal = self.journal
+        if self._baseline is not None:
+            existing, self._baseline = self._baseline.result(), None
             journal.set_baseline(annotation_extents(existing))
         self._uploader = Uploader(
-            target, journal, retry=self.retry, piece_frames=self.options.upload_frames
+            self.target, journal, retry=self.retry, piece_frames=self.options.upload_frames
         )
         self._uploader.resolve_in_doubt()
         if self.staged:
@@ -200,12 +235,18 @@ class UploadSink:
             self._uploader.add(frame, tags, shapes)
 
     def add(self, frames: Sequence[MappedFrame]) -> None:
+        # Before the frames are journaled: a run whose baseline could not be read has no
+        # finished frames either.
+        if self._baseline is not None:
+            self._start_uploader()
         self.journal.record_frames((m.frame.index, m.tags, m.shapes, m.detected) for m in frames)
         if self._uploader is not None:
             for mapped in frames:
                 self._uploader.add(mapped.frame.index, mapped.tags, mapped.shapes)
 
     def add_tracks(self, tracks: Sequence[StageTrack]) -> None:
+        if self._baseline is not None:
+            self._start_uploader()
         if self._uploader is not None:
             self._uploader.add_tracks(
                 [((t.key, t.track.frame, t.track.label_id), t.track) for t in tracks]
@@ -214,6 +255,8 @@ class UploadSink:
     def replay(self, frames: Sequence[FrameResult], tracks: Sequence[StageTrack]) -> None:
         # What the killed run had uploaded is not sent again: its frames' pieces and its
         # tracks, by key, are in the journal (pieces in doubt were settled by start()).
+        if self._baseline is not None:
+            self._start_uploader()
         if self._uploader is None:
             return
         for result in frames:
@@ -226,6 +269,8 @@ class UploadSink:
         self.journal.record_failure(skipped.frame, skipped.function_error or skipped.reason)
 
     def finish(self) -> None:
+        if self._baseline is not None:
+            self._start_uploader()
         if self._uploader is not None:
             self._uploader.close()
             if self.options.clear_existing:
@@ -250,6 +295,8 @@ class UploadSink:
 
     def abort(self, error: BaseException) -> None:
         report = None
+        # A baseline still being read is dropped: nothing was uploaded before it was recorded.
+        self._baseline = None
         # Once every new annotation is uploaded, a failure to remove the old ones must not
         # take the new ones away too: the task would lose both. A rerun finishes the clearing.
         if self._uploader is not None and not self._clearing:
@@ -317,14 +364,29 @@ def run_on_server(
         media = retry.call(
             lambda: client.tasks.retrieve(target_id), what=f"reading task {target_id}"
         )
-    if not options.dry_run and not permission_checked:
-        check_may_annotate(client, kind, target_id, retry=retry)
+    # The permission check, the frame list and the labels are independent requests: sent
+    # together, a run waits for the slowest instead of their sum. The check's answer is looked
+    # at first, so a user who may not annotate hears that, whatever else failed.
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="cvat-aa-start") as pool:
+        checked = (
+            pool.submit(check_may_annotate, client, kind, target_id, retry=retry)
+            if not options.dry_run and not permission_checked
+            else None
+        )
+        frames = pool.submit(
+            TaskFrames.for_job if isinstance(media, Job) else TaskFrames.for_task,
+            media,
+            selection=options.frames,
+            retry=retry,
+        )
+        read_labels = pool.submit(
+            retry.call, media.get_labels, what=f"reading the labels of {kind} {target_id}"
+        )
+        if checked is not None:
+            checked.result()
+        source = frames.result()
+        task_labels = read_labels.result()
     function_loaded = function if loaded else executor.load(function, options.plugin_options)
-    if isinstance(media, Job):
-        source = TaskFrames.for_job(media, selection=options.frames, retry=retry)
-    else:
-        source = TaskFrames.for_task(media, selection=options.frames, retry=retry)
-    task_labels = retry.call(media.get_labels, what=f"reading the labels of {kind} {target_id}")
     mapper = LabelMapper(
         executor.spec(function_loaded, options.function_name or function_name(function)).labels,
         task_labels,
