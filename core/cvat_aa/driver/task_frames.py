@@ -6,18 +6,26 @@ A job's frames are read through the job's own endpoints (its meta, its chunks nu
 its first frame, its frames), never the task's: on CVAT a user assigned only the job may not
 read the task.
 Worker threads download chunks and decode frames ahead of the consumer, each within a bounded
-window, so memory grows neither with the task nor with its chunk size.
+window, so memory grows neither with the task nor with its chunk size. A chunk is written to an
+anonymous temporary file as it arrives (as cvat-sdk's driver keeps chunks in its cache
+directory) and each frame is read out of it only when its decoding starts: the chunks waiting
+ahead cost disk pages, not memory, which in memory were a few MiB each (and twice that while
+a chunk was unpacked).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
+import shutil
+import tempfile
+import threading
 import zipfile
 from collections import deque
 from collections.abc import Callable, Container, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import attrs
 import PIL.Image
@@ -35,9 +43,53 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["NoDataError", "TaskFrames"]
 
+_WORKERS = 4
+"""Threads that decode frames (downloads run in threads of their own, ``prefetch`` of them)."""
 
-def _decode(data: bytes) -> PIL.Image.Image:
-    image = PIL.Image.open(io.BytesIO(data))
+
+class _Chunk:
+    """A downloaded chunk: its zip archive in a temporary file, and the members still to read.
+
+    The decoding threads read it, a frame each; the file is closed (and so deleted) when its
+    last frame has been read, or by :meth:`close` when the run stops early.
+    """
+
+    def __init__(self, file: BinaryIO, members: list[int]) -> None:
+        self._file = file
+        self._archive = zipfile.ZipFile(file)
+        self._infos = self._archive.infolist()
+        self._left = len(members)
+        self._lock = threading.Lock()
+        self.members = members
+        """The member number of each of this chunk's frames, in order."""
+
+    def read(self, member: int) -> bytes:
+        with self._lock:
+            try:
+                return self._archive.read(self._infos[member])
+            finally:
+                self._left -= 1
+                if self._left <= 0:
+                    self.close()
+
+    def close(self) -> None:
+        self._archive.close()
+        self._file.close()
+
+
+def _readers(download: list[bytes] | _Chunk) -> list[Callable[[], bytes]]:
+    """How to read each frame of a download: a chunk's frames, or the video frames' bytes."""
+    if isinstance(download, _Chunk):
+        return [functools.partial(download.read, member) for member in download.members]
+    return [functools.partial(_given, data) for data in download]
+
+
+def _given(data: bytes) -> bytes:
+    return data
+
+
+def _decode(read: Callable[[], bytes]) -> PIL.Image.Image:
+    image = PIL.Image.open(io.BytesIO(read()))
     image.load()
     # Functions receive RGB images, as cvat-sdk's driver gives them.
     return image if image.mode == "RGB" else image.convert("RGB")
@@ -183,9 +235,18 @@ class TaskFrames:
     def read(self, options: RunOptions, on_unreadable: object = None) -> Iterator[Frame]:
         """The frames, downloaded ``options.prefetch`` chunks ahead and decoded ahead of the
         batches. A frame that cannot be read fails the run (``on_unreadable`` is not used:
-        the server's frames are not the user's files to skip)."""
+        the server's frames are not the user's files to skip).
+
+        One batch is decoded ahead (at least a frame a decoding thread): the next batch is ready
+        when the function is done with this one. Every frame decoded ahead is a full image
+        in memory (1.2 MiB at 640x480), beside the batch being assembled and the batch the
+        pipeline still holds; two batches ahead cost 10 MiB of peak memory at the default
+        batch size and were no faster (benchmarks/driver_vs_sdk.py).
+        """
         return self.iter_frames(
-            prefetch=options.prefetch, decode_ahead=max(8, 2 * options.batch_size)
+            prefetch=options.prefetch,
+            workers=_WORKERS,
+            decode_ahead=max(_WORKERS, options.batch_size),
         )
 
     def finished_reading(self, frames: int) -> None:
@@ -202,31 +263,39 @@ class TaskFrames:
         """Where frame ``index`` is among the frames the chunks are numbered by."""
         return index if self.positions is None else self.positions[index]
 
-    def _download_chunk(self, chunk: int, indexes: Sequence[int]) -> list[bytes]:
-        def download() -> io.BytesIO:
-            buffer = io.BytesIO()
-            if isinstance(self.media, Job):
-                # The job's chunk number ``chunk`` (``index``), numbered from its first frame.
-                _, response = self.media.api.retrieve_data(
-                    self.media.id,
-                    type="chunk",
-                    index=chunk,
-                    quality="original",
-                    _parse_response=False,
-                )
-                buffer.write(response.data)
-            else:
-                self.media.download_chunk(chunk, buffer, quality="original")
-            buffer.seek(0)
-            return buffer
+    def _download_chunk(self, chunk: int, indexes: Sequence[int]) -> _Chunk:
+        def download() -> BinaryIO:
+            # Not a with block: the chunk's file outlives this call, and _Chunk closes it.
+            file = tempfile.TemporaryFile()  # noqa: SIM115
+            try:
+                if isinstance(self.media, Job):
+                    # The job's chunk number ``chunk`` (``index``), numbered from its first frame.
+                    _, response = self.media.api.retrieve_data(
+                        self.media.id,
+                        type="chunk",
+                        index=chunk,
+                        quality="original",
+                        _parse_response=False,
+                    )
+                    with response:
+                        shutil.copyfileobj(response, file)
+                else:
+                    self.media.download_chunk(chunk, file, quality="original")
+                file.seek(0)
+            except BaseException:
+                file.close()
+                raise
+            return file
 
-        buffer = self.retry.call(download, what=f"downloading chunk {chunk}")
-        with zipfile.ZipFile(buffer) as archive:
-            members = archive.infolist()
+        file = self.retry.call(download, what=f"downloading chunk {chunk}")
+        try:
             # A frame is member number place % chunk_size, whatever the member names are.
-            return [archive.read(members[self._place(i) % self.chunk_size]) for i in indexes]
+            return _Chunk(file, [self._place(i) % self.chunk_size for i in indexes])
+        except BaseException:
+            file.close()
+            raise
 
-    def _downloads(self) -> list[tuple[Callable[[], list[bytes]], list[tuple[int, str]]]]:
+    def _downloads(self) -> list[tuple[Callable[[], list[bytes] | _Chunk], list[tuple[int, str]]]]:
         """One download per chunk (image tasks) or per frame (video): what, and its frames."""
         if self.is_video:
             return [(lambda i=i: self._download_frame(i), [(i, n)]) for i, n in self.frames]
@@ -239,37 +308,58 @@ class TaskFrames:
         ]
 
     def iter_frames(
-        self, *, workers: int = 4, prefetch: int = 4, decode_ahead: int = 8
+        self, *, workers: int = _WORKERS, prefetch: int = 4, decode_ahead: int = 8
     ) -> Iterator[Frame]:
         """Yield the frames in order.
 
-        Up to ``prefetch`` downloads (chunks, or video frames) run ahead, and up to
-        ``decode_ahead`` frames are decoded ahead by the worker threads. Memory holds at most
-        that many encoded downloads and decoded frames, whatever the size of the task or of
-        its chunks.
+        Up to ``prefetch`` downloads (chunks, or video frames) run ahead, each in a thread of
+        its own, and up to ``decode_ahead`` frames are decoded ahead by ``workers`` other
+        threads (a download waiting on the network never holds up a decoding). Memory holds at
+        most that many decoded frames and downloaded video frames (chunks wait in temporary
+        files), whatever the size of the task or of its chunks.
         """
         downloads = deque(self._downloads())
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cvat-aa-fetch") as pool:
-            fetching: deque[tuple[Future[list[bytes]], list[tuple[int, str]]]] = deque()
-            encoded: deque[tuple[bytes, int, str]] = deque()
-            decoding: deque[tuple[Future[PIL.Image.Image], int, str]] = deque()
-            try:
-                while downloads or fetching or encoded or decoding:
-                    while downloads and len(fetching) < max(1, prefetch):
-                        download, frames = downloads.popleft()
-                        fetching.append((pool.submit(download), frames))
-                    while len(decoding) < max(1, decode_ahead) and (encoded or fetching):
-                        if not encoded:
-                            future, frames = fetching.popleft()
-                            encoded.extend(
-                                (data, index, name)
-                                for data, (index, name) in zip(future.result(), frames, strict=True)
-                            )
-                            continue
-                        data, index, name = encoded.popleft()
-                        decoding.append((pool.submit(_decode, data), index, name))
-                    future, index, name = decoding.popleft()
-                    yield Frame(index, name, future.result())
-            finally:
-                for future, *_ in (*fetching, *decoding):
-                    future.cancel()
+        fetching: deque[tuple[Future[list[bytes] | _Chunk], list[tuple[int, str]]]] = deque()
+        # How to read each frame's bytes, and the chunk it is read from (None: a video frame).
+        encoded: deque[tuple[Callable[[], bytes], _Chunk | None, int, str]] = deque()
+        decoding: deque[tuple[Future[PIL.Image.Image], _Chunk | None, int, str]] = deque()
+        try:
+            with (
+                ThreadPoolExecutor(
+                    max_workers=max(1, prefetch), thread_name_prefix="cvat-aa-download"
+                ) as download_pool,
+                ThreadPoolExecutor(
+                    max_workers=max(1, workers), thread_name_prefix="cvat-aa-decode"
+                ) as decode_pool,
+            ):
+                try:
+                    while downloads or fetching or encoded or decoding:
+                        while downloads and len(fetching) < max(1, prefetch):
+                            download, frames = downloads.popleft()
+                            fetching.append((download_pool.submit(download), frames))
+                        while len(decoding) < max(1, decode_ahead) and (encoded or fetching):
+                            if not encoded:
+                                future, frames = fetching.popleft()
+                                got = future.result()
+                                encoded.extend(
+                                    (read, got if isinstance(got, _Chunk) else None, *frame)
+                                    for read, frame in zip(_readers(got), frames, strict=True)
+                                )
+                                continue
+                            read, chunk, index, name = encoded.popleft()
+                            decoding.append((decode_pool.submit(_decode, read), chunk, index, name))
+                        future, _, index, name = decoding.popleft()
+                        yield Frame(index, name, future.result())
+                finally:
+                    for future, *_ in (*fetching, *decoding):
+                        future.cancel()
+        finally:
+            # The threads are done: close the chunks a run that stopped early left open.
+            for future, _ in fetching:
+                if not future.cancelled() and future.exception() is None:
+                    got = future.result()
+                    if isinstance(got, _Chunk):
+                        got.close()
+            for _, chunk, *_ in (*encoded, *decoding):
+                if chunk is not None:
+                    chunk.close()
