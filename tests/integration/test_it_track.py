@@ -412,7 +412,17 @@ def test_a_failed_job_run_on_jobs_that_share_frames_leaves_the_task_as_it_was(
     before = everything(client, task)
     in_jobs = [client.jobs.retrieve(j.id).get_annotations().to_dict() for j in jobs]
 
-    result = cvat_aa_cli("track", SCENE, "--job", str(jobs[2].id), "--upload-tracks", "1")
+    # Slowed down so that the track is sent before the failure ends the run: the upload
+    # thread runs beside the tracker, at a lower priority (cvat_aa.pipeline.threads).
+    result = cvat_aa_cli(
+        "track",
+        SCENE,
+        "--job",
+        str(jobs[2].id),
+        "--upload-tracks",
+        "1",
+        env={"TRACK_SCENE_DELAY": "0.5"},
+    )
 
     assert result.returncode == 6, result.stderr
     assert "Removed" in result.stderr or "removed" in result.stderr, result.stderr
