@@ -19,9 +19,11 @@ previous run would have left) and runs a driver in a fresh child process with an
 cvat-sdk cache: the mean-colour function of ``driver_vs_sdk.py`` (it reads every pixel and
 returns one box per frame), ``clear_existing=True``. The best of ``--repeat`` runs is kept.
 
-It prints a table (wall time, frames/s, requests by kind with their count, total seconds and
-bytes) and writes JSON to bench-results/real_cvat_vs_sdk.json. The tasks are deleted at the
-end. Nothing is asserted: the figures are for reading.
+It prints a table (wall time, frames/s, the run's head and tail, that is the time before the
+first frame reaches the function and after the last one leaves it, and the requests by kind
+with their count, total seconds and bytes) and writes JSON to
+bench-results/real_cvat_vs_sdk.json. The tasks are deleted at the end. Nothing is asserted:
+the figures are for reading.
 """
 
 from __future__ import annotations
@@ -131,6 +133,19 @@ def child(args: argparse.Namespace) -> None:
     counter = RequestCounter()
     counter.install()
     function = MeanColourFunction()
+    # When the first frame reached the function and when the last left it: the run's head
+    # (everything before detection) and its tail (everything after: uploads, clearing).
+    detected: list[float] = []
+    detect = function.detect
+
+    def timed_detect(context, image):
+        if not detected:
+            detected.append(time.perf_counter())
+        result = detect(context, image)
+        detected[1:] = [time.perf_counter()]
+        return result
+
+    function.detect = timed_detect
     # Both drivers imported before the clock starts: the runs are measured, not the imports.
     import cvat_aa
     from cvat_sdk.auto_annotation import annotate_task
@@ -146,7 +161,15 @@ def child(args: argparse.Namespace) -> None:
             cvat_aa.annotate_task(client, args.task, function, clear_existing=True)
         wall = time.perf_counter() - started
     print(
-        json.dumps({"wall_s": wall, "requests": dict(counter.kinds), "cvat_aa": cvat_aa.__file__})
+        json.dumps(
+            {
+                "wall_s": wall,
+                "head_s": detected[0] - started,
+                "tail_s": started + wall - detected[-1],
+                "requests": dict(counter.kinds),
+                "cvat_aa": cvat_aa.__file__,
+            }
+        )
     )
 
 
@@ -218,7 +241,7 @@ def reset_annotations(client, task_id: int, frames: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--driver", choices=["sdk", "ours", "before"], help=argparse.SUPPRESS)
+    parser.add_argument("--driver", help=argparse.SUPPRESS)
     parser.add_argument("--task", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cache", help=argparse.SUPPRESS)
     parser.add_argument("--url", default=os.environ.get("CVAT_AA_IT_URL"))
@@ -233,7 +256,10 @@ def main() -> int:
         "--before",
         metavar="DIR",
         help="also run the cvat_aa package found in DIR (say, an older commit's core/, from"
-        " 'git archive'), as the driver 'before', for a side-by-side comparison",
+        " 'git archive'), as another driver, for a side-by-side comparison",
+    )
+    parser.add_argument(
+        "--before-label", default="before", help="what the table calls --before's driver"
     )
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "real_cvat_vs_sdk.json"))
     args = parser.parse_args()
@@ -265,7 +291,7 @@ def run_child(args: argparse.Namespace, work: Path, driver: str, task_id: int) -
     ]
     # Each run gets its own state directory: journals and locks of one run are not another's.
     env = {**os.environ, "XDG_STATE_HOME": tempfile.mkdtemp(dir=work, prefix="state-")}
-    if driver == "before":
+    if args.before and driver == args.before_label:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [args.before, env.get("PYTHONPATH")]))
     done = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -279,7 +305,8 @@ def print_run(row: dict) -> None:
     seconds = sum(r["seconds"] for r in requests.values())
     print(
         f"\n{row['driver']:<5} {row['frames']:>5} frames  {row['wall_s']:7.2f} s"
-        f"  {row['frames_per_s']:7.1f} frames/s  {total} requests, {seconds:.2f} s in them"
+        f"  {row['frames_per_s']:7.1f} frames/s  head {row['head_s']:5.2f} s  tail"
+        f" {row['tail_s']:5.2f} s  {total} requests, {seconds:.2f} s in them"
         f" (all runs: {', '.join(f'{w:.2f}' for w in row['all_wall_s'])} s)"
     )
     for kind, r in sorted(requests.items(), key=lambda item: -item[1]["seconds"]):
@@ -292,7 +319,7 @@ def print_run(row: dict) -> None:
 
 def parent(args: argparse.Namespace) -> int:
     counts = [int(n) for n in args.frames.split(",")]
-    drivers = args.drivers.split(",") + (["before"] if args.before else [])
+    drivers = args.drivers.split(",") + ([args.before_label] if args.before else [])
     work = Path(tempfile.mkdtemp(prefix="cvat-aa-bench-real-"))
     frames = make_frames(work / "frames", max(counts))
     frame_bytes = sum(p.stat().st_size for p in frames) / len(frames)
@@ -329,7 +356,7 @@ def parent(args: argparse.Namespace) -> int:
                     best[driver] = row
                     print_run(row)
                 print()
-                for ours in ("ours", "before"):
+                for ours in [d for d in drivers if d != "sdk"]:
                     if "sdk" in best and ours in best:
                         ratio = best[ours]["frames_per_s"] / best["sdk"]["frames_per_s"]
                         ratios[f"{ours}_vs_sdk_frames_per_s_{n}"] = ratio
