@@ -14,7 +14,8 @@ the same frames:
   floor 1    the function over the frames already decoded in memory, one per call;
   floor B    the same, ``detect_batch`` with ``batch_size`` frames per call.
 
-Both drivers replace what the task holds (``clear_existing=True``). A row's time ends after
+Both drivers replace what the task holds (``clear_existing=True``), each starting from an
+empty task. A row's time ends after
 ``torch.cuda.synchronize()``; its peak GPU memory is ``torch.cuda.max_memory_allocated``
 after the warm-up is reset, and its peak RSS that of its process. Prints a table and writes
 JSON.
@@ -211,6 +212,8 @@ def parent(args: argparse.Namespace) -> int:
                 "--weights", str(weights),
                 "--images", str(work / "frames"),
             ]  # fmt: skip
+            # Each driver starts from an empty task, so that neither has more to clear.
+            server.set_annotations(task, {"tags": [], "shapes": [], "tracks": []})
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f"row {name} failed:\n{done.stderr[-3000:]}")

@@ -33,12 +33,10 @@ from types import TracebackType
 from typing import Any, Self
 
 import attrs
-import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFont
 from cvat_sdk import models
-from cvat_sdk.masks import decode_mask
 
 from .frames import Frame
 from .labels import LabelCatalog, LabelInfo, stable_color
@@ -163,6 +161,10 @@ class _Canvas:
             PIL.ImageDraw.Draw(self.fills).polygon(outline, fill=(*color, _FILL_ALPHA))
 
     def mask(self, points: Sequence[float], color: tuple[int, int, int]) -> None:
+        # numpy (which cvat_sdk.masks imports) only for a preview with masks: see export.coco.
+        import numpy as np
+        from cvat_sdk.masks import decode_mask
+
         bitmap = decode_mask(points, image_width=self.base.width, image_height=self.base.height)
         alpha = PIL.Image.fromarray((bitmap * _MASK_ALPHA).astype(np.uint8), "L")
         self.fills.paste(PIL.Image.new("RGBA", self.base.size, (*color, 255)), (0, 0), alpha)

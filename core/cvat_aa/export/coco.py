@@ -50,17 +50,18 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
 from cvat_sdk import models
-from cvat_sdk.masks import decode_mask, encode_mask
 
 from ..annotations import AnnotationSet, FrameAnnotations
 from ..labels import AttributeInfo, LabelCatalog, LabelInfo
 from .interpolation import track_shapes
 from .streaming import AnnotationWriter
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["UNSUPPORTED", "CocoWriter", "read_coco", "to_coco", "write_coco"]
 
@@ -121,12 +122,18 @@ def _box_of(xs: Sequence[float], ys: Sequence[float]) -> list[float]:
 
 
 def _polygon_area(points: Sequence[float]) -> float:
+    # numpy (and cvat_sdk.masks, which imports it) only when a polygon or a mask is written or
+    # read: importing cvat_aa, and every run that writes no COCO, goes without its 12 MiB.
+    import numpy as np
+
     xs, ys = np.asarray(points[::2], dtype=float), np.asarray(points[1::2], dtype=float)
     return float(abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))) / 2)
 
 
 def _rle_counts(bitmap: np.ndarray) -> list[int]:
     """Uncompressed COCO RLE counts of a boolean image: column-major, background first."""
+    import numpy as np
+
     flat = bitmap.ravel(order="F")
     changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
     counts = np.diff(np.concatenate([[0], changes, [flat.size]])).tolist()
@@ -134,6 +141,8 @@ def _rle_counts(bitmap: np.ndarray) -> list[int]:
 
 
 def _rle_bitmap(counts: Sequence[int], height: int, width: int) -> np.ndarray:
+    import numpy as np
+
     if sum(counts) != height * width:
         raise ValueError(f"RLE counts cover {sum(counts)} pixels, not {height} x {width}")
     values = (np.arange(len(counts)) % 2).astype(bool)
@@ -159,6 +168,9 @@ def _geometry(shape: Any, frame: FrameAnnotations, label: LabelInfo) -> dict[str
             "iscrowd": 0,
         }
     if shape_type == "mask":
+        import numpy as np
+        from cvat_sdk.masks import decode_mask
+
         bitmap = decode_mask(points, image_width=frame.width, image_height=frame.height)
         ys, xs = np.nonzero(bitmap)
         bbox = [0.0, 0.0, 0.0, 0.0]
@@ -539,6 +551,8 @@ def _read_geometry(annotation: dict[str, Any]) -> list[dict[str, Any]]:
             raise ValueError(
                 f"annotation {annotation['id']} has a compressed RLE, which is not supported"
             )
+        from cvat_sdk.masks import encode_mask
+
         height, width = segmentation["size"]
         bitmap = _rle_bitmap(counts, height, width)
         return [{"type": "mask", "points": encode_mask(bitmap)}]

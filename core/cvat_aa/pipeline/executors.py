@@ -134,3 +134,5 @@ class LocalExecutor:
             except (BadFunctionError, FunctionFailedError) as error:
                 outcome = error
             yield batch, outcome
+            # Not kept while the next batch is read (see Pipeline._process).
+            del batch, outcome

@@ -297,6 +297,9 @@ class Pipeline:
                     [f.index for f in batch], sum(m.count for m in done) + len(tracks)
                 )
                 pbar.advance(len(batch))
+                # Let this batch's images go before the next batch is read: the loop would
+                # keep them until the next one is complete (a batch more of frames at peak).
+                del batch, outcome, done
         self.source.finished_reading(tally.frames + len(tally.skipped))
         if self.stages:
             self._add_tracks(self.stages.finish(), tally)
