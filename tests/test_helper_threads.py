@@ -70,3 +70,21 @@ def test_the_uploader_thread_yields(cvat_client, cvat_server, tmp_path, monkeypa
     finally:
         uploader.close()
         journal.close()
+
+
+def test_the_download_and_decoding_threads_yield(cvat_client, cvat_server, monkeypatch):
+    from cvat_aa.driver.task_frames import TaskFrames
+
+    monkeypatch.delenv("CVAT_AA_HELPER_NICE", raising=False)
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    images = [PIL.Image.new("RGB", (8, 8), (i, 0, 0)) for i in range(6)]
+    task = cvat_server.create_task("t", images=images, labels=[{"name": "a"}], chunk_size=2)
+    seen: dict[str, int] = {}
+    frames = TaskFrames.for_task(cvat_client.tasks.retrieve(task))
+    iterator = frames.iter_frames(prefetch=2, workers=2, decode_ahead=2)
+    next(iterator)  # a pool thread has run its initializer before its first work item
+    for thread in threading.enumerate():
+        if thread.name.startswith(("cvat-aa-download", "cvat-aa-decode")):
+            seen[thread.name] = os.getpriority(os.PRIO_PROCESS, thread.native_id)
+    list(iterator)
+    assert seen and all(nice == min(19, base + 10) for nice in seen.values()), seen
