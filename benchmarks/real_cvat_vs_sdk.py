@@ -254,12 +254,11 @@ def main() -> int:
     )
     parser.add_argument(
         "--before",
-        metavar="DIR",
+        metavar="LABEL=DIR",
+        action="append",
+        default=[],
         help="also run the cvat_aa package found in DIR (say, an older commit's core/, from"
-        " 'git archive'), as another driver, for a side-by-side comparison",
-    )
-    parser.add_argument(
-        "--before-label", default="before", help="what the table calls --before's driver"
+        " 'git archive') as the driver LABEL, for a side-by-side comparison; may be repeated",
     )
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "real_cvat_vs_sdk.json"))
     args = parser.parse_args()
@@ -291,8 +290,9 @@ def run_child(args: argparse.Namespace, work: Path, driver: str, task_id: int) -
     ]
     # Each run gets its own state directory: journals and locks of one run are not another's.
     env = {**os.environ, "XDG_STATE_HOME": tempfile.mkdtemp(dir=work, prefix="state-")}
-    if args.before and driver == args.before_label:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [args.before, env.get("PYTHONPATH")]))
+    trees = dict(b.split("=", 1) for b in args.before)
+    if driver in trees:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [trees[driver], env.get("PYTHONPATH")]))
     done = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{driver} on task {task_id} failed:\n{done.stderr[-3000:]}")
@@ -319,7 +319,7 @@ def print_run(row: dict) -> None:
 
 def parent(args: argparse.Namespace) -> int:
     counts = [int(n) for n in args.frames.split(",")]
-    drivers = args.drivers.split(",") + ([args.before_label] if args.before else [])
+    drivers = args.drivers.split(",") + [b.split("=", 1)[0] for b in args.before]
     work = Path(tempfile.mkdtemp(prefix="cvat-aa-bench-real-"))
     frames = make_frames(work / "frames", max(counts))
     frame_bytes = sum(p.stat().st_size for p in frames) / len(frames)
