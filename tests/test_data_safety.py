@@ -911,12 +911,12 @@ def test_a_failure_while_clearing_keeps_the_new_annotations_and_a_rerun_finishes
     calls = []
     delete = AnnotationTarget.delete
 
-    def server_refuses(self, keys):
+    def server_refuses(self, keys, **kwargs):
         # The clear fails; anything asked after it (a rollback) would go through.
         calls.append(keys)
         if len(calls) == 1:
             raise ApiException(status=400, reason="Bad Request")
-        return delete(self, keys)
+        return delete(self, keys, **kwargs)
 
     with monkeypatch.context() as patch:
         patch.setattr(AnnotationTarget, "delete", server_refuses)

@@ -11,6 +11,7 @@ import pytest
 from cvat_sdk.api_client import exceptions, rest
 
 import cvat_aa
+from cvat_aa.driver.upload import AnnotationTarget
 from cvat_aa.driver.retry import RetryPolicy
 from cvat_aa_testing import TestServer
 
@@ -117,3 +118,51 @@ def test_a_baseline_that_cannot_be_read_fails_the_run_before_any_upload(
         )
     assert cvat_server.annotations(task_id)["shapes"] == before
     assert not cvat_server.request_log.entries(method="PATCH", path=r"/annotations")[1:]
+
+
+def _boxes_on_every_frame(server: TestServer, task_id: int) -> None:
+    label = server.labels(task_id)[0]["id"]
+    shapes = [
+        {"type": "rectangle", "frame": f, "label_id": label, "points": [1.0, 1.0, 9.0, 9.0]}
+        for f in range(8)
+    ]
+    server.set_annotations(task_id, {"tags": [], "tracks": [], "shapes": shapes})
+
+
+def test_clear_existing_reads_the_old_annotations_while_the_last_piece_is_sent(
+    cvat_server, cvat_client, task_id, timed_requests
+):
+    _boxes_on_every_frame(cvat_server, task_id)
+    cvat_server.faults.latency = LATENCY_S
+    cvat_aa.annotate_task(cvat_client, task_id, Boxes(), clear_existing=True)
+    reads = [(s, e) for m, url, s, e in timed_requests if m == "GET" and "/annotations" in url]
+    last_piece = [
+        (s, e) for m, url, s, e in timed_requests if m == "PATCH" and "action=create" in url
+    ][-1]
+    removal = _one(timed_requests, "PATCH", "action=delete")
+    assert len(reads) == 2 and _overlap(reads[1], last_piece)
+    assert last_piece[1] <= removal[0], "old annotations were removed before every piece was in"
+    assert [s["points"] for s in cvat_server.annotations(task_id)["shapes"]] == [[0, 0, 5, 5]] * 8
+
+
+def test_a_clearing_read_that_fails_is_made_again_and_the_old_annotations_go(
+    cvat_server, cvat_client, task_id
+):
+    _boxes_on_every_frame(cvat_server, task_id)
+    # The baseline read passes; the read made for the clearing fails once.
+    failing = threading.Event()
+    original = AnnotationTarget.get_raw
+    calls = []
+
+    def get_raw(self):
+        calls.append(None)
+        if len(calls) == 2:
+            failing.set()
+            raise exceptions.ServiceException(status=503, reason="unavailable")
+        return original(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AnnotationTarget, "get_raw", get_raw)
+        cvat_aa.annotate_task(cvat_client, task_id, Boxes(), clear_existing=True)
+    assert failing.is_set() and len(calls) == 3
+    assert [s["points"] for s in cvat_server.annotations(task_id)["shapes"]] == [[0, 0, 5, 5]] * 8

@@ -159,8 +159,8 @@ class RunStopped:
     ones (``clear_existing``), which a rerun finishes."""
 
 
-def _in_background(call: Callable[[], T]) -> Future[T]:
-    """``call()`` in a thread of its own; its result or exception in the future."""
+def _in_background(call: Callable[[], T], *, name: str) -> Future[T]:
+    """``call()`` in a thread of its own (``name``); its result or exception in the future."""
     future: Future[T] = Future()
 
     def work() -> None:
@@ -170,7 +170,7 @@ def _in_background(call: Callable[[], T]) -> Future[T]:
             except BaseException as ex:  # handed to the thread that asks for the result
                 future.set_exception(ex)
 
-    threading.Thread(target=work, name="cvat-aa-baseline", daemon=True).start()
+    threading.Thread(target=work, name=name, daemon=True).start()
     return future
 
 
@@ -213,7 +213,8 @@ class UploadSink:
         self._baseline = _in_background(
             lambda: self.retry.call(
                 target.get_raw, what=f"reading the annotations of {target.describe()}"
-            )
+            ),
+            name="cvat-aa-baseline",
         )
 
     def _start_uploader(self) -> None:
@@ -272,18 +273,34 @@ class UploadSink:
         if self._baseline is not None:
             self._start_uploader()
         if self._uploader is not None:
+            old: set[AnnotationKey] = set()
+            kept_tracks: list[AnnotationKey] = []
+            current = None
+            if self.options.clear_existing:
+                # Every frame is journaled by now, so what to remove is known; the annotations
+                # it is removed with are read while the last pieces are sent. Nothing is
+                # removed before every piece is uploaded.
+                old, kept_tracks = clear_scope(self.journal, self.source)
+                if old:
+                    current = _in_background(self.target.get_raw, name="cvat-aa-clear")
             self._uploader.close()
             if self.options.clear_existing:
                 self._clearing = True
-                self._clear()
+                self._clear(old, kept_tracks, current)
         self.journal.close(delete=True)
 
-    def _clear(self) -> None:
-        # Only now: a run that fails leaves the old annotations in place.
+    def _clear(
+        self,
+        old: set[AnnotationKey],
+        kept_tracks: list[AnnotationKey],
+        current: Future[dict[str, Any]] | None,
+    ) -> None:
         target = self.target
-        old, kept_tracks = clear_scope(self.journal, self.source)
+        # A read that failed is made again by delete(), with retries.
+        read = current.result() if current is not None and current.exception() is None else None
         removed = self.retry.call(
-            lambda: target.delete(old), what=f"removing the old annotations of {target.describe()}"
+            lambda: target.delete(old, current=read),
+            what=f"removing the old annotations of {target.describe()}",
         )
         logger.info("Removed the %d annotations %s had before", len(removed), target.describe())
         if kept_tracks:

@@ -125,15 +125,23 @@ class AnnotationTarget:
             if str(getattr(job.type, "value", job.type)) == "annotation"
         )
 
-    def delete(self, keys: Iterable[AnnotationKey]) -> set[AnnotationKey]:
+    def delete(
+        self, keys: Iterable[AnnotationKey], current: Mapping[str, Any] | None = None
+    ) -> set[AnnotationKey]:
         """Delete these tags, shapes and tracks, each given as (kind, id); return those that
-        were there. A tag and a shape with the same id are different annotations."""
+        were there. A tag and a shape with the same id are different annotations.
+
+        ``current``: the annotations as :meth:`get_raw` gave them a moment ago, if the caller
+        read them already (while it did something else); otherwise they are read here. Only
+        the annotations of ``keys`` are taken from them, and CVAT deletes by id, so they may
+        be older than the deletion: one that was removed meanwhile is passed over."""
         wanted = set(keys)
         if not wanted:
             return set()
         # Sent back as they came, without the SDK's models (see get_raw): CVAT deletes by id,
         # and validates each annotation as it does on creation.
-        current = self.get_raw()
+        if current is None:
+            current = self.get_raw()
         request = {
             field: [a for a in current.get(field) or () if (kind, a["id"]) in wanted]
             for kind, field in (("tag", "tags"), ("shape", "shapes"), ("track", "tracks"))
