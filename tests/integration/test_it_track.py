@@ -413,7 +413,7 @@ def test_a_failed_job_run_on_jobs_that_share_frames_leaves_the_task_as_it_was(
     in_jobs = [client.jobs.retrieve(j.id).get_annotations().to_dict() for j in jobs]
 
     # Slowed down so that the track is sent before the failure ends the run: the upload
-    # thread runs beside the tracker, at a lower priority (cvat_aa.pipeline.threads).
+    # thread runs beside the tracker, and on a loaded machine it could lose that race.
     result = cvat_aa_cli(
         "track",
         SCENE,

@@ -34,7 +34,6 @@ from cvat_sdk.core.proxies.tasks import Task
 
 from ..errors import NoDataError
 from ..frames import Frame, FrameSelection
-from ..pipeline.threads import yield_to_the_model
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -329,12 +328,10 @@ class TaskFrames:
                 ThreadPoolExecutor(
                     max_workers=max(1, prefetch),
                     thread_name_prefix="cvat-aa-download",
-                    initializer=yield_to_the_model,
                 ) as download_pool,
                 ThreadPoolExecutor(
                     max_workers=max(1, workers),
                     thread_name_prefix="cvat-aa-decode",
-                    initializer=yield_to_the_model,
                 ) as decode_pool,
             ):
                 try:

@@ -53,7 +53,6 @@ from cvat_sdk import models
 from cvat_sdk.core import Client
 
 from ..errors import TargetChangedError
-from ..pipeline.threads import yield_to_the_model
 from .journal import AnnotationKey, Journal
 from .retry import RetryPolicy
 
@@ -567,7 +566,6 @@ class Uploader:
     # the producer side
 
     def _work(self) -> None:
-        yield_to_the_model()
         while True:
             item = self._queue.get()
             if item is _STOP:
