@@ -145,6 +145,23 @@ def _peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def machine() -> dict:
+    """What the JSON of a benchmark says of the machine it ran on."""
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+
+
+def write_report(path: str | Path, report: dict) -> None:
+    """Write a benchmark's JSON to ``path``."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nWrote {out}")
+
+
 class _Context:
     frame_name = "frame"
     conf_threshold = None
@@ -393,11 +410,7 @@ def parent(args: argparse.Namespace) -> int:
         print(f"  busy: cvat-aa's ratio <= cvat-sdk's: {'met' if ok else 'NOT met'}")
 
     report = {
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "link": {"latency_s": LATENCY_S, "bandwidth_bytes_per_s": BANDWIDTH_BPS},
         "frame_size": SIZE,
         "mean_frame_bytes": frame_bytes,
@@ -405,10 +418,7 @@ def parent(args: argparse.Namespace) -> int:
         "runs": results,
         "ratios": ratios,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"\nWrote {out}")
+    write_report(args.out, report)
     return 0
 
 

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -38,7 +36,7 @@ import PIL.Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from driver_vs_sdk import _peak_rss_kib, make_frames
+from driver_vs_sdk import _peak_rss_kib, machine, make_frames, write_report
 
 DEFAULT_MODELS = {"cuda": "fasterrcnn_resnet50_fpn_v2", "cpu": "ssdlite320_mobilenet_v3_large"}
 ROWS = {
@@ -249,9 +247,7 @@ def parent(args: argparse.Namespace) -> int:
 
     report = {
         "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
+            **machine(),
             "device": args.device,
             "gpu": gpu_name,
             "torch": torch.__version__,
@@ -265,10 +261,7 @@ def parent(args: argparse.Namespace) -> int:
         "rows": list(rows.values()),
         "ratios": ratios,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"\nWrote {out}")
+    write_report(args.out, report)
     return 0
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from driver_vs_sdk import SIZE, MeanColourFunction, make_frames
+from driver_vs_sdk import SIZE, MeanColourFunction, machine, make_frames, write_report
 
 NAME_PREFIX = "cvat-aa-bench-real-"
 
@@ -366,11 +365,7 @@ def parent(args: argparse.Namespace) -> int:
                 client.api_client.tasks_api.destroy(task_id)
 
     report = {
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "server": args.url,
         "frame_size": SIZE,
         "mean_frame_bytes": frame_bytes,
@@ -378,10 +373,7 @@ def parent(args: argparse.Namespace) -> int:
         "runs": results,
         "ratios": ratios,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"\nWrote {out}")
+    write_report(args.out, report)
     return 0
 
 
